@@ -1,0 +1,40 @@
+//! Shared types of CIG, the interconnect gateway between a MIKEY-SAKKE secure domain and SIP
+//! PBXs, Maildir and SMPP — chiefly the `cig.conf` configuration language.
+//!
+//! [`conf`] reads a configuration into a typed [`Config`] with compiler-like diagnostics;
+//! [`template`] owns the `{param}` URI template syntax that maps and translate maps use.
+//!
+//! ```
+//! use cig_core::conf::{Config, InterfaceKind};
+//! use cig_core::Template;
+//!
+//! let t = Template::parse("tel:+8888;{ext}").unwrap();
+//! assert_eq!(t.params().collect::<Vec<_>>(), ["ext"]);
+//! assert!(Config::default().interface(InterfaceKind::Tel).is_none());
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod conf;
+mod net;
+mod secret;
+pub mod template;
+
+pub use conf::{Config, Diagnostic, Diagnostics};
+pub use net::IpNet;
+pub use secret::Secret;
+pub use template::{Template, TemplateError};
+
+/// The errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A URI template is malformed.
+    #[error("bad URI template: {0}")]
+    Template(#[from] TemplateError),
+    /// A configuration has errors; the diagnostics say which and where.
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] Diagnostics),
+    /// Text that should be an IP network (`a.b.c.d/len`) is not.
+    #[error("`{0}` is not an IP address or network (expected e.g. 192.168.1.0/24)")]
+    BadNetwork(String),
+}
