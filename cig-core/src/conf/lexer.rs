@@ -104,12 +104,10 @@ pub(crate) fn lex<'a>(src: &'a str, sink: &mut Sink) -> Vec<Token<'a>> {
             b'"' => {
                 let (tok, end) = lex_string(src, start, sink);
                 i = end;
-                if let Some(tok) = tok {
-                    out.push(Token {
-                        tok,
-                        span: Span { start, end },
-                    });
-                }
+                out.push(Token {
+                    tok,
+                    span: Span { start, end },
+                });
             }
             _ => {
                 let c = src[i..].chars().next().unwrap_or(' ');
@@ -144,12 +142,12 @@ pub(crate) fn lex<'a>(src: &'a str, sink: &mut Sink) -> Vec<Token<'a>> {
     out
 }
 
-/// Lexes the string starting at `start` (a `"`); returns the token (None after an error) and
-/// the offset after it. A string may not span lines.
-fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Option<Tok<'a>>, usize) {
+/// Lexes the string starting at `start` (a `"`); returns the token and the offset after it.
+/// A string may not span lines. After an error (reported) the token is still returned, with
+/// what could be read, so that the parser does not report follow-on errors.
+fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Tok<'a>, usize) {
     let mut value = String::new();
     let mut verbatim = true;
-    let mut ok = true;
     let mut chars = src[start + 1..]
         .char_indices()
         .map(|(o, c)| (start + 1 + o, c));
@@ -165,9 +163,9 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Option<Tok<'a
                         &format!("string longer than {MAX_STRING_LEN} bytes"),
                         None,
                     );
-                    ok = false;
+                    truncate_to_boundary(&mut value, MAX_STRING_LEN);
                 }
-                return (ok.then_some(Tok::Str { value, verbatim }), at + 1);
+                return (Tok::Str { value, verbatim }, at + 1);
             }
             '\n' => break,
             '\\' => {
@@ -192,6 +190,7 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Option<Tok<'a
                 match decoded {
                     Some(d) => value.push(d),
                     None => {
+                        value.push(e);
                         let end = chars.clone().next().map_or(src.len(), |(o, _)| o);
                         sink.error(
                             Span {
@@ -204,7 +203,6 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Option<Tok<'a
                                     .into(),
                             ),
                         );
-                        ok = false;
                     }
                 }
             }
@@ -212,7 +210,7 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Option<Tok<'a
         }
         if value.len() > MAX_STRING_LEN + 4 {
             // Keep scanning for the closing quote but stop growing the buffer.
-            value.truncate(MAX_STRING_LEN + 1);
+            truncate_to_boundary(&mut value, MAX_STRING_LEN + 1);
         }
     }
     let line_end = src[start..].find('\n').map_or(src.len(), |n| start + n);
@@ -224,7 +222,16 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Option<Tok<'a
         "unterminated string",
         Some("expected a closing `\"` on the same line".into()),
     );
-    (None, line_end)
+    (Tok::Str { value, verbatim }, line_end)
+}
+
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+fn truncate_to_boundary(s: &mut String, max: usize) {
+    let mut n = max.min(s.len());
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    s.truncate(n);
 }
 
 /// Decodes the rest of a `\u{HEX}` escape (after the `u`); None if malformed.

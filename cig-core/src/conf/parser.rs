@@ -471,9 +471,13 @@ impl<'a> Parser<'a> {
             None => None,
         }
         .map_or_else(|| one_of(known), |d| format!("{d} {}", one_of(known)));
+        let (noun, ctx) = match what.split_once(" in ") {
+            Some((noun, ctx)) => (noun, format!(" in {ctx}")),
+            None => (what, String::new()),
+        };
         let msg = match self.tok() {
-            Tok::Word(_) => format!("unknown {what} {found}"),
-            _ => format!("expected {what}, found {found}"),
+            Tok::Word(_) => format!("unknown {noun} {found}{ctx}"),
+            _ => format!("expected {noun}{ctx}, found {found}"),
         };
         self.error(span, &msg, Some(help))
     }
@@ -580,7 +584,7 @@ impl<'a> Parser<'a> {
                     }
                     _ => Err(self.error(
                         span,
-                        &format!("{what} `{w}` out of range"),
+                        &format!("port `{w}` out of range"),
                         Some(format!("expected {range}")),
                     )),
                 }
@@ -763,6 +767,7 @@ impl<'a> Parser<'a> {
         let mut user: Option<String> = None;
         let mut password: Option<Secret> = None;
         let what = format!("auth `{name}`");
+        let before = self.sink.errors;
         self.block(&what, open, |p| match p.word() {
             Some(kw @ ("user" | "password")) => {
                 let kspan = p.bump();
@@ -782,8 +787,10 @@ impl<'a> Parser<'a> {
             }
             _ => Err(p.unknown("statement in an auth block", &["user", "password"])),
         });
+        // A broken statement may have been the one setting the field: do not pile on.
+        let clean = self.sink.errors == before;
         for (missing, kw) in [(user.is_none(), "user"), (password.is_none(), "password")] {
-            if missing {
+            if missing && clean {
                 self.sink.error(
                     nspan,
                     &format!("auth `{name}` has no `{kw}`"),
@@ -1091,12 +1098,18 @@ impl<'a> Parser<'a> {
     }
 
     /// Reports a missing `map_from`/`map_to` at `at` and builds the pair when complete.
-    fn finish_pair(&mut self, pair: PairBuilder, at: Span, what: &str) -> Option<TranslatePair> {
+    fn finish_pair(
+        &mut self,
+        pair: PairBuilder,
+        at: Span,
+        what: &str,
+        clean: bool,
+    ) -> Option<TranslatePair> {
         for (missing, kw) in [
             (pair.map_from.is_none(), "map_from"),
             (pair.map_to.is_none(), "map_to"),
         ] {
-            if missing {
+            if missing && clean {
                 self.sink.error(
                     at,
                     &format!("{what} has no `{kw}`"),
@@ -1133,6 +1146,7 @@ impl<'a> Parser<'a> {
         let open = self.expect_lbrace(what)?;
         let mut path: Option<PathBuf> = None;
         let mut pair = PairBuilder::default();
+        let before = self.sink.errors;
         self.block(what, open, |p| {
             if p.pair_stmt(&mut pair)? {
                 return Ok(());
@@ -1148,14 +1162,15 @@ impl<'a> Parser<'a> {
             }
             Ok(())
         });
-        if path.is_none() {
+        let clean = self.sink.errors == before;
+        if path.is_none() && clean {
             self.sink.error(
                 kw,
                 &format!("{what} has no `path`"),
                 Some("expected `path \"/path/to/maildir\";` inside the block".into()),
             );
         }
-        let pair = self.finish_pair(pair, kw, what);
+        let pair = self.finish_pair(pair, kw, what, clean);
         if let (Some(path), Some(maps)) = (path, pair) {
             let list = if read {
                 &mut self.cfg.mailboxes.read
@@ -1187,6 +1202,7 @@ impl<'a> Parser<'a> {
         let mut password: Option<Secret> = None;
         let mut read: Option<TranslatePair> = None;
         let mut write: Option<TranslatePair> = None;
+        let before = self.sink.errors;
         self.block("`smpp`", open, |p| {
             let Some(w) = p.word() else {
                 return Err(p.unknown("statement in `smpp`", SMPP_KEYWORDS));
@@ -1225,6 +1241,7 @@ impl<'a> Parser<'a> {
                     let what = format!("the `{w}` block of `smpp`");
                     let open = p.expect_lbrace(&format!("`{w}`"))?;
                     let mut pair = PairBuilder::default();
+                    let before = p.sink.errors;
                     p.block(&what, open, |q| {
                         if q.pair_stmt(&mut pair)? {
                             Ok(())
@@ -1232,7 +1249,8 @@ impl<'a> Parser<'a> {
                             Err(q.unknown("statement", &["map_from", "map_to"]))
                         }
                     });
-                    let built = p.finish_pair(pair, kspan, &what);
+                    let clean = p.sink.errors == before;
+                    let built = p.finish_pair(pair, kspan, &what, clean);
                     let slot = if w == "read" { &mut read } else { &mut write };
                     let dup = slot.is_some();
                     if built.is_some() {
@@ -1248,12 +1266,13 @@ impl<'a> Parser<'a> {
             }
             Ok(())
         });
+        let clean = self.sink.errors == before;
         for (missing, k) in [
             (hostname.is_none(), "hostname"),
             (user.is_none(), "user"),
             (password.is_none(), "password"),
         ] {
-            if missing {
+            if missing && clean {
                 self.sink.error(
                     kw,
                     &format!("`smpp` message center has no `{k}`"),
