@@ -18,7 +18,7 @@
 //! // Sender: encapsulate a fresh SSV to the identifier and sign.
 //! let signer = eccsi::SigningKey::new(&kpak, id, ssk, pvt).unwrap();
 //! let ssv = sakke::Ssv::random(&mut OsRng);
-//! let sed = sakke::encapsulate(&zpub, id, &ssv);
+//! let sed = sakke::encapsulate(&zpub, id, &ssv).unwrap();
 //! let sig = signer.sign(sed.as_bytes(), &mut OsRng);
 //!
 //! // Receiver: verify, then decapsulate.

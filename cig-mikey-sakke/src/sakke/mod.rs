@@ -6,6 +6,8 @@
 //! functions use the constant-time fast path; [`reference`] is the slow, readable big-integer
 //! version the fast path is tested against.
 
+use std::sync::{Arc, OnceLock};
+
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -13,6 +15,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Error;
 
+mod fast;
 pub mod reference;
 
 /// Octets of an F_p element (L = Ceiling(lg(p)/8)).
@@ -118,51 +121,97 @@ impl ConstantTimeEq for MasterSecret {
 }
 
 /// The KMS public key Z = [z]P, `04 || x || y` (257 octets).
-#[derive(Clone, PartialEq, Eq)]
-pub struct KmsPublicKey([u8; POINT_LEN]);
+///
+/// The fixed-base table for Z (about 1 MiB) is built on first use and shared by clones.
+#[derive(Clone)]
+pub struct KmsPublicKey {
+    bytes: [u8; POINT_LEN],
+    point: fast::curve::Affine,
+    table: OnceLock<Arc<fast::curve::FixedBaseTable>>,
+}
 
 impl KmsPublicKey {
     /// Parses `04 || x || y`; the point must lie on the curve.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let arr = point_array(bytes, "Z")?;
-        let x = num_bigint::BigUint::from_bytes_be(&arr[1..=FP_LEN]);
-        let y = num_bigint::BigUint::from_bytes_be(&arr[1 + FP_LEN..]);
-        if !reference::on_curve(&x, &y) {
-            return Err(Error::InvalidPoint("Z"));
-        }
-        Ok(Self(arr))
+        let point = fast::curve::Affine::from_coordinates(&arr[1..=FP_LEN], &arr[1 + FP_LEN..])
+            .ok_or(Error::InvalidPoint("Z"))?;
+        Ok(Self {
+            bytes: arr,
+            point,
+            table: OnceLock::new(),
+        })
     }
     /// The 257-octet encoding.
     pub fn as_bytes(&self) -> &[u8; POINT_LEN] {
-        &self.0
+        &self.bytes
+    }
+    /// Builds the per-KMS fixed-base table now rather than on the first encapsulation.
+    pub fn prepare(&self) {
+        self.table();
+    }
+    fn table(&self) -> &fast::curve::FixedBaseTable {
+        self.table
+            .get_or_init(|| Arc::new(fast::curve::FixedBaseTable::new(&self.point)))
     }
 }
 
+impl PartialEq for KmsPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for KmsPublicKey {}
+
 impl core::fmt::Debug for KmsPublicKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        fmt_hex(f, "KmsPublicKey", &self.0)
+        fmt_hex(f, "KmsPublicKey", &self.bytes)
     }
 }
 
 /// A Receiver Secret Key K_b = [(b + z)^-1]P, `04 || x || y` (257 octets).
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct Rsk([u8; POINT_LEN]);
+///
+/// Its Miller-loop lines (about 390 KiB) are computed on first use and shared by clones.
+#[derive(Clone)]
+pub struct Rsk {
+    bytes: [u8; POINT_LEN],
+    point: fast::curve::Affine,
+    prepared: OnceLock<Arc<fast::PreparedRsk>>,
+}
 
 impl Rsk {
     /// Parses `04 || x || y`; the point must lie on the curve. Use [`validate_rsk`] to check it
     /// belongs to an identifier.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let arr = point_array(bytes, "RSK")?;
-        let x = num_bigint::BigUint::from_bytes_be(&arr[1..=FP_LEN]);
-        let y = num_bigint::BigUint::from_bytes_be(&arr[1 + FP_LEN..]);
-        if !reference::on_curve(&x, &y) {
-            return Err(Error::InvalidPoint("RSK"));
-        }
-        Ok(Self(arr))
+        let point = fast::curve::Affine::from_coordinates(&arr[1..=FP_LEN], &arr[1 + FP_LEN..])
+            .ok_or(Error::InvalidPoint("RSK"))?;
+        Ok(Self {
+            bytes: arr,
+            point,
+            prepared: OnceLock::new(),
+        })
     }
     /// The 257-octet encoding (secret: handle with care).
     pub fn as_bytes(&self) -> &[u8; POINT_LEN] {
-        &self.0
+        &self.bytes
+    }
+    /// Computes the per-RSK pairing precomputation now rather than on first use.
+    pub fn prepare(&self) {
+        self.prepared();
+    }
+    fn prepared(&self) -> &fast::PreparedRsk {
+        self.prepared
+            .get_or_init(|| Arc::new(fast::PreparedRsk::new(&self.point)))
+    }
+}
+
+impl Drop for Rsk {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+        self.point.x.zeroize();
+        self.point.y.zeroize();
     }
 }
 
@@ -174,7 +223,7 @@ impl core::fmt::Debug for Rsk {
 
 impl ConstantTimeEq for Rsk {
     fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
+        self.bytes.ct_eq(&other.bytes)
     }
 }
 
@@ -277,28 +326,48 @@ pub fn generate_master(rng: &mut impl CryptoRngCore) -> (MasterSecret, KmsPublic
         let z = MasterSecret::from_bytes(&b);
         b.zeroize();
         if let Ok(z) = z {
-            if let Ok(zpub) = reference::kms_public_key(&z) {
+            if let Ok(zpub) = kms_public_key(&z) {
                 return (z, zpub);
             }
         }
     }
 }
 
+/// The KMS public key Z = [z]P of a master secret.
+pub fn kms_public_key(z: &MasterSecret) -> Result<KmsPublicKey, Error> {
+    let mut zl = fast::fp::limbs_from_be(&z.0);
+    let point = fast::mul_generator(&zl).ok_or(Error::ScalarRange("z"))?;
+    zl.zeroize();
+    KmsPublicKey::from_bytes(&encode_point(
+        &point.x.to_be_bytes(),
+        &point.y.to_be_bytes(),
+    ))
+}
+
 /// Issues the RSK of identifier `id` (§6.1.1): `[(b + z)^-1]P`. Fails only for the single
 /// identifier with `b = -z (mod q)`.
 pub fn issue_rsk(z: &MasterSecret, id: &[u8]) -> Result<Rsk, Error> {
-    reference::issue_rsk(z, id)
+    let k = fast::issue_rsk(&z.0, id).ok_or(Error::ScalarRange("b + z"))?;
+    Rsk::from_bytes(&encode_point(&k.x.to_be_bytes(), &k.y.to_be_bytes()))
 }
 
 /// Validates an RSK for `id` (§6.1.2): `<[b]P + Z, RSK> == g`, one pairing.
 pub fn validate_rsk(zpub: &KmsPublicKey, id: &[u8], rsk: &Rsk) -> Result<(), Error> {
-    reference::validate_rsk(zpub, id, rsk)
+    if fast::validate_rsk(&zpub.point, rsk.prepared(), id) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRsk)
+    }
 }
 
 /// Encapsulates `ssv` to identifier `id` under KMS public key `zpub` (§6.2.1). `r` is derived
 /// from `SSV || b` as the RFC specifies, so the SSV must be fresh and random.
-pub fn encapsulate(zpub: &KmsPublicKey, id: &[u8], ssv: &Ssv) -> EncapsulatedData {
-    reference::encapsulate(zpub, id, ssv).unwrap_or(EncapsulatedData([0; SED_LEN]))
+///
+/// Fails only for the one identifier with `b = -z (mod q)` or an SSV that hashes to `r = 0`.
+pub fn encapsulate(zpub: &KmsPublicKey, id: &[u8], ssv: &Ssv) -> Result<EncapsulatedData, Error> {
+    fast::encapsulate(zpub.table(), id, &ssv.0)
+        .map(EncapsulatedData)
+        .ok_or(Error::ScalarRange("r(b + z)"))
 }
 
 /// Decapsulates (§6.2.2): recovers the SSV and checks `[r]([b]P + Z) == R`.
@@ -308,7 +377,13 @@ pub fn decapsulate(
     rsk: &Rsk,
     sed: &EncapsulatedData,
 ) -> Result<Ssv, Error> {
-    reference::decapsulate(zpub, id, rsk, sed)
+    // 1) parse ( R_(b,S), H )
+    let (r_bytes, h) = sed.parts();
+    let big_r = fast::curve::Affine::from_coordinates(&r_bytes[1..=FP_LEN], &r_bytes[1 + FP_LEN..])
+        .ok_or(Error::Decapsulation)?;
+    fast::decapsulate(zpub.table(), rsk.prepared(), id, &big_r, h)
+        .map(Ssv)
+        .ok_or(Error::Decapsulation)
 }
 
 #[cfg(test)]

@@ -116,3 +116,62 @@ fn reference_decapsulation_appendix() {
         Err(Error::Decapsulation)
     );
 }
+
+#[test]
+fn fast_path_appendix() {
+    let (z, zpub, id, ssv, rsk) = appendix();
+    assert_eq!(kms_public_key(&z).unwrap(), zpub, "Z = [z]P");
+    assert_eq!(issue_rsk(&z, &id).unwrap(), rsk, "K_b = [(b+z)^-1]P");
+    validate_rsk(&zpub, &id, &rsk).unwrap();
+    let sed = encapsulate(&zpub, &id, &ssv).unwrap();
+    assert_eq!(sed.as_bytes().to_vec(), v("SED"));
+    assert_eq!(decapsulate(&zpub, &id, &rsk, &sed), Ok(ssv));
+}
+
+#[test]
+fn fast_pairing_matches_appendix() {
+    let (_, _, _, _, rsk) = appendix();
+    let sed = EncapsulatedData::from_bytes(&v("SED")).unwrap();
+    let (r_bytes, _) = sed.parts();
+    let big_r = fast::curve::Affine::from_coordinates(&r_bytes[1..=FP_LEN], &r_bytes[1 + FP_LEN..])
+        .unwrap();
+    let w = rsk.prepared().pairing(&big_r);
+    assert_eq!(w.to_be_bytes().to_vec(), v("w"), "w = <R, K_b> = <K_b, R>");
+    let g = fast::PreparedRsk::new(&fast::generator()).pairing(&fast::generator());
+    assert_eq!(g.to_be_bytes().to_vec(), v("g"), "g = <P, P>");
+}
+
+#[test]
+fn fast_path_rejections() {
+    let (_, zpub, id, ssv, rsk) = appendix();
+    let sed = encapsulate(&zpub, &id, &ssv).unwrap();
+    // a flipped bit in H changes the recovered SSV, so the R check fails
+    let mut bad = *sed.as_bytes();
+    bad[SED_LEN - 1] ^= 1;
+    let bad = EncapsulatedData::from_bytes(&bad).unwrap();
+    assert_eq!(
+        decapsulate(&zpub, &id, &rsk, &bad),
+        Err(Error::Decapsulation)
+    );
+    // R off the curve
+    let mut bad = *sed.as_bytes();
+    bad[10] ^= 1;
+    let bad = EncapsulatedData::from_bytes(&bad).unwrap();
+    assert_eq!(
+        decapsulate(&zpub, &id, &rsk, &bad),
+        Err(Error::Decapsulation)
+    );
+    // wrong identifier
+    let mut other = id.clone();
+    other[6] ^= 1;
+    assert_eq!(
+        decapsulate(&zpub, &other, &rsk, &sed),
+        Err(Error::Decapsulation)
+    );
+    assert_eq!(validate_rsk(&zpub, &other, &rsk), Err(Error::InvalidRsk));
+    assert!(EncapsulatedData::from_bytes(&sed.as_bytes()[1..]).is_err());
+    assert!(Rsk::from_bytes(&[4u8; POINT_LEN]).is_err());
+    assert!(MasterSecret::from_bytes(&[1u8]).is_err());
+    assert_eq!(format!("{rsk:?}"), "Rsk(<redacted>)");
+    assert_eq!(format!("{ssv:?}"), "Ssv(<redacted>)");
+}
