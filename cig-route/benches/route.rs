@@ -1,7 +1,10 @@
 //! `route/lookup_10k`, `route/lookup_100k`: one routed call (to-URI and from-URI) through a
 //! dial plan whose extension map and source map each hold 10k / 100k entries, with the naive
-//! linear walk (`route/linear_*`) measured in the same run as the anchor.
+//! linear walk (`route/linear_*`) measured in the same run as the anchor, and a memory-latency
+//! anchor (`route/hashmap_get_*`: one std `HashMap<String, u32>` lookup of a to-URI in a map
+//! of as many URIs) that shows how loaded the shared machine was during the run.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use cig_core::Template;
@@ -112,6 +115,18 @@ fn bench(c: &mut Criterion) {
             assert!(r.to_match.entry.starts_with("out") && r.from_match.entry.starts_with("src"));
         }
         let mut k = 0;
+        let exact: HashMap<String, u32> = (0..n as u32)
+            .map(|i| (format!("sip:9{}0000@secure.com", series(i as usize)), i))
+            .collect();
+        let probes: Vec<String> = (0..calls.len())
+            .map(|k| format!("sip:9{}0000@secure.com", series(k.wrapping_mul(7919) % n)))
+            .collect();
+        group.bench_function(format!("hashmap_get_{label}"), |b| {
+            b.iter(|| {
+                k = (k + 1) % probes.len();
+                black_box(exact.get(black_box(probes[k].as_str())))
+            })
+        });
         group.bench_function(format!("lookup_{label}"), |b| {
             b.iter(|| {
                 k = (k + 1) % calls.len();

@@ -18,15 +18,17 @@ use crate::pattern::{Pattern, Subject};
 /// No key / no rule.
 const NONE: u32 = u32::MAX;
 
-/// One distinct key.
+/// One distinct key, stored in its hash slot so that a probe reads one cache line.
 #[derive(Clone, Copy, Debug)]
 struct Key {
+    /// FNV-1a of the key's bytes.
+    hash: u32,
     /// `bytes[start..start + len]`.
     start: u32,
     len: u32,
     /// Its rules: `rules[rules.0..rules.1]`, ascending.
     rules: (u32, u32),
-    /// The longest other key that is a proper prefix of this one, or [`NONE`].
+    /// Slot of the longest other key that is a proper prefix of this one, or [`NONE`].
     parent: u32,
     /// Lowest rule number of the keys on the parent chain (excluding this one), or [`NONE`].
     ancestors_min: u32,
@@ -35,16 +37,15 @@ struct Key {
 /// A prefix index over an ordered list of patterns.
 #[derive(Clone, Debug)]
 pub(crate) struct PrefixIndex {
-    keys: Vec<Key>,
+    /// Open addressing, linear probing; `None` is an empty slot. The length is a power of two
+    /// at least twice the number of keys.
+    slots: Vec<Option<Key>>,
     /// Key text, concatenated.
     bytes: Vec<u8>,
     /// Rule numbers, grouped per key.
     rules: Vec<u32>,
     /// Distinct key lengths, longest first.
     lengths: Vec<u32>,
-    /// Open addressing, linear probing: `(hash, key number)`, key [`NONE`] when empty. The
-    /// length is a power of two at least twice the number of keys.
-    slots: Vec<(u32, u32)>,
 }
 
 /// FNV-1a over the first `len` bytes of `subject` as TEL templates read them (the wait mark
@@ -76,71 +77,65 @@ impl PrefixIndex {
             .map(|(i, p)| (p.prefix(), i as u32))
             .collect();
         by_key.sort_unstable();
-        let mut index = PrefixIndex {
-            keys: vec![],
-            bytes: vec![],
-            rules: vec![],
-            lengths: vec![],
-            slots: vec![],
-        };
+        let mut keys: Vec<Key> = vec![];
+        let mut bytes = vec![];
+        let mut rules = vec![];
         // Keys on the path from the root to the current key, for parent links.
         let mut stack: Vec<u32> = vec![];
         let mut i = 0;
         while let Some(&(key, _)) = by_key.get(i) {
-            let rules_start = index.rules.len() as u32;
-            while let Some(&(k, rule)) = by_key.get(i).filter(|(k, _)| *k == key) {
-                debug_assert_eq!(k, key);
-                index.rules.push(rule);
+            let rules_start = rules.len() as u32;
+            while let Some(&(_, rule)) = by_key.get(i).filter(|(k, _)| *k == key) {
+                rules.push(rule);
                 i += 1;
             }
             while let Some(&top) = stack.last() {
-                if key.starts_with(index.key_bytes(top)) {
+                let k = keys[top as usize];
+                if key.starts_with(&bytes[k.start as usize..(k.start + k.len) as usize]) {
                     break;
                 }
                 stack.pop();
             }
             let parent = stack.last().copied().unwrap_or(NONE);
-            let ancestors_min = index.keys.get(parent as usize).map_or(NONE, |p| {
-                let own = index.rules[p.rules.0 as usize];
+            let ancestors_min = keys.get(parent as usize).map_or(NONE, |p: &Key| {
+                let own: u32 = rules[p.rules.0 as usize];
                 own.min(p.ancestors_min)
             });
-            let id = index.keys.len() as u32;
-            index.keys.push(Key {
-                start: index.bytes.len() as u32,
+            stack.push(keys.len() as u32);
+            keys.push(Key {
+                hash: hash_bytes(key),
+                start: bytes.len() as u32,
                 len: key.len() as u32,
-                rules: (rules_start, index.rules.len() as u32),
+                rules: (rules_start, rules.len() as u32),
                 parent,
                 ancestors_min,
             });
-            index.bytes.extend_from_slice(key);
-            stack.push(id);
+            bytes.extend_from_slice(key);
         }
-        index.lengths = index.keys.iter().map(|k| k.len).collect();
-        index.lengths.sort_unstable_by(|a, b| b.cmp(a));
-        index.lengths.dedup();
-        index.slots = vec![(0, NONE); (index.keys.len() * 2).next_power_of_two().max(2)];
-        let mask = index.slots.len() - 1;
-        for (id, key) in index.keys.iter().enumerate() {
-            let h = hash_bytes(index.key_bytes_of(key));
-            let mut s = h as usize & mask;
-            while index.slots[s].1 != NONE {
+        let mut lengths: Vec<u32> = keys.iter().map(|k| k.len).collect();
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        lengths.dedup();
+        // Place the keys, then turn parent key numbers into parent slots.
+        let mut slots = vec![None; (keys.len() * 2).next_power_of_two().max(2)];
+        let mask = slots.len() - 1;
+        let mut slot_of = vec![0u32; keys.len()];
+        for (id, key) in keys.iter().enumerate() {
+            let mut s = key.hash as usize & mask;
+            while slots[s].is_some() {
                 s = (s + 1) & mask;
             }
-            index.slots[s] = (h, id as u32);
+            slots[s] = Some(*key);
+            slot_of[id] = s as u32;
         }
-        index
-    }
-
-    fn key_bytes_of(&self, key: &Key) -> &[u8] {
-        self.bytes
-            .get(key.start as usize..(key.start + key.len) as usize)
-            .unwrap_or_default()
-    }
-
-    fn key_bytes(&self, id: u32) -> &[u8] {
-        self.keys
-            .get(id as usize)
-            .map_or(&[], |k| self.key_bytes_of(k))
+        for key in slots.iter_mut().flatten() {
+            key.parent = slot_of.get(key.parent as usize).copied().unwrap_or(NONE);
+        }
+        PrefixIndex {
+            slots,
+            bytes,
+            rules,
+            lengths,
+        }
     }
 
     /// The key equal to the first `len` bytes of `subject`, if any.
@@ -149,12 +144,13 @@ impl PrefixIndex {
         let mask = self.slots.len().checked_sub(1)?;
         let mut s = h as usize & mask;
         loop {
-            let &(slot_hash, id) = self.slots.get(s)?;
-            let key = self.keys.get(id as usize)?;
-            if slot_hash == h
+            let key = self.slots.get(s)?.as_ref()?;
+            if key.hash == h
                 && key.len as usize == len
                 && self
-                    .key_bytes_of(key)
+                    .bytes
+                    .get(key.start as usize..key.start as usize + len)
+                    .unwrap_or_default()
                     .iter()
                     .enumerate()
                     .all(|(i, &b)| subject.tel_byte(i) == Some(b))
@@ -194,7 +190,7 @@ impl PrefixIndex {
             if k.ancestors_min >= best {
                 break;
             }
-            key = self.keys.get(k.parent as usize);
+            key = self.slots.get(k.parent as usize).and_then(Option::as_ref);
         }
         (best != NONE).then_some(best as usize)
     }
