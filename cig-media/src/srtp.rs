@@ -192,8 +192,10 @@ fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
             block[14..].copy_from_slice(&ctr.to_be_bytes());
         }
         cipher.encrypt_blocks(&mut blocks[..n]);
-        for (b, k) in chunk.iter_mut().zip(blocks.iter().flat_map(|b| b.iter())) {
-            *b ^= k;
+        for (bytes, key) in chunk.chunks_mut(16).zip(&blocks) {
+            for (b, k) in bytes.iter_mut().zip(key.as_slice()) {
+                *b ^= k;
+            }
         }
     }
 }
