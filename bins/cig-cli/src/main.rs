@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod keys;
 mod read;
+mod set_key;
 
 /// CLI command tool for the CIG interconnect gateway.
 #[derive(Debug, Parser)]
@@ -19,10 +21,16 @@ struct Cli {
 enum Command {
     /// Parse and validate a cig.conf; print a summary and the warnings.
     Read(read::Args),
+    /// Install a key bundle (asks for bundle and transfer code, or takes them as files).
+    SetKey(set_key::Args),
+    /// List the keystores and their key periods; warn when next month's keys are missing.
+    Keys(keys::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Read(args) => read::run(&args),
+        Command::SetKey(args) => set_key::run(&args),
+        Command::Keys(args) => keys::run(&args),
     }
 }
