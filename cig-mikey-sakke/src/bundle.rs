@@ -108,7 +108,13 @@ fn aad(m: u32, t: u32, p: u32, salt: &[u8]) -> Vec<u8> {
     v
 }
 
-fn derive_key(code: &TransferCode, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>, Error> {
+fn derive_key(
+    code: &TransferCode,
+    salt: &[u8],
+    m: u32,
+    t: u32,
+    p: u32,
+) -> Result<Zeroizing<[u8; 32]>, Error> {
     let params = Params::new(m, t, p, Some(32))
         .map_err(|_| Error::Keystore("bundle KDF parameters".into()))?;
     let mut key = Zeroizing::new([0u8; 32]);
@@ -180,7 +186,9 @@ pub fn open(bundle: &[u8], code: &TransferCode) -> Result<KeyMaterial, Error> {
         return Err(Error::Keystore("unsupported key bundle format".into()));
     }
     if env.m_cost > MAX_M_COST_KIB || env.t_cost > MAX_T_COST || env.p_cost != 1 {
-        return Err(Error::Keystore("key bundle KDF parameters out of range".into()));
+        return Err(Error::Keystore(
+            "key bundle KDF parameters out of range".into(),
+        ));
     }
     let field = |s: &str, what: &str| {
         B64.decode(s)

@@ -265,7 +265,18 @@ mod tests {
         let mut out = [0u8; 65];
         assert!(prf(Prf::HmacSha1, &TGK, b"x", &mut out).is_err());
         assert!(prf(Prf::HmacSha1, &[], b"x", &mut out[..16]).is_err());
-        assert!(derive(Prf::HmacSha1, &TGK, CONST_TEK, 0, 0, &[0; 256], &mut out[..16]).is_err());
+        assert!(
+            derive(
+                Prf::HmacSha1,
+                &TGK,
+                CONST_TEK,
+                0,
+                0,
+                &[0; 256],
+                &mut out[..16]
+            )
+            .is_err()
+        );
         assert!(Prf::from_code(2).is_err());
         assert_eq!(Prf::from_code(1).unwrap().code(), 1);
     }

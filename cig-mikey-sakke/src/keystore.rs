@@ -183,7 +183,12 @@ impl KeyMaterial {
         let p = self
             .period(period)
             .ok_or_else(|| Error::NoKey(format!("{} {period}", self.identity)))?;
-        SigningKey::new(&self.kpak, &self.identifier(period), p.ssk.clone(), p.pvt.clone())
+        SigningKey::new(
+            &self.kpak,
+            &self.identifier(period),
+            p.ssk.clone(),
+            p.pvt,
+        )
     }
 
     /// The JSON encoding (secret: zeroized when dropped).
@@ -273,7 +278,10 @@ pub fn read_capped(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
     std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE_LEN + 1), &mut buf)
         .map_err(io)?;
     if buf.len() as u64 > MAX_FILE_LEN {
-        return Err(Error::Keystore(format!("{}: file too large", path.display())));
+        return Err(Error::Keystore(format!(
+            "{}: file too large",
+            path.display()
+        )));
     }
     Ok(buf)
 }
@@ -322,7 +330,8 @@ pub fn keystore_path(userdata: &Path, identity: &str) -> Result<PathBuf, Error> 
 /// content, or any key that does not validate.
 pub fn load(path: &Path) -> Result<KeyMaterial, Error> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|e| Error::Keystore(format!("{}: {e}", path.display())))?;
+    let meta =
+        fs::metadata(path).map_err(|e| Error::Keystore(format!("{}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(Error::Keystore(format!(
             "{}: mode {:o} lets others read keys; expected 0600",

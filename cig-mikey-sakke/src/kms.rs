@@ -65,7 +65,9 @@ impl Community {
     /// Generates fresh master keys for `domain`.
     pub fn generate(domain: &str, rng: &mut impl CryptoRngCore) -> Result<Self, Error> {
         if domain.is_empty() || domain.len() > 253 || domain.contains(char::is_whitespace) {
-            return Err(Error::Keystore(format!("domain name {domain:?} is not valid")));
+            return Err(Error::Keystore(format!(
+                "domain name {domain:?} is not valid"
+            )));
         }
         let (ksak, kpak) = eccsi::generate_community(rng);
         let (z, zpub) = sakke::generate_master(rng);
@@ -108,7 +110,7 @@ impl Community {
         KeyMaterial {
             identity: identity.to_owned(),
             domain: self.domain.clone(),
-            kpak: self.kpak.clone(),
+            kpak: self.kpak,
             zpub: self.zpub.clone(),
             periods,
             switch_addresses,

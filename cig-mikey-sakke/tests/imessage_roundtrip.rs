@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cig_mikey_sakke::eccsi::{self, Kpak, SigningKey};
 use cig_mikey_sakke::mikey::payload::{DATA_TYPE_ERROR, kind};
 use cig_mikey_sakke::mikey::{
-    self, ErrorCode, IMessage, KeyLookup, KeyPeriod, McxPeriods, Profile, Receiver,
-    ReceiverConfig, Request, encode_error_message,
+    self, ErrorCode, IMessage, KeyLookup, KeyPeriod, McxPeriods, Profile, Receiver, ReceiverConfig,
+    Request, encode_error_message,
 };
 use cig_mikey_sakke::sakke::{self, KmsPublicKey, Rsk};
 use cig_mikey_sakke::{Error, kdf};
@@ -196,7 +196,10 @@ fn refusals_map_to_mikey_error_codes() {
     let other = community();
     let wrong = Own {
         c: &other,
-        ids: vec![(receiver.clone(), sakke::issue_rsk(&other.z, &receiver).unwrap())],
+        ids: vec![(
+            receiver.clone(),
+            sakke::issue_rsk(&other.z, &receiver).unwrap(),
+        )],
     };
     let err = rx.receive(&bytes, at(NOW), &wrong).unwrap_err();
     assert_eq!(err, Error::BadSignature);
@@ -205,12 +208,7 @@ fn refusals_map_to_mikey_error_codes() {
 
     // A signed message whose SED was made for someone else fails decapsulation.
     let rsk_other = sakke::issue_rsk(&c.z, b"2026-11\0tel:+1\0").unwrap();
-    let verified = mikey::verify(
-        IMessage::parse(&bytes).unwrap(),
-        &c.kpak,
-        &sender,
-    )
-    .unwrap();
+    let verified = mikey::verify(IMessage::parse(&bytes).unwrap(), &c.kpak, &sender).unwrap();
     let err = verified
         .decapsulate(&c.zpub, b"2026-11\0tel:+1\0", &rsk_other)
         .unwrap_err();
@@ -223,7 +221,11 @@ fn refusals_map_to_mikey_error_codes() {
     assert_eq!(ErrorCode::for_error(&err), ErrorCode::InvalidPrf);
 
     // The error message answering it.
-    let e = encode_error_message(0x0102_0304, created.message.timestamp, ErrorCode::InvalidPrf);
+    let e = encode_error_message(
+        0x0102_0304,
+        created.message.timestamp,
+        ErrorCode::InvalidPrf,
+    );
     assert_eq!(e[..4], [1, DATA_TYPE_ERROR, kind::T, 0]);
     assert_eq!(e[4..8], [1, 2, 3, 4]);
     assert_eq!(e[e.len() - 4..], [kind::LAST, 2, 0, 0]);

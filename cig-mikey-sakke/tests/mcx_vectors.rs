@@ -133,7 +133,10 @@ fn all_four_parse_and_reencode_identically() {
     for c in cases() {
         let msg = IMessage::parse(&c.message).unwrap();
         assert_eq!(msg.header.prf, Prf::HmacSha256);
-        assert_eq!(Profile::from_id_scheme(msg.sakke.id_scheme).unwrap(), Profile::Mcx);
+        assert_eq!(
+            Profile::from_id_scheme(msg.sakke.id_scheme).unwrap(),
+            Profile::Mcx
+        );
         assert_eq!(msg.idr(role::UID_INITIATOR).unwrap().data, c.initiator.uid);
         assert_eq!(msg.idr(role::UID_RESPONDER).unwrap().data, c.responder.uid);
         assert_eq!(sender_identity(&msg).unwrap(), c.initiator.uid);

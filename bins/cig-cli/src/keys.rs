@@ -62,7 +62,10 @@ pub fn run(args: &Args) -> ExitCode {
                     println!("  period={}{tag}", p.period);
                 }
                 if m.period(current).is_none() {
-                    println!("warning: {} has no keys for the current month {current}", m.identity);
+                    println!(
+                        "warning: {} has no keys for the current month {current}",
+                        m.identity
+                    );
                 }
                 if m.period(next).is_none() {
                     println!("warning: {} has no keys for next month {next}", m.identity);
@@ -74,5 +77,9 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

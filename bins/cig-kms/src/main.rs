@@ -21,7 +21,11 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
-#[command(name = "cig-kms", version, about = "CIG MIKEY-SAKKE key management and I_MESSAGE tool")]
+#[command(
+    name = "cig-kms",
+    version,
+    about = "CIG MIKEY-SAKKE key management and I_MESSAGE tool"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -316,9 +320,15 @@ fn imessage(cmd: ImCmd) -> Result<ExitCode, Error> {
 
 /// Identity bytes as hex, plus the text when it is printable (NULs shown as `\0`).
 fn show_bytes(b: &[u8]) -> String {
-    let printable = b.iter().all(|c| c.is_ascii_graphic() || *c == b' ' || *c == 0);
+    let printable = b
+        .iter()
+        .all(|c| c.is_ascii_graphic() || *c == b' ' || *c == 0);
     if printable && !b.is_empty() {
-        format!("{} text=\"{}\"", hex::encode(b), String::from_utf8_lossy(b).replace('\0', "\\0"))
+        format!(
+            "{} text=\"{}\"",
+            hex::encode(b),
+            String::from_utf8_lossy(b).replace('\0', "\\0")
+        )
     } else {
         hex::encode(b)
     }
@@ -372,7 +382,11 @@ fn inspect(msg: &IMessage) {
         msg.timestamp,
         secs.saturating_sub(mikey::profile::NTP_UNIX_OFFSET)
     );
-    println!("RAND len={} value={}", msg.rand.len(), hex::encode(&msg.rand));
+    println!(
+        "RAND len={} value={}",
+        msg.rand.len(),
+        hex::encode(&msg.rand)
+    );
     for idr in &msg.idrs {
         println!(
             "IDR role={}({}) type={} len={} value={}",

@@ -10,8 +10,8 @@ use crate::eccsi::SigningKey;
 use crate::sakke::{self, KmsPublicKey, Ssv};
 
 use super::payload::{
-    CsIdMap, GenericCs, Header, ID_TYPE_URI, IMessage, Idr, PROT_SRTP, SAKKE_PARAMS_1,
-    DATA_TYPE_SAKKE, SakkePayload, SecurityPolicy, SrtpCs, role,
+    CsIdMap, DATA_TYPE_SAKKE, GenericCs, Header, ID_TYPE_URI, IMessage, Idr, PROT_SRTP,
+    SAKKE_PARAMS_1, SakkePayload, SecurityPolicy, SrtpCs, role,
 };
 use super::profile::{KeyPeriod, NTP_UNIX_OFFSET, Profile, split_rfc6509_identifier};
 use super::receive::ntp_timestamp;
@@ -141,7 +141,7 @@ pub fn create(
         cs_map,
     };
     let ssv = Ssv::random(rng);
-    let sed = sakke::encapsulate(zpub, req.receiver_id, &ssv);
+    let sed = sakke::encapsulate(zpub, req.receiver_id, &ssv)?;
     let sakke = SakkePayload {
         params: SAKKE_PARAMS_1,
         id_scheme: req.profile.id_scheme(),

@@ -17,8 +17,8 @@ pub mod receive;
 
 pub use create::{Created, Request, create};
 pub use payload::{
-    CsIdMap, ErrorCode, GeneralExt, GenericCs, Header, IMessage, Idr, SakkePayload,
-    SecurityPolicy, SrtpCs, encode_error_message,
+    CsIdMap, ErrorCode, GeneralExt, GenericCs, Header, IMessage, Idr, SakkePayload, SecurityPolicy,
+    SrtpCs, encode_error_message,
 };
 pub use profile::{KeyPeriod, McxPeriods, Profile, mcx_uid, split_rfc6509_identifier};
 pub use receive::{

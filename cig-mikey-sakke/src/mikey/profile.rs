@@ -171,8 +171,10 @@ pub fn split_rfc6509_identifier(id: &[u8]) -> Result<(KeyPeriod, &str), Error> {
         .strip_suffix(&[0])
         .ok_or(Error::Encoding("RFC 6509 identifier"))?;
     let (date, uri) = (
-        rest.get(..7).ok_or(Error::Encoding("RFC 6509 identifier"))?,
-        rest.get(8..).ok_or(Error::Encoding("RFC 6509 identifier"))?,
+        rest.get(..7)
+            .ok_or(Error::Encoding("RFC 6509 identifier"))?,
+        rest.get(8..)
+            .ok_or(Error::Encoding("RFC 6509 identifier"))?,
     );
     if rest[7] != 0 || uri.contains(&0) {
         return Err(Error::Encoding("RFC 6509 identifier"));
@@ -207,13 +209,7 @@ impl McxPeriods {
 
     /// The UID of `uri` for key period number `period_no`.
     pub fn uid(&self, uri: &str, period_no: u64) -> [u8; 32] {
-        mcx_uid(
-            uri,
-            &self.kms_uri,
-            self.period_len,
-            self.offset,
-            period_no,
-        )
+        mcx_uid(uri, &self.kms_uri, self.period_len, self.offset, period_no)
     }
 }
 
@@ -252,11 +248,23 @@ mod tests {
     #[test]
     fn periods_follow_the_utc_calendar() {
         // 2011-02-28T23:59:59Z and the second after.
-        assert_eq!(KeyPeriod::from_unix(1_298_937_599).unwrap().to_string(), "2011-02");
-        assert_eq!(KeyPeriod::from_unix(1_298_937_600).unwrap().to_string(), "2011-03");
+        assert_eq!(
+            KeyPeriod::from_unix(1_298_937_599).unwrap().to_string(),
+            "2011-02"
+        );
+        assert_eq!(
+            KeyPeriod::from_unix(1_298_937_600).unwrap().to_string(),
+            "2011-03"
+        );
         // 2024-02-29 (leap day) and 2000-12-31.
-        assert_eq!(KeyPeriod::from_unix(1_709_164_800).unwrap().to_string(), "2024-02");
-        assert_eq!(KeyPeriod::from_unix(978_220_800).unwrap().to_string(), "2000-12");
+        assert_eq!(
+            KeyPeriod::from_unix(1_709_164_800).unwrap().to_string(),
+            "2024-02"
+        );
+        assert_eq!(
+            KeyPeriod::from_unix(978_220_800).unwrap().to_string(),
+            "2000-12"
+        );
         let dec = KeyPeriod::parse("2026-12").unwrap();
         assert_eq!(dec.next().unwrap().to_string(), "2027-01");
         assert!(KeyPeriod::parse("2026-13").is_err());
