@@ -193,7 +193,7 @@ fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
         }
         cipher.encrypt_blocks(&mut blocks[..n]);
         for (bytes, key) in chunk.chunks_mut(16).zip(&blocks) {
-            for (b, k) in bytes.iter_mut().zip(key.as_slice()) {
+            for (b, k) in bytes.iter_mut().zip(key.iter()) {
                 *b ^= k;
             }
         }

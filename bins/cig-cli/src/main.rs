@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod keys;
 mod read;
 mod route;
 mod translate;
+mod set_key;
 
 /// CLI command tool for the CIG interconnect gateway.
 #[derive(Debug, Parser)]
@@ -25,6 +27,10 @@ enum Command {
     Route(route::Args),
     /// Dry-run a translate map (messaging) on one URI.
     Translate(translate::Args),
+    /// Install a key bundle (asks for bundle and transfer code, or takes them as files).
+    SetKey(set_key::Args),
+    /// List the keystores and their key periods; warn when next month's keys are missing.
+    Keys(keys::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +38,7 @@ fn main() -> ExitCode {
         Command::Read(args) => read::run(&args),
         Command::Route(args) => route::run(&args),
         Command::Translate(args) => translate::run(&args),
+        Command::SetKey(args) => set_key::run(&args),
+        Command::Keys(args) => keys::run(&args),
     }
 }
