@@ -183,12 +183,7 @@ impl KeyMaterial {
         let p = self
             .period(period)
             .ok_or_else(|| Error::NoKey(format!("{} {period}", self.identity)))?;
-        SigningKey::new(
-            &self.kpak,
-            &self.identifier(period),
-            p.ssk.clone(),
-            p.pvt,
-        )
+        SigningKey::new(&self.kpak, &self.identifier(period), p.ssk.clone(), p.pvt)
     }
 
     /// The JSON encoding (secret: zeroized when dropped).

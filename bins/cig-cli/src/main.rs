@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 mod keys;
 mod read;
 mod route;
-mod translate;
 mod set_key;
+mod translate;
 
 /// CLI command tool for the CIG interconnect gateway.
 #[derive(Debug, Parser)]
