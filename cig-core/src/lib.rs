@@ -5,12 +5,23 @@
 //! [`template`] owns the `{param}` URI template syntax that maps and translate maps use.
 //!
 //! ```
-//! use cig_core::conf::{Config, InterfaceKind};
-//! use cig_core::Template;
+//! use cig_core::conf::{self, InterfaceKind};
 //!
-//! let t = Template::parse("tel:+8888;{ext}").unwrap();
-//! assert_eq!(t.params().collect::<Vec<_>>(), ["ext"]);
-//! assert!(Config::default().interface(InterfaceKind::Tel).is_none());
+//! let src = r#"
+//!     map maptel2sip { entry telext2sip tel "tel:+8888;{ext}" sip "sip:{ext}@pbx.com"; }
+//!     interfaces { tel { extension map maptel2sip; } }
+//! "#;
+//! let loaded = conf::parse(src, "cig.conf").unwrap();
+//! let tel = loaded.config.interface(InterfaceKind::Tel).unwrap();
+//! assert_eq!(tel.extension_maps, ["maptel2sip"]);
+//! // Printing gives a valid cig.conf again.
+//! assert_eq!(conf::parse(&loaded.config.to_string(), "again").unwrap().config, loaded.config);
+//!
+//! let err = conf::parse("map m { entry e tel \"tel:{x\"; }", "bad.conf").unwrap_err();
+//! assert_eq!(
+//!     err.items[0].headline(),
+//!     "bad.conf:1:26: error: bad URI template: unclosed `{`: expected `}` after the parameter name"
+//! );
 //! ```
 #![forbid(unsafe_code)]
 

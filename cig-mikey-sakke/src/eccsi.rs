@@ -1,0 +1,506 @@
+//! ECCSI (RFC 6507): identity-based signatures on NIST P-256.
+//!
+//! This module owns the KMS side (KSAK/KPAK, issuing SSK/PVT for an identifier), SSK validation
+//! (§5.1.2), signing (§5.2.1) and verification (§5.2.2). Signing uses a fresh ephemeral from the
+//! caller's CSPRNG and a constant-time fixed-base table for `[j]G`; verification works on public
+//! data only and uses a variable-time joint multiplication.
+
+use std::sync::OnceLock;
+
+use p256::elliptic_curve::Field;
+use p256::elliptic_curve::group::Curve;
+use p256::elliptic_curve::ops::Reduce;
+use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+use p256::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use p256::elliptic_curve::{Group, PrimeField};
+use p256::{AffinePoint, EncodedPoint, FieldBytes, ProjectivePoint, Scalar, U256};
+use rand_core::CryptoRngCore;
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::Error;
+
+/// Length of an uncompressed P-256 point, `04 || x || y`.
+pub const POINT_LEN: usize = 65;
+/// Length of a scalar or coordinate (N in RFC 6507).
+pub const SCALAR_LEN: usize = 32;
+/// Length of an ECCSI signature `r || s || PVT`.
+pub const SIGNATURE_LEN: usize = 2 * SCALAR_LEN + POINT_LEN;
+
+// ---------------------------------------------------------------------------------------------
+// Point and scalar helpers
+
+fn point_from_bytes(bytes: &[u8], what: &'static str) -> Result<AffinePoint, Error> {
+    if bytes.len() != POINT_LEN || bytes[0] != 0x04 {
+        return Err(Error::Encoding(what));
+    }
+    let ep = EncodedPoint::from_bytes(bytes).map_err(|_| Error::Encoding(what))?;
+    let p: Option<AffinePoint> = AffinePoint::from_encoded_point(&ep).into();
+    match p {
+        Some(p) if !bool::from(ProjectivePoint::from(p).is_identity()) => Ok(p),
+        _ => Err(Error::InvalidPoint(what)),
+    }
+}
+
+fn point_to_bytes(p: &AffinePoint) -> [u8; POINT_LEN] {
+    let ep = p.to_encoded_point(false);
+    let mut out = [0u8; POINT_LEN];
+    out.copy_from_slice(ep.as_bytes());
+    out
+}
+
+/// A secret scalar in `1..q` from 32 big-endian bytes.
+fn secret_scalar_from_bytes(bytes: &[u8], what: &'static str) -> Result<Scalar, Error> {
+    let arr: [u8; SCALAR_LEN] = bytes.try_into().map_err(|_| Error::Encoding(what))?;
+    let s: Option<Scalar> = Scalar::from_repr(FieldBytes::from(arr)).into();
+    match s {
+        Some(s) if !bool::from(s.is_zero()) => Ok(s),
+        _ => Err(Error::ScalarRange(what)),
+    }
+}
+
+fn random_nonzero_scalar(rng: &mut impl CryptoRngCore) -> Scalar {
+    loop {
+        let s = Scalar::random(&mut *rng);
+        if !bool::from(s.is_zero()) {
+            return s;
+        }
+    }
+}
+
+/// `[k]G` for the P-256 generator, constant time in `k`.
+///
+/// Uses a table of `[d * 16^i]G` for every nibble position `i` and digit `d`, so the product is
+/// 64 mixed additions; each table row is scanned completely with constant-time selects.
+fn mul_g(k: &Scalar) -> ProjectivePoint {
+    let table = generator_table();
+    let mut bytes: [u8; SCALAR_LEN] = k.to_bytes().into();
+    let mut acc = ProjectivePoint::IDENTITY;
+    for (i, row) in table.iter().enumerate() {
+        let nibble = (bytes[SCALAR_LEN - 1 - i / 2] >> (4 * (i % 2))) & 0x0f;
+        let mut entry = AffinePoint::IDENTITY;
+        for (d, p) in row.iter().enumerate() {
+            entry.conditional_assign(p, (d as u8).ct_eq(&nibble));
+        }
+        acc += entry;
+    }
+    bytes.zeroize();
+    acc
+}
+
+/// `[k]G` for a public `k` (skips zero digits).
+fn mul_g_vartime(k: &Scalar) -> ProjectivePoint {
+    let table = generator_table();
+    let bytes: [u8; SCALAR_LEN] = k.to_bytes().into();
+    let mut acc = ProjectivePoint::IDENTITY;
+    for (i, row) in table.iter().enumerate() {
+        let nibble = (bytes[SCALAR_LEN - 1 - i / 2] >> (4 * (i % 2))) & 0x0f;
+        if nibble != 0 {
+            acc += row[usize::from(nibble)];
+        }
+    }
+    acc
+}
+
+type GeneratorTable = [[AffinePoint; 16]; 64];
+
+fn generator_table() -> &'static GeneratorTable {
+    static TABLE: OnceLock<Box<GeneratorTable>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut proj = vec![ProjectivePoint::IDENTITY; 64 * 16];
+        let mut base = ProjectivePoint::GENERATOR;
+        for row in proj.chunks_mut(16) {
+            for d in 1..16 {
+                row[d] = row[d - 1] + base;
+            }
+            // next base = 16 * base
+            base = row[15] + base;
+        }
+        let mut affine = vec![AffinePoint::IDENTITY; 64 * 16];
+        ProjectivePoint::batch_normalize(&proj, &mut affine);
+        let mut table = Box::new([[AffinePoint::IDENTITY; 16]; 64]);
+        for (dst, src) in table.iter_mut().zip(affine.chunks(16)) {
+            dst.copy_from_slice(src);
+        }
+        table
+    })
+}
+
+/// `sum [k_i] P_i` for public scalars and points (Straus, 4-bit windows, variable time).
+fn lincomb_vartime(terms: &[(ProjectivePoint, Scalar)]) -> ProjectivePoint {
+    let tables: Vec<[ProjectivePoint; 16]> = terms
+        .iter()
+        .map(|(p, _)| {
+            let mut t = [ProjectivePoint::IDENTITY; 16];
+            for d in 1..16 {
+                t[d] = t[d - 1] + p;
+            }
+            t
+        })
+        .collect();
+    let digits: Vec<[u8; SCALAR_LEN]> = terms.iter().map(|(_, k)| k.to_bytes().into()).collect();
+    let mut acc = ProjectivePoint::IDENTITY;
+    for i in (0..64).rev() {
+        for _ in 0..4 {
+            acc = acc.double();
+        }
+        for (t, k) in tables.iter().zip(&digits) {
+            let nibble = (k[SCALAR_LEN - 1 - i / 2] >> (4 * (i % 2))) & 0x0f;
+            if nibble != 0 {
+                acc += t[usize::from(nibble)];
+            }
+        }
+    }
+    acc
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/// KMS Secret Authentication Key (KSAK), a scalar in `1..q`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Ksak(Scalar);
+
+impl Ksak {
+    /// Parses 32 big-endian bytes; the value must be in `1..q`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        secret_scalar_from_bytes(bytes, "KSAK").map(Self)
+    }
+    /// The 32-byte big-endian encoding (secret: handle with care).
+    pub fn to_bytes(&self) -> [u8; SCALAR_LEN] {
+        self.0.to_bytes().into()
+    }
+    /// The matching public key, `KPAK = [KSAK]G`.
+    pub fn public_key(&self) -> Kpak {
+        Kpak(mul_g(&self.0).to_affine())
+    }
+}
+
+impl core::fmt::Debug for Ksak {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Ksak(<redacted>)")
+    }
+}
+
+impl ConstantTimeEq for Ksak {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+/// KMS Public Authentication Key (KPAK), a P-256 point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Kpak(AffinePoint);
+
+impl Kpak {
+    /// Parses an uncompressed point `04 || x || y` (65 bytes); it must lie on P-256.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        point_from_bytes(bytes, "KPAK").map(Self)
+    }
+    /// The uncompressed encoding `04 || x || y`.
+    pub fn to_bytes(&self) -> [u8; POINT_LEN] {
+        point_to_bytes(&self.0)
+    }
+}
+
+impl core::fmt::Debug for Kpak {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Kpak(")?;
+        for b in self.to_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Secret Signing Key (SSK) of one identifier, a scalar in `1..q`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Ssk(Scalar);
+
+impl Ssk {
+    /// Parses 32 big-endian bytes; the value must be in `1..q`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        secret_scalar_from_bytes(bytes, "SSK").map(Self)
+    }
+    /// The 32-byte big-endian encoding (secret: handle with care).
+    pub fn to_bytes(&self) -> [u8; SCALAR_LEN] {
+        self.0.to_bytes().into()
+    }
+}
+
+impl core::fmt::Debug for Ssk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Ssk(<redacted>)")
+    }
+}
+
+impl ConstantTimeEq for Ssk {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl PartialEq for Ssk {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for Ssk {}
+
+/// Public Validation Token (PVT) of one identifier, a P-256 point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Pvt(AffinePoint);
+
+impl Pvt {
+    /// Parses an uncompressed point `04 || x || y` (65 bytes); it must lie on P-256.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        point_from_bytes(bytes, "PVT").map(Self)
+    }
+    /// The uncompressed encoding `04 || x || y`.
+    pub fn to_bytes(&self) -> [u8; POINT_LEN] {
+        point_to_bytes(&self.0)
+    }
+}
+
+impl core::fmt::Debug for Pvt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Pvt(")?;
+        for b in self.to_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Generates a KMS community key pair (KSAK, KPAK = [KSAK]G).
+pub fn generate_community(rng: &mut impl CryptoRngCore) -> (Ksak, Kpak) {
+    let ksak = Ksak(random_nonzero_scalar(rng));
+    let kpak = ksak.public_key();
+    (ksak, kpak)
+}
+
+/// `HS = hash(G || KPAK || ID || PVT)` (RFC 6507 §5.1.1 step 3), as the 32-byte digest.
+fn hs_digest(kpak: &Kpak, id: &[u8], pvt: &Pvt) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(point_to_bytes(&AffinePoint::GENERATOR));
+    h.update(kpak.to_bytes());
+    h.update(id);
+    h.update(pvt.to_bytes());
+    h.finalize().into()
+}
+
+fn hs_scalar(kpak: &Kpak, id: &[u8], pvt: &Pvt) -> Scalar {
+    <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(hs_digest(kpak, id, pvt)))
+}
+
+/// Issues the SSK and PVT of `id` (RFC 6507 §5.1.1): `v` random, `PVT = [v]G`,
+/// `SSK = KSAK + HS * v mod q`.
+pub fn issue_user_key(
+    ksak: &Ksak,
+    kpak: &Kpak,
+    id: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> (Ssk, Pvt) {
+    loop {
+        let mut v = random_nonzero_scalar(rng);
+        let pvt = Pvt(mul_g(&v).to_affine());
+        let hs = hs_scalar(kpak, id, &pvt);
+        let ssk = ksak.0 + hs * v;
+        v.zeroize();
+        // SSK = 0 is not a usable key; the RFC says to pick another v.
+        if !bool::from(ssk.is_zero()) {
+            return (Ssk(ssk), pvt);
+        }
+    }
+}
+
+/// Validates a received SSK (RFC 6507 §5.1.2): PVT on the curve (checked when parsed), then
+/// `KPAK == [SSK]G - [HS]PVT`.
+pub fn validate_ssk(kpak: &Kpak, id: &[u8], ssk: &Ssk, pvt: &Pvt) -> Result<(), Error> {
+    let hs = hs_scalar(kpak, id, pvt);
+    check_ssk(kpak, &hs, ssk, pvt)
+}
+
+fn check_ssk(kpak: &Kpak, hs: &Scalar, ssk: &Ssk, pvt: &Pvt) -> Result<(), Error> {
+    let lhs = mul_g(&ssk.0) - ProjectivePoint::from(pvt.0) * hs;
+    if bool::from(lhs.to_affine().ct_eq(&kpak.0)) {
+        Ok(())
+    } else {
+        Err(Error::InvalidSsk)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures
+
+/// An ECCSI signature `r || s || PVT` (129 bytes, RFC 6507 §3.3).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature([u8; SIGNATURE_LEN]);
+
+impl Signature {
+    /// Takes exactly 129 bytes; the contents are checked by [`verify`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let arr: [u8; SIGNATURE_LEN] = bytes
+            .try_into()
+            .map_err(|_| Error::Encoding("ECCSI signature length"))?;
+        Ok(Self(arr))
+    }
+    /// The 129 bytes `r || s || PVT`.
+    pub fn as_bytes(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Signature(")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// A validated signing key: identifier, SSK, PVT and KPAK with `HS` precomputed.
+#[derive(Clone)]
+pub struct SigningKey {
+    id: Vec<u8>,
+    ssk: Ssk,
+    pvt: Pvt,
+    hs: [u8; 32],
+}
+
+impl core::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &String::from_utf8_lossy(&self.id))
+            .field("ssk", &self.ssk)
+            .field("pvt", &self.pvt)
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// Validates the SSK (RFC 6507 §5.1.2) and keeps `HS` for signing.
+    pub fn new(kpak: &Kpak, id: &[u8], ssk: Ssk, pvt: Pvt) -> Result<Self, Error> {
+        let hs = hs_digest(kpak, id, &pvt);
+        let hs_s = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(hs));
+        check_ssk(kpak, &hs_s, &ssk, &pvt)?;
+        Ok(Self {
+            id: id.to_vec(),
+            ssk,
+            pvt,
+            hs,
+        })
+    }
+
+    /// The identifier this key signs for.
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
+
+    /// The PVT carried in every signature.
+    pub fn pvt(&self) -> &Pvt {
+        &self.pvt
+    }
+
+    /// Signs `msg` (RFC 6507 §5.2.1) with a fresh ephemeral `j` from `rng`.
+    pub fn sign(&self, msg: &[u8], rng: &mut impl CryptoRngCore) -> Signature {
+        loop {
+            let mut j = random_nonzero_scalar(rng);
+            let sig = self.sign_with_ephemeral(msg, &j);
+            j.zeroize();
+            if let Some(sig) = sig {
+                return sig;
+            }
+        }
+    }
+
+    /// Steps 2–8 of §5.2.1 for a given ephemeral `j`; `None` when the RFC says to pick another.
+    fn sign_with_ephemeral(&self, msg: &[u8], j: &Scalar) -> Option<Signature> {
+        // 2) J = [j]G, r = Jx
+        let big_j = mul_g(j).to_affine();
+        let jx = big_j.to_encoded_point(false);
+        let r_bytes: [u8; SCALAR_LEN] = (*jx.x()?).into();
+        let r = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(r_bytes));
+        if bool::from(r.is_zero()) {
+            return None;
+        }
+        // 3) HE = hash(HS || r || M)
+        let he = Sha256::new()
+            .chain_update(self.hs)
+            .chain_update(r_bytes)
+            .chain_update(msg)
+            .finalize();
+        let he = <Scalar as Reduce<U256>>::reduce_bytes(&he);
+        // 4) HE + r * SSK must be non-zero
+        let mut t = he + r * self.ssk.0;
+        let inv: Option<Scalar> = t.invert().into();
+        t.zeroize();
+        // 5) s' = (HE + r * SSK)^-1 * j mod q; 6) s' < q always fits N octets, so s = s'
+        let s = inv? * j;
+        if bool::from(s.is_zero()) {
+            return None;
+        }
+        let mut out = [0u8; SIGNATURE_LEN];
+        out[..SCALAR_LEN].copy_from_slice(&r_bytes);
+        out[SCALAR_LEN..2 * SCALAR_LEN].copy_from_slice(&s.to_bytes());
+        out[2 * SCALAR_LEN..].copy_from_slice(&self.pvt.to_bytes());
+        Some(Signature(out))
+    }
+
+    /// Deterministic signing with a caller-chosen ephemeral, only for reproducing the RFC 6507
+    /// Appendix A vector. Reusing an ephemeral reveals the SSK.
+    #[cfg(test)]
+    pub(crate) fn sign_with_fixed_ephemeral_for_test_vectors(
+        &self,
+        msg: &[u8],
+        j: &[u8],
+    ) -> Option<Signature> {
+        let j = secret_scalar_from_bytes(j, "j").ok()?;
+        self.sign_with_ephemeral(msg, &j)
+    }
+}
+
+/// Verifies `sig` over `msg` by `id` (RFC 6507 §5.2.2).
+pub fn verify(kpak: &Kpak, id: &[u8], msg: &[u8], sig: &Signature) -> Result<(), Error> {
+    let (r_bytes, rest) = sig.0.split_at(SCALAR_LEN);
+    let (s_bytes, pvt_bytes) = rest.split_at(SCALAR_LEN);
+    // 1) PVT must be a valid point
+    let pvt = Pvt::from_bytes(pvt_bytes).map_err(|_| Error::BadSignature)?;
+    let s = secret_scalar_from_bytes(s_bytes, "s").map_err(|_| Error::BadSignature)?;
+    let r_arr: [u8; SCALAR_LEN] = r_bytes.try_into().map_err(|_| Error::BadSignature)?;
+    let r = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(r_arr));
+    // 2) HS = hash(G || KPAK || ID || PVT)
+    let hs_d = hs_digest(kpak, id, &pvt);
+    let hs = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(hs_d));
+    // 3) HE = hash(HS || r || M)
+    let he = Sha256::new()
+        .chain_update(hs_d)
+        .chain_update(r_bytes)
+        .chain_update(msg)
+        .finalize();
+    let he = <Scalar as Reduce<U256>>::reduce_bytes(&he);
+    // 4) Y = [HS]PVT + KPAK; 5) J = [s]([HE]G + [r]Y)
+    //    = [s*HE]G + [s*r*HS]PVT + [s*r]KPAK, one fixed-base and one joint multiplication.
+    let sr = s * r;
+    let j = mul_g_vartime(&(s * he))
+        + lincomb_vartime(&[
+            (ProjectivePoint::from(pvt.0), sr * hs),
+            (ProjectivePoint::from(kpak.0), sr),
+        ]);
+    // 6) Jx == r (mod p), J not the identity
+    let j = j.to_affine();
+    if bool::from(ProjectivePoint::from(j).is_identity()) {
+        return Err(Error::BadSignature);
+    }
+    let enc = j.to_encoded_point(false);
+    match enc.x() {
+        Some(x) if x[..] == *r_bytes => Ok(()),
+        _ => Err(Error::BadSignature),
+    }
+}
+
+#[cfg(test)]
+mod tests;
