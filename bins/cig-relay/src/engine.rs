@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::control::{ErrorCode, LegId, LegStats, LegUpdate, Reply, SessionStats};
 use crate::log::Log;
 use crate::path::{PacketPath, Verdict, leg_index};
+use cig_media::control::{ErrorCode, LegId, LegStats, LegUpdate, Reply, SessionStats};
 
 /// A control connection, as the control thread numbers them.
 pub type ConnId = usize;
@@ -63,10 +63,8 @@ pub enum ToEngine<P> {
         conn: ConnId,
         /// ...with this request id.
         id: u64,
-        /// Leg A changes.
-        a: Option<LegUpdate>,
-        /// Leg B changes.
-        b: Option<LegUpdate>,
+        /// Leg A and leg B changes.
+        legs: Box<[Option<LegUpdate>; 2]>,
     },
     /// End a session; reply to `reply` if given.
     Remove {
@@ -306,9 +304,8 @@ impl<P: PacketPath> Engine<P> {
                     name,
                     conn,
                     id,
-                    a,
-                    b,
-                }) => self.update(&name, conn, id, a, b),
+                    legs,
+                }) => self.update(&name, conn, id, *legs),
                 Ok(ToEngine::Remove { name, reply }) => self.remove(&name, reply),
                 Ok(ToEngine::Stats { name, conn, id }) => self.stats(name, conn, id),
                 Ok(ToEngine::Shutdown) | Err(TryRecvError::Disconnected) => return false,
@@ -368,14 +365,7 @@ impl<P: PacketPath> Engine<P> {
         }
     }
 
-    fn update(
-        &mut self,
-        name: &str,
-        conn: ConnId,
-        id: u64,
-        a: Option<LegUpdate>,
-        b: Option<LegUpdate>,
-    ) {
+    fn update(&mut self, name: &str, conn: ConnId, id: u64, [a, b]: [Option<LegUpdate>; 2]) {
         let slot = self
             .by_name
             .get(name)

@@ -8,20 +8,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 
-mod control;
 mod engine;
 mod log;
 mod path;
-mod ports;
 mod relay;
 
-use control::PortRange;
+use cig_media::control::PortRange;
 use log::Log;
 use relay::{Relay, Settings};
 
 /// Which packet path the engines run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum EngineKind {
+    /// The relay: cig-media bridge sessions (SRTP ⇄ RTP, G.711 transcoding, RFC 4733).
+    Bridge,
     /// Plain UDP forwarding between the legs, no crypto or transcoding: the baseline the load
     /// tool compares the relay against. Not for production.
     Plain,
@@ -47,7 +47,7 @@ struct Args {
     #[arg(long)]
     workers: Option<usize>,
     /// The packet path the engines run.
-    #[arg(long, value_enum, default_value_t = EngineKind::Plain)]
+    #[arg(long, value_enum, default_value_t = EngineKind::Bridge)]
     engine: EngineKind,
     /// Also write DEBUG lines to relay.log.
     #[arg(long)]
@@ -111,6 +111,7 @@ fn main() -> ExitCode {
     log.init("Config", format_args!("workers {workers}"));
     log.init("Config", format_args!("engine {:?}", args.engine));
     let result = match args.engine {
+        EngineKind::Bridge => serve::<path::Bridge>(settings, &log),
         EngineKind::Plain => serve::<path::PlainForward>(settings, &log),
     };
     match result {

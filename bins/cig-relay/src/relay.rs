@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::control::{
-    Command, ErrorCode, FrameDecoder, LegConfig, LocalPorts, PROTOCOL_VERSION, PortRange, Reply,
-    Request, SessionStats, encode_frame, validate_session_id,
-};
 use crate::engine::{self, AliveGuard, ConnId, Engine, FromEngine, NewSession, ToEngine};
 use crate::log::Log;
 use crate::path::PacketPath;
-use crate::ports::PortAllocator;
+use cig_media::control::{
+    Command, ErrorCode, FrameDecoder, LegConfig, LocalPorts, PROTOCOL_VERSION, PortRange, Reply,
+    Request, SessionStats, encode_frame, validate_session_id,
+};
+use cig_media::relay::ports::PortAllocator;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -302,7 +302,9 @@ impl<P: PacketPath> Relay<P> {
                 match conn.decoder.next_message::<Request>() {
                     Ok(Some(r)) => requests.push(Ok(r)),
                     Ok(None) => break,
-                    Err(crate::control::ControlError::Json(e)) => requests.push(Err(e.to_string())),
+                    Err(cig_media::control::ControlError::Json(e)) => {
+                        requests.push(Err(e.to_string()))
+                    }
                     Err(e) => {
                         bad_frame = Some(e.to_string());
                         break;
@@ -511,8 +513,7 @@ impl<P: PacketPath> Relay<P> {
                         name,
                         conn,
                         id,
-                        a,
-                        b,
+                        legs: Box::new([a, b]),
                     },
                 );
             }

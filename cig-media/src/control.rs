@@ -35,7 +35,10 @@ pub const MAX_SESSION_ID: usize = 128;
 /// The most `rtp_remote_addr_override` rules one leg may carry.
 pub const MAX_OVERRIDES: usize = 64;
 
-/// Errors of the control protocol: framing and message validity.
+/// Errors of the control protocol: framing, message validity, and the [`Client`]'s socket.
+///
+/// Kept apart from [`crate::Error`], which is the `Copy` per-packet error of the media path;
+/// these carry I/O and JSON sources.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ControlError {
@@ -48,6 +51,17 @@ pub enum ControlError {
     /// A message is well-formed JSON but a value is not acceptable.
     #[error("invalid message: {0}")]
     Invalid(&'static str),
+    /// The control socket failed or closed ([`Client`]).
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The relay refused a request ([`Client`]).
+    #[error("relay refused ({code:?}): {message}")]
+    Refused {
+        /// The relay's code.
+        code: ErrorCode,
+        /// The relay's text.
+        message: String,
+    },
 }
 
 /// A controller → relay request. `id` is chosen by the controller and echoed in the reply.
@@ -63,7 +77,6 @@ pub struct Request {
 /// The operations a controller can ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum Command {
     /// Must be the first request: agree the protocol version.
     Hello {
@@ -586,29 +599,9 @@ pub struct Client {
     events: std::collections::VecDeque<Reply>,
 }
 
-/// Errors of [`Client`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The socket failed or closed.
-    #[error("control socket: {0}")]
-    Io(#[from] std::io::Error),
-    /// The relay sent something unreadable.
-    #[error(transparent)]
-    Protocol(#[from] ControlError),
-    /// The relay refused the request.
-    #[error("relay refused ({code:?}): {message}")]
-    Refused {
-        /// The relay's code.
-        code: ErrorCode,
-        /// The relay's text.
-        message: String,
-    },
-}
-
 impl Client {
     /// Connects to the relay at `path` and says hello; returns the relay's hello reply too.
-    pub fn connect(path: &std::path::Path, client: &str) -> Result<(Client, Reply), ClientError> {
+    pub fn connect(path: &std::path::Path, client: &str) -> Result<(Client, Reply), ControlError> {
         let stream = std::os::unix::net::UnixStream::connect(path)?;
         let mut c = Client {
             stream,
@@ -623,7 +616,7 @@ impl Client {
         Ok((c, hello))
     }
 
-    fn read_message(&mut self) -> Result<Reply, ClientError> {
+    fn read_message(&mut self) -> Result<Reply, ControlError> {
         use std::io::Read;
         loop {
             if let Some(m) = self.decoder.next_message()? {
@@ -632,15 +625,15 @@ impl Client {
             let mut chunk = [0u8; 8192];
             let n = self.stream.read(&mut chunk)?;
             if n == 0 {
-                return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                return Err(ControlError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
             self.decoder.push(&chunk[..n]);
         }
     }
 
     /// Sends `command` and waits for its reply; events arriving meanwhile are queued for
-    /// [`Client::next_event`]. A [`Reply::Error`] becomes [`ClientError::Refused`].
-    pub fn call(&mut self, command: Command) -> Result<Reply, ClientError> {
+    /// [`Client::next_event`]. A [`Reply::Error`] becomes [`ControlError::Refused`].
+    pub fn call(&mut self, command: Command) -> Result<Reply, ControlError> {
         use std::io::Write;
         let id = self.next_id;
         self.next_id += 1;
@@ -652,7 +645,7 @@ impl Client {
                 Some(got) if got == id => {
                     return match m {
                         Reply::Error { code, message, .. } => {
-                            Err(ClientError::Refused { code, message })
+                            Err(ControlError::Refused { code, message })
                         }
                         m => Ok(m),
                     };
@@ -668,7 +661,7 @@ impl Client {
     pub fn next_event(
         &mut self,
         timeout: std::time::Duration,
-    ) -> Result<Option<Reply>, ClientError> {
+    ) -> Result<Option<Reply>, ControlError> {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));
         }
@@ -677,7 +670,7 @@ impl Client {
         self.stream.set_read_timeout(None)?;
         match got {
             Ok(m) => Ok(Some(m)),
-            Err(ClientError::Io(e))
+            Err(ControlError::Io(e))
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
