@@ -210,14 +210,21 @@ impl Rewriter {
     }
 }
 
+/// The SRTP contexts of a leg: what the peer sends us, and what we send it.
+#[derive(Debug)]
+struct LegCrypto {
+    rx: SrtpContext,
+    tx: SrtpContext,
+}
+
 #[derive(Debug)]
 struct LegState {
     law: Law,
     payload_type: u8,
     dtmf_payload_type: Option<u8>,
     ssrc: u32,
-    rx_srtp: Option<SrtpContext>,
-    tx_srtp: Option<SrtpContext>,
+    /// Boxed so that a plain-RTP leg does not carry the space of two contexts.
+    srtp: Option<Box<LegCrypto>>,
     announced: Option<SocketAddr>,
     announced_rtcp: Option<SocketAddr>,
     learned: Option<SocketAddr>,
@@ -237,8 +244,7 @@ impl LegState {
             payload_type: cfg.payload_type,
             dtmf_payload_type: cfg.dtmf_payload_type,
             ssrc: cfg.ssrc,
-            rx_srtp: None,
-            tx_srtp: None,
+            srtp: None,
             announced: None,
             announced_rtcp: None,
             learned: None,
@@ -255,8 +261,12 @@ impl LegState {
     }
 
     fn set_srtp(&mut self, keys: Option<&LegSrtp>) {
-        self.rx_srtp = keys.map(|k| SrtpContext::new(&k.inbound));
-        self.tx_srtp = keys.map(|k| SrtpContext::new(&k.outbound));
+        self.srtp = keys.map(|k| {
+            Box::new(LegCrypto {
+                rx: SrtpContext::new(&k.inbound),
+                tx: SrtpContext::new(&k.outbound),
+            })
+        });
     }
 
     fn set_remote(
@@ -354,6 +364,16 @@ impl Session {
         self.leg(leg).rtp_dst()
     }
 
+    /// Bytes this session occupies, inline and on the heap (the boxed SRTP contexts).
+    pub fn memory_size(&self) -> usize {
+        let crypto = |l: &LegState| {
+            l.srtp
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<LegCrypto>())
+        };
+        std::mem::size_of::<Session>() + crypto(&self.a) + crypto(&self.b)
+    }
+
     /// Counters of `leg`.
     pub fn stats(&self, leg: Leg) -> LegStats {
         self.leg(leg).stats
@@ -425,14 +445,14 @@ fn relay_rtp(
     now: Instant,
 ) -> Result<Action, DropReason> {
     let wire_len = len;
-    let len = match from.rx_srtp.as_mut() {
-        Some(ctx) => ctx.unprotect_rtp(buf, len).map_err(DropReason::Srtp)?,
+    let len = match from.srtp.as_mut() {
+        Some(c) => c.rx.unprotect_rtp(buf, len).map_err(DropReason::Srtp)?,
         None => len.min(buf.len()),
     };
     let pkt = &buf[..len];
     let hdr = RtpHeader::parse(pkt).map_err(DropReason::Malformed)?;
     let payload_end = hdr.payload_end(pkt).map_err(DropReason::Malformed)?;
-    LegState::accept_source(&mut from.learned, src, from.rx_srtp.is_some())?;
+    LegState::accept_source(&mut from.learned, src, from.srtp.is_some())?;
     from.last_rx = now;
     from.timed_out = false;
     from.peer_ssrc = Some(hdr.ssrc);
@@ -458,8 +478,8 @@ fn relay_rtp(
     rtp::set_sequence(pkt, seq);
     rtp::set_timestamp(pkt, ts);
     rtp::set_ssrc(pkt, to.ssrc);
-    let len = match to.tx_srtp.as_mut() {
-        Some(ctx) => ctx.protect_rtp(buf, len).map_err(DropReason::Protect)?,
+    let len = match to.srtp.as_mut() {
+        Some(c) => c.tx.protect_rtp(buf, len).map_err(DropReason::Protect)?,
         None => len,
     };
     to.stats.tx_packets += 1;
@@ -478,8 +498,8 @@ fn relay_rtcp(
     buf: &mut [u8],
     len: usize,
 ) -> Result<Action, DropReason> {
-    let len = match from.rx_srtp.as_mut() {
-        Some(ctx) => ctx.unprotect_rtcp(buf, len).map_err(DropReason::Srtp)?,
+    let len = match from.srtp.as_mut() {
+        Some(c) => c.rx.unprotect_rtcp(buf, len).map_err(DropReason::Srtp)?,
         None => len.min(buf.len()),
     };
     // Reports from `from`'s peer: its own SSRC becomes ours on `to`; the stream it reports on
@@ -496,11 +516,11 @@ fn relay_rtcp(
         }
     })
     .map_err(DropReason::Malformed)?;
-    LegState::accept_source(&mut from.learned_rtcp, src, from.rx_srtp.is_some())?;
+    LegState::accept_source(&mut from.learned_rtcp, src, from.srtp.is_some())?;
     from.stats.rtcp_rx_packets += 1;
     let dst = to.rtcp_dst().ok_or(DropReason::NoDestination)?;
-    let len = match to.tx_srtp.as_mut() {
-        Some(ctx) => ctx.protect_rtcp(buf, len).map_err(DropReason::Protect)?,
+    let len = match to.srtp.as_mut() {
+        Some(c) => c.tx.protect_rtcp(buf, len).map_err(DropReason::Protect)?,
         None => len,
     };
     Ok(Action::Forward {

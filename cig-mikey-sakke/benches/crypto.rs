@@ -1,21 +1,44 @@
 //! Criterion benches for ECCSI and SAKKE (ids as named in docs/perf.md).
 
-use cig_mikey_sakke::eccsi;
+use cig_mikey_sakke::{eccsi, sakke};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand_core::OsRng;
 
+const ID: &[u8] = b"2026-11\0tel:+447700900123\0";
+
 fn eccsi_benches(c: &mut Criterion) {
-    let id = b"2026-11\0tel:+447700900123\0";
     let (ksak, kpak) = eccsi::generate_community(&mut OsRng);
-    let (ssk, pvt) = eccsi::issue_user_key(&ksak, &kpak, id, &mut OsRng);
-    let key = eccsi::SigningKey::new(&kpak, id, ssk, pvt).expect("fresh key validates");
+    let (ssk, pvt) = eccsi::issue_user_key(&ksak, &kpak, ID, &mut OsRng);
+    let key = eccsi::SigningKey::new(&kpak, ID, ssk, pvt).expect("fresh key validates");
     let msg = [0x5au8; 300];
     c.bench_function("eccsi/sign", |b| b.iter(|| key.sign(&msg, &mut OsRng)));
     let sig = key.sign(&msg, &mut OsRng);
     c.bench_function("eccsi/verify", |b| {
-        b.iter(|| eccsi::verify(&kpak, id, &msg, &sig).expect("verifies"))
+        b.iter(|| eccsi::verify(&kpak, ID, &msg, &sig).expect("verifies"))
     });
 }
 
-criterion_group!(benches, eccsi_benches);
+fn sakke_benches(c: &mut Criterion) {
+    let (z, zpub) = sakke::generate_master(&mut OsRng);
+    let rsk = sakke::issue_rsk(&z, ID).expect("issue");
+    // per-KMS table and per-RSK lines are built once, outside the measurement
+    zpub.prepare();
+    rsk.prepare();
+    let ssv = sakke::Ssv::random(&mut OsRng);
+    c.bench_function("sakke/encapsulate", |b| {
+        b.iter(|| sakke::encapsulate(&zpub, ID, &ssv).expect("encapsulates"))
+    });
+    let sed = sakke::encapsulate(&zpub, ID, &ssv).expect("encapsulates");
+    c.bench_function("sakke/decapsulate", |b| {
+        b.iter(|| sakke::decapsulate(&zpub, ID, &rsk, &sed).expect("decapsulates"))
+    });
+    let mut slow = c.benchmark_group("sakke");
+    slow.sample_size(10);
+    slow.bench_function("decapsulate_reference", |b| {
+        b.iter(|| sakke::reference::decapsulate(&zpub, ID, &rsk, &sed).expect("decapsulates"))
+    });
+    slow.finish();
+}
+
+criterion_group!(benches, eccsi_benches, sakke_benches);
 criterion_main!(benches);

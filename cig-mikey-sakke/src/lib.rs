@@ -5,25 +5,33 @@
 //! value (SSV) encapsulated with SAKKE to the responder's identifier.
 //!
 //! ```
-//! use cig_mikey_sakke::eccsi;
+//! use cig_mikey_sakke::{eccsi, sakke};
 //! use rand_core::OsRng;
 //!
 //! let id = b"2011-02\0tel:+447700900123\0";
 //! // KMS side: community keys and the user's keys.
 //! let (ksak, kpak) = eccsi::generate_community(&mut OsRng);
 //! let (ssk, pvt) = eccsi::issue_user_key(&ksak, &kpak, id, &mut OsRng);
+//! let (z, zpub) = sakke::generate_master(&mut OsRng);
+//! let rsk = sakke::issue_rsk(&z, id).unwrap();
 //!
-//! // Sender signs, receiver verifies.
+//! // Sender: encapsulate a fresh SSV to the identifier and sign.
 //! let signer = eccsi::SigningKey::new(&kpak, id, ssk, pvt).unwrap();
-//! let sig = signer.sign(b"I_MESSAGE bytes", &mut OsRng);
-//! eccsi::verify(&kpak, id, b"I_MESSAGE bytes", &sig).unwrap();
+//! let ssv = sakke::Ssv::random(&mut OsRng);
+//! let sed = sakke::encapsulate(&zpub, id, &ssv).unwrap();
+//! let sig = signer.sign(sed.as_bytes(), &mut OsRng);
+//!
+//! // Receiver: verify, then decapsulate.
+//! eccsi::verify(&kpak, id, sed.as_bytes(), &sig).unwrap();
+//! let got = sakke::decapsulate(&zpub, id, &rsk, &sed).unwrap();
+//! assert_eq!(got, ssv);
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod eccsi;
+pub mod sakke;
 
 #[cfg(test)]
-#[allow(dead_code)] // SAKKE vectors land with the SAKKE module
 mod vectors;
 
 /// Errors of the MIKEY-SAKKE crate.

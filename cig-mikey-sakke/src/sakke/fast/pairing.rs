@@ -1,0 +1,218 @@
+//! The pairing of RFC 6508 §3.2 with the RSK as the Miller point: its line functions are
+//! computed once per RSK (affine slopes via one batched inversion) and each decapsulation only
+//! evaluates them at the received point, with no inversion inside the loop. Also `g^r` from a
+//! fixed-base table in PF_p.
+
+use subtle::ConditionallySelectable;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::curve::Affine;
+use super::fp::{Fp, Limbs, batch_invert};
+use crate::sakke::G_HEX;
+
+/// An element a + i*b of F_p^2 = F_p[i], i^2 = -1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fp2 {
+    pub(crate) a: Fp,
+    pub(crate) b: Fp,
+}
+
+impl Fp2 {
+    fn one() -> Fp2 {
+        Fp2 {
+            a: Fp::one(),
+            b: Fp::ZERO,
+        }
+    }
+
+    /// Karatsuba: 3 multiplications.
+    fn mul(&self, o: &Fp2) -> Fp2 {
+        let t0 = self.a.mul(&o.a);
+        let t1 = self.b.mul(&o.b);
+        let t2 = self.a.add(&self.b).mul(&o.a.add(&o.b));
+        Fp2 {
+            a: t0.sub(&t1),
+            b: t2.sub(&t0).sub(&t1),
+        }
+    }
+
+    /// (a + bi)^2 = (a + b)(a - b) + 2ab i: 2 multiplications.
+    fn square(&self) -> Fp2 {
+        Fp2 {
+            a: self.a.add(&self.b).mul(&self.a.sub(&self.b)),
+            b: self.a.mul(&self.b).double(),
+        }
+    }
+
+    /// The representative b/a in F_p of this element of PF_p (§3.2).
+    fn representative(&self) -> Fp {
+        self.b.mul(&self.a.invert())
+    }
+}
+
+/// The bits of q - 1 from the second most significant down to the least significant.
+fn loop_bits() -> impl Iterator<Item = bool> {
+    let q = super::super::reference::params().q.clone() - 1u8;
+    (0..q.bits().saturating_sub(1)).rev().map(move |i| q.bit(i))
+}
+
+/// One line of the Miller loop, as `l` and `m` with the line at [i]Q equal to
+/// `l * Q_x + m + i * Q_y` (the RFC's `l*(Q_x + C_x) + (i*Q_y - C_y)` with `m = l*C_x - C_y`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Line {
+    l: Fp,
+    m: Fp,
+}
+
+impl Zeroize for Line {
+    fn zeroize(&mut self) {
+        self.l.zeroize();
+        self.m.zeroize();
+    }
+}
+
+/// An RSK with its Miller-loop lines precomputed (about 1,530 lines, 390 KiB). Secret.
+pub(crate) struct PreparedRsk {
+    /// Lines in loop order: the doubling line of every bit, followed by the addition line when
+    /// the bit is set.
+    lines: Vec<Line>,
+}
+
+impl Drop for PreparedRsk {
+    fn drop(&mut self) {
+        self.lines.zeroize();
+    }
+}
+
+impl core::fmt::Debug for PreparedRsk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("PreparedRsk(<redacted>)")
+    }
+}
+
+impl PreparedRsk {
+    /// Runs the point part of the Miller loop for `k` in Jacobian coordinates, keeping each
+    /// slope as a fraction, then normalises all of them with one inversion. Constant time in
+    /// `k` (the loop shape depends only on q).
+    pub(crate) fn new(k: &Affine) -> PreparedRsk {
+        let mut nums: Vec<(Fp, Fp)> = Vec::with_capacity(1600);
+        let mut dens: Vec<Fp> = Vec::with_capacity(1600);
+        let mut c = k.to_jacobian();
+        for bit in loop_bits() {
+            // tangent at C: l = 3(x^2 - 1)/(2y) = N Z^2 / D, m = l x - y = (N X - 2 Y^2) / D
+            // with N = 3(X^2 - Z^4), D = 2 Y Z^3
+            let z2 = c.z.square();
+            let t = c.x.square().sub(&z2.square());
+            let n = t.double().add(&t);
+            let d = c.y.mul(&z2).mul(&c.z).double();
+            nums.push((n.mul(&z2), n.mul(&c.x).sub(&c.y.square().double())));
+            dens.push(d);
+            c = c.double();
+            if bit {
+                // chord through C and K: l = (y_C - y_K)/(x_C - x_K)
+                //   = (Y - y_K Z^3) / (Z (X - x_K Z^2)), m = l x_K - y_K
+                let z2 = c.z.square();
+                let num = c.y.sub(&k.y.mul(&z2).mul(&c.z));
+                let d = c.z.mul(&c.x.sub(&k.x.mul(&z2)));
+                nums.push((num, num.mul(&k.x).sub(&k.y.mul(&d))));
+                dens.push(d);
+                c = c.add_affine_unchecked(k);
+            }
+        }
+        batch_invert(&mut dens);
+        let lines = nums
+            .iter()
+            .zip(&dens)
+            .map(|((l, m), d)| Line {
+                l: l.mul(d),
+                m: m.mul(d),
+            })
+            .collect();
+        dens.zeroize();
+        PreparedRsk { lines }
+    }
+
+    /// `<K, Q>` (= `<Q, K>` on E(F_p)[q]) as its F_p representative.
+    pub(crate) fn pairing(&self, q: &Affine) -> Fp {
+        let mut v = Fp2::one();
+        let mut lines = self.lines.iter();
+        for bit in loop_bits() {
+            if let Some(line) = lines.next() {
+                v = v.square().mul(&Fp2 {
+                    a: line.l.mul(&q.x).add(&line.m),
+                    b: q.y,
+                });
+            }
+            if bit {
+                if let Some(line) = lines.next() {
+                    v = v.mul(&Fp2 {
+                        a: line.l.mul(&q.x).add(&line.m),
+                        b: q.y,
+                    });
+                }
+            }
+        }
+        // t = v^c with c = (p+1)/q = 4
+        v.square().square().representative()
+    }
+}
+
+/// `g^(d * 16^i)` as F_p representatives `t` of `1 + t i`, for the 256 window positions.
+pub(crate) struct GtTable {
+    rows: Vec<[Fp; 16]>,
+}
+
+impl core::fmt::Debug for GtTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("GtTable(..)")
+    }
+}
+
+impl GtTable {
+    pub(crate) fn new() -> GtTable {
+        let g = super::fp_from_hex(G_HEX);
+        let mut base = Fp2 { a: Fp::one(), b: g };
+        let mut elems = Vec::with_capacity(256 * 16);
+        for _ in 0..256 {
+            let start = elems.len();
+            elems.push(Fp2::one());
+            for d in 1..16 {
+                let prev: Fp2 = elems[start + d - 1];
+                elems.push(prev.mul(&base));
+            }
+            base = elems[start + 8].square();
+        }
+        let mut inv: Vec<Fp> = elems.iter().map(|e| e.a).collect();
+        batch_invert(&mut inv);
+        let reps: Vec<Fp> = elems.iter().zip(&inv).map(|(e, i)| e.b.mul(i)).collect();
+        let rows = reps
+            .chunks(16)
+            .map(|c| {
+                let mut row = [Fp::ZERO; 16];
+                row.copy_from_slice(c);
+                row
+            })
+            .collect();
+        GtTable { rows }
+    }
+
+    /// The element `(1 + 0i) * prod (1 + t_i i)` for the digits of `r` (constant time), left
+    /// unnormalised so the caller can batch its inversion.
+    pub(crate) fn pow(&self, r: &Limbs) -> (Fp, Fp) {
+        let mut a = Fp::one();
+        let mut b = Fp::ZERO;
+        for (window, row) in self.rows.iter().enumerate() {
+            let digit = (r[window / 16] >> (4 * (window % 16))) as u8 & 0x0f;
+            let mut t = Fp::ZERO;
+            for (d, entry) in row.iter().enumerate() {
+                t.conditional_assign(entry, (d as u8).ct_eq(&digit));
+            }
+            // (a + b i)(1 + t i) = (a - b t) + (b + a t) i
+            let na = a.sub(&b.mul(&t));
+            b = b.add(&a.mul(&t));
+            a = na;
+        }
+        (a, b)
+    }
+}

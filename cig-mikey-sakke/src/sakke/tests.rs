@@ -1,0 +1,177 @@
+//! RFC 6508 Appendix A reproduced value by value (reference and fast paths), plus negative tests.
+
+use super::*;
+use crate::vectors::{RFC6508, hex_value};
+use num_bigint::BigUint;
+
+fn v(name: &str) -> Vec<u8> {
+    hex_value(RFC6508, name)
+}
+
+fn big(name: &str) -> BigUint {
+    BigUint::from_bytes_be(&v(name))
+}
+
+fn point(x: &str, y: &str) -> Vec<u8> {
+    [vec![4u8], v(x), v(y)].concat()
+}
+
+fn appendix() -> (MasterSecret, KmsPublicKey, Vec<u8>, Ssv, Rsk) {
+    let z = MasterSecret::from_bytes(&v("z")).unwrap();
+    let zpub = KmsPublicKey::from_bytes(&point("Zx", "Zy")).unwrap();
+    let id = v("b");
+    let ssv = Ssv::from_bytes(v("SSV").try_into().unwrap());
+    let rsk = Rsk::from_bytes(&point("Kbx", "Kby")).unwrap();
+    (z, zpub, id, ssv, rsk)
+}
+
+#[test]
+fn rfc6509_parameter_set_1() {
+    let prm = reference::params();
+    assert_eq!(prm.p, big("p"));
+    assert_eq!(prm.q, big("q"));
+    assert_eq!(&prm.q * 4u8, &prm.p + 1u8, "q = (p+1)/4");
+    assert!(reference::on_curve(&big("Px"), &big("Py")));
+    assert_eq!(
+        reference::mul(&prm.q, &Some(prm.point_p.clone())),
+        None,
+        "[q]P = 0"
+    );
+    assert_eq!(prm.g, big("g"));
+}
+
+#[test]
+fn hash_to_integer_range_appendix() {
+    let m = v("M");
+    assert_eq!(m, v("r_input"));
+    assert_eq!(sha2::Sha256::digest(&m).to_vec(), v("A"));
+    let expanded = hash_expand(&m, 4);
+    let vs = [v("v1"), v("v2"), v("v3"), v("v4")].concat();
+    assert_eq!(expanded, vs);
+    let r = reference::hash_to_integer_range(&m, &reference::params().q);
+    assert_eq!(r, big("v_mod_q"));
+    assert_eq!(r, big("r"));
+}
+
+#[test]
+fn reference_kms_and_rsk() {
+    let (z, zpub, id, _, rsk) = appendix();
+    assert_eq!(reference::kms_public_key(&z).unwrap(), zpub, "Z = [z]P");
+    assert_eq!(
+        reference::issue_rsk(&z, &id).unwrap(),
+        rsk,
+        "K_b = [(b+z)^-1]P"
+    );
+    reference::validate_rsk(&zpub, &id, &rsk).unwrap();
+    let mut other = id.clone();
+    other[5] ^= 1;
+    assert_eq!(
+        reference::validate_rsk(&zpub, &other, &rsk),
+        Err(Error::InvalidRsk)
+    );
+}
+
+#[test]
+fn reference_pairing_g() {
+    let prm = reference::params();
+    let p = prm.point_p.clone();
+    assert_eq!(reference::pairing(&p, &p), Some(big("g")), "g = <P,P>");
+}
+
+#[test]
+fn reference_encapsulation_appendix() {
+    let (_, zpub, id, ssv, _) = appendix();
+    let t = reference::encapsulate_trace(&zpub, &id, &ssv).unwrap();
+    assert_eq!(t.r, big("r"));
+    assert_eq!(t.big_r, (big("Rbx"), big("Rby")));
+    assert_eq!(t.g_r, big("g^r"));
+    assert_eq!(t.mask, big("mask"));
+    assert_eq!(t.sed.as_bytes()[POINT_LEN..].to_vec(), v("H"));
+    assert_eq!(t.sed.as_bytes().to_vec(), v("SED"));
+}
+
+#[test]
+fn reference_decapsulation_appendix() {
+    let (_, zpub, id, ssv, rsk) = appendix();
+    let sed = EncapsulatedData::from_bytes(&v("SED")).unwrap();
+    let (r_bytes, _) = sed.parts();
+    let big_r = (
+        BigUint::from_bytes_be(&r_bytes[1..=FP_LEN]),
+        BigUint::from_bytes_be(&r_bytes[1 + FP_LEN..]),
+    );
+    let k = (big("Kbx"), big("Kby"));
+    assert_eq!(
+        reference::pairing(&big_r, &k),
+        Some(big("w")),
+        "w = <R, K_b>"
+    );
+    assert_eq!(big("w"), big("g^r"));
+    assert_eq!(reference::decapsulate(&zpub, &id, &rsk, &sed), Ok(ssv));
+    // TEST = [r]([b]P + Z) equals R: a flipped H changes the SSV, so the R check fails
+    let mut bad = *sed.as_bytes();
+    bad[SED_LEN - 1] ^= 1;
+    let bad = EncapsulatedData::from_bytes(&bad).unwrap();
+    assert_eq!(
+        reference::decapsulate(&zpub, &id, &rsk, &bad),
+        Err(Error::Decapsulation)
+    );
+}
+
+#[test]
+fn fast_path_appendix() {
+    let (z, zpub, id, ssv, rsk) = appendix();
+    assert_eq!(kms_public_key(&z).unwrap(), zpub, "Z = [z]P");
+    assert_eq!(issue_rsk(&z, &id).unwrap(), rsk, "K_b = [(b+z)^-1]P");
+    validate_rsk(&zpub, &id, &rsk).unwrap();
+    let sed = encapsulate(&zpub, &id, &ssv).unwrap();
+    assert_eq!(sed.as_bytes().to_vec(), v("SED"));
+    assert_eq!(decapsulate(&zpub, &id, &rsk, &sed), Ok(ssv));
+}
+
+#[test]
+fn fast_pairing_matches_appendix() {
+    let (_, _, _, _, rsk) = appendix();
+    let sed = EncapsulatedData::from_bytes(&v("SED")).unwrap();
+    let (r_bytes, _) = sed.parts();
+    let big_r = fast::curve::Affine::from_coordinates(&r_bytes[1..=FP_LEN], &r_bytes[1 + FP_LEN..])
+        .unwrap();
+    let w = rsk.prepared().pairing(&big_r);
+    assert_eq!(w.to_be_bytes().to_vec(), v("w"), "w = <R, K_b> = <K_b, R>");
+    let g = fast::PreparedRsk::new(&fast::generator()).pairing(&fast::generator());
+    assert_eq!(g.to_be_bytes().to_vec(), v("g"), "g = <P, P>");
+}
+
+#[test]
+fn fast_path_rejections() {
+    let (_, zpub, id, ssv, rsk) = appendix();
+    let sed = encapsulate(&zpub, &id, &ssv).unwrap();
+    // a flipped bit in H changes the recovered SSV, so the R check fails
+    let mut bad = *sed.as_bytes();
+    bad[SED_LEN - 1] ^= 1;
+    let bad = EncapsulatedData::from_bytes(&bad).unwrap();
+    assert_eq!(
+        decapsulate(&zpub, &id, &rsk, &bad),
+        Err(Error::Decapsulation)
+    );
+    // R off the curve
+    let mut bad = *sed.as_bytes();
+    bad[10] ^= 1;
+    let bad = EncapsulatedData::from_bytes(&bad).unwrap();
+    assert_eq!(
+        decapsulate(&zpub, &id, &rsk, &bad),
+        Err(Error::Decapsulation)
+    );
+    // wrong identifier
+    let mut other = id.clone();
+    other[6] ^= 1;
+    assert_eq!(
+        decapsulate(&zpub, &other, &rsk, &sed),
+        Err(Error::Decapsulation)
+    );
+    assert_eq!(validate_rsk(&zpub, &other, &rsk), Err(Error::InvalidRsk));
+    assert!(EncapsulatedData::from_bytes(&sed.as_bytes()[1..]).is_err());
+    assert!(Rsk::from_bytes(&[4u8; POINT_LEN]).is_err());
+    assert!(MasterSecret::from_bytes(&[1u8]).is_err());
+    assert_eq!(format!("{rsk:?}"), "Rsk(<redacted>)");
+    assert_eq!(format!("{ssv:?}"), "Ssv(<redacted>)");
+}

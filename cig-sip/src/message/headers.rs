@@ -1,0 +1,554 @@
+//! Header names (canonical and compact forms, case-insensitive) and the ordered header list with
+//! typed accessors. Values are kept as written (unfolded); typed views parse on demand.
+
+use std::fmt;
+
+use bytestring::ByteString;
+
+use super::grammar::{self, sws};
+use super::typed::{AuthValue, CSeq, MediaType, NameAddr, Via};
+use crate::{Error, Result};
+
+macro_rules! header_names {
+    ($( $variant:ident => $name:literal $(, $compact:literal)? ; )*) => {
+        /// A header name. Known names compare case-insensitively and accept compact forms;
+        /// unknown names are kept as written.
+        #[derive(Clone, Debug, Eq)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $(
+                #[doc = $name]
+                $variant,
+            )*
+            /// Any other header, name as written.
+            Other(ByteString),
+        }
+
+        impl HeaderName {
+            /// Canonical spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( HeaderName::$variant => $name, )*
+                    HeaderName::Other(n) => n,
+                }
+            }
+
+            /// Canonical spelling for known headers (used in error messages).
+            pub(crate) fn static_name(&self) -> &'static str {
+                match self {
+                    $( HeaderName::$variant => $name, )*
+                    HeaderName::Other(_) => "extension",
+                }
+            }
+
+            fn known(s: &str) -> Option<HeaderName> {
+                if s.len() == 1 {
+                    let c = s.as_bytes()[0].to_ascii_lowercase();
+                    $( $( if c == $compact { return Some(HeaderName::$variant); } )? )*
+                    return None;
+                }
+                $( if s.len() == $name.len() && s.eq_ignore_ascii_case($name) {
+                    return Some(HeaderName::$variant);
+                } )*
+                None
+            }
+        }
+    };
+}
+
+header_names! {
+    Via => "Via", b'v';
+    From => "From", b'f';
+    To => "To", b't';
+    CallId => "Call-ID", b'i';
+    CSeq => "CSeq";
+    Contact => "Contact", b'm';
+    MaxForwards => "Max-Forwards";
+    Route => "Route";
+    RecordRoute => "Record-Route";
+    ContentType => "Content-Type", b'c';
+    ContentLength => "Content-Length", b'l';
+    ContentEncoding => "Content-Encoding", b'e';
+    ContentDisposition => "Content-Disposition";
+    Allow => "Allow";
+    Supported => "Supported", b'k';
+    Require => "Require";
+    ProxyRequire => "Proxy-Require";
+    Unsupported => "Unsupported";
+    Expires => "Expires";
+    MinExpires => "Min-Expires";
+    WwwAuthenticate => "WWW-Authenticate";
+    ProxyAuthenticate => "Proxy-Authenticate";
+    Authorization => "Authorization";
+    ProxyAuthorization => "Proxy-Authorization";
+    Accept => "Accept";
+    AcceptEncoding => "Accept-Encoding";
+    AcceptLanguage => "Accept-Language";
+    Date => "Date";
+    Subject => "Subject", b's';
+    UserAgent => "User-Agent";
+    Server => "Server";
+    Timestamp => "Timestamp";
+    Warning => "Warning";
+    RetryAfter => "Retry-After";
+    Event => "Event", b'o';
+    ReferTo => "Refer-To", b'r';
+    ReferredBy => "Referred-By", b'b';
+    SessionExpires => "Session-Expires", b'x';
+    MinSe => "Min-SE";
+    RSeq => "RSeq";
+    RAck => "RAck";
+}
+
+impl HeaderName {
+    /// The name for `s` (known or kept as an extension header).
+    pub fn new(s: &str) -> HeaderName {
+        HeaderName::known(s).unwrap_or_else(|| HeaderName::Other(ByteString::from(s)))
+    }
+
+    pub(crate) fn from_wire(src: &ByteString, s: &str) -> HeaderName {
+        HeaderName::known(s).unwrap_or_else(|| HeaderName::Other(src.slice_ref(s)))
+    }
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &HeaderName) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One header line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Name.
+    pub name: HeaderName,
+    /// Value as written (folding replaced by a space, outer white space trimmed).
+    pub value: ByteString,
+}
+
+/// All headers of a message, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<Header>);
+
+fn bad(name: &HeaderName) -> impl Fn(nom::Err<()>) -> Error + '_ {
+    move |_| Error::header(name.static_name(), "syntax")
+}
+
+impl Headers {
+    /// An empty list.
+    pub fn new() -> Headers {
+        Headers(Vec::new())
+    }
+
+    /// Iterates over all headers in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
+        self.0.iter()
+    }
+
+    /// Number of header lines.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<&ByteString> {
+        self.0.iter().find(|h| &h.name == name).map(|h| &h.value)
+    }
+
+    /// All values of `name` in order.
+    pub fn get_all<'a>(
+        &'a self,
+        name: &'a HeaderName,
+    ) -> impl Iterator<Item = &'a ByteString> + 'a {
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| &h.value)
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        self.0.iter().any(|h| &h.name == name)
+    }
+
+    /// Appends a header.
+    pub fn push(&mut self, name: HeaderName, value: impl Into<ByteString>) {
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
+    }
+
+    /// Inserts a header before all others (a new top Via).
+    pub fn push_front(&mut self, name: HeaderName, value: impl Into<ByteString>) {
+        self.0.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
+    }
+
+    /// Removes every `name` header.
+    pub fn remove(&mut self, name: &HeaderName) {
+        self.0.retain(|h| &h.name != name);
+    }
+
+    /// Replaces all `name` headers with one value (at the position of the first, else at the
+    /// end).
+    pub fn set(&mut self, name: HeaderName, value: impl Into<ByteString>) {
+        let value = value.into();
+        match self.0.iter().position(|h| h.name == name) {
+            Some(k) => {
+                self.0[k].value = value;
+                let mut seen = 0;
+                self.0.retain(|h| {
+                    if h.name == name {
+                        seen += 1;
+                        seen == 1
+                    } else {
+                        true
+                    }
+                });
+            }
+            None => self.push(name, value),
+        }
+    }
+
+    /// Copies every `name` header of `from`, in order, to the end of this list.
+    pub fn copy_from(&mut self, from: &Headers, name: &HeaderName) {
+        for h in from.0.iter().filter(|h| &h.name == name) {
+            self.0.push(h.clone());
+        }
+    }
+
+    fn single<'a>(&'a self, name: &'a HeaderName) -> Result<Option<&'a ByteString>> {
+        let mut it = self.get_all(name);
+        let first = it.next();
+        if it.next().is_some() {
+            return Err(Error::MultipleValues(name.static_name()));
+        }
+        Ok(first)
+    }
+
+    fn required<'a>(&'a self, name: &'a HeaderName) -> Result<&'a ByteString> {
+        self.single(name)?
+            .ok_or(Error::MissingHeader(name.static_name()))
+    }
+
+    /// Parses every value of a comma-list header with `item` (all lines, in order).
+    fn list<T>(
+        &self,
+        name: &HeaderName,
+        mut parse_line: impl FnMut(&ByteString, &mut Vec<T>) -> std::result::Result<(), nom::Err<()>>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for v in self.get_all(name) {
+            parse_line(v, &mut out).map_err(bad(name))?;
+        }
+        Ok(out)
+    }
+
+    fn name_addr(&self, name: HeaderName) -> Result<NameAddr> {
+        let v = self.required(&name)?;
+        match NameAddr::parse(v, v, true) {
+            Ok((rest, n)) if sws(rest).is_empty() => Ok(n),
+            _ => Err(Error::header(name.static_name(), "syntax")),
+        }
+    }
+
+    /// All Via values, top first.
+    pub fn via(&self) -> Result<Vec<Via>> {
+        self.list(&HeaderName::Via, |v, out| {
+            grammar::list(v, |i| Via::parse(v, i), out)
+        })
+    }
+
+    /// The top Via value.
+    pub fn top_via(&self) -> Result<Via> {
+        let v = self
+            .get(&HeaderName::Via)
+            .ok_or(Error::MissingHeader("Via"))?;
+        match Via::parse(v, sws(v)) {
+            Ok((rest, via)) if grammar::list_next(rest).is_ok() => Ok(via),
+            _ => Err(Error::header("Via", "syntax")),
+        }
+    }
+
+    /// From.
+    pub fn from(&self) -> Result<NameAddr> {
+        self.name_addr(HeaderName::From)
+    }
+
+    /// To.
+    pub fn to(&self) -> Result<NameAddr> {
+        self.name_addr(HeaderName::To)
+    }
+
+    /// Call-ID (`word ["@" word]`).
+    pub fn call_id(&self) -> Result<&ByteString> {
+        let v = self.required(&HeaderName::CallId)?;
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.chars().all(|c| {
+                    grammar::is_token_char(c)
+                        || matches!(
+                            c,
+                            '(' | ')'
+                                | '<'
+                                | '>'
+                                | ':'
+                                | '\\'
+                                | '"'
+                                | '/'
+                                | '['
+                                | ']'
+                                | '?'
+                                | '{'
+                                | '}'
+                        )
+                })
+        };
+        let ok = match v.split_once('@') {
+            Some((a, b)) => word(a) && word(b),
+            None => word(v),
+        };
+        if ok {
+            Ok(v)
+        } else {
+            Err(Error::header("Call-ID", "syntax"))
+        }
+    }
+
+    /// CSeq.
+    pub fn cseq(&self) -> Result<CSeq> {
+        let v = self.required(&HeaderName::CSeq)?;
+        match CSeq::parse(v, v) {
+            Ok((rest, c)) if sws(rest).is_empty() => Ok(c),
+            _ => Err(Error::header(
+                "CSeq",
+                "syntax or sequence number out of range",
+            )),
+        }
+    }
+
+    /// Whether Contact is `*` (REGISTER removal).
+    pub fn contact_is_wildcard(&self) -> bool {
+        self.get(&HeaderName::Contact).is_some_and(|v| &**v == "*")
+    }
+
+    /// All Contact values (empty for `*`).
+    pub fn contacts(&self) -> Result<Vec<NameAddr>> {
+        if self.contact_is_wildcard() {
+            return Ok(Vec::new());
+        }
+        self.list(&HeaderName::Contact, |v, out| {
+            grammar::list(v, |i| NameAddr::parse(v, i, true), out)?;
+            let bad_expires = out.iter().any(|c| {
+                c.params.get("expires").is_some_and(|p| {
+                    p.value
+                        .as_deref()
+                        .and_then(|e| grammar::number(e, u64::from(u32::MAX)))
+                        .is_none()
+                })
+            });
+            if bad_expires { grammar::fail() } else { Ok(()) }
+        })
+    }
+
+    /// The first Contact value.
+    pub fn contact(&self) -> Result<Option<NameAddr>> {
+        Ok(self.contacts()?.into_iter().next())
+    }
+
+    /// Max-Forwards (0..=255).
+    pub fn max_forwards(&self) -> Result<Option<u8>> {
+        self.number(&HeaderName::MaxForwards, 255)
+            .map(|v| v.map(|v| v as u8))
+    }
+
+    /// Expires (delta-seconds, at most 2**32-1).
+    pub fn expires(&self) -> Result<Option<u32>> {
+        self.number(&HeaderName::Expires, u64::from(u32::MAX))
+            .map(|v| v.map(|v| v as u32))
+    }
+
+    /// Content-Length.
+    pub fn content_length(&self) -> Result<Option<u32>> {
+        self.number(&HeaderName::ContentLength, u64::from(u32::MAX))
+            .map(|v| v.map(|v| v as u32))
+    }
+
+    fn number(&self, name: &HeaderName, max: u64) -> Result<Option<u64>> {
+        match self.single(name)? {
+            None => Ok(None),
+            Some(v) => grammar::number(v, max)
+                .map(Some)
+                .ok_or(Error::header(name.static_name(), "not a number in range")),
+        }
+    }
+
+    /// Route values in order.
+    pub fn route(&self) -> Result<Vec<NameAddr>> {
+        self.list(&HeaderName::Route, |v, out| {
+            grammar::list(v, |i| NameAddr::parse(v, i, false), out)
+        })
+    }
+
+    /// Record-Route values in order.
+    pub fn record_route(&self) -> Result<Vec<NameAddr>> {
+        self.list(&HeaderName::RecordRoute, |v, out| {
+            grammar::list(v, |i| NameAddr::parse(v, i, false), out)
+        })
+    }
+
+    /// Content-Type.
+    pub fn content_type(&self) -> Result<Option<MediaType>> {
+        match self.single(&HeaderName::ContentType)? {
+            None => Ok(None),
+            Some(v) => match MediaType::parse(v, v) {
+                Ok((rest, m)) if sws(rest).is_empty() => Ok(Some(m)),
+                _ => Err(Error::header("Content-Type", "syntax")),
+            },
+        }
+    }
+
+    /// Accept entries (empty if absent or empty).
+    pub fn accept(&self) -> Result<Vec<MediaType>> {
+        self.list(&HeaderName::Accept, |v, out| {
+            if v.trim().is_empty() {
+                Ok(())
+            } else {
+                grammar::list(v, |i| MediaType::parse(v, i), out)
+            }
+        })
+    }
+
+    /// Allow (methods, as tokens).
+    pub fn allow(&self) -> Result<Vec<ByteString>> {
+        self.list(&HeaderName::Allow, |v, out| grammar::token_list(v, v, out))
+    }
+
+    /// Supported option tags.
+    pub fn supported(&self) -> Result<Vec<ByteString>> {
+        self.list(&HeaderName::Supported, |v, out| {
+            grammar::token_list(v, v, out)
+        })
+    }
+
+    /// Require option tags.
+    pub fn require(&self) -> Result<Vec<ByteString>> {
+        self.list(&HeaderName::Require, |v, out| {
+            grammar::token_list(v, v, out)
+        })
+    }
+
+    /// Proxy-Require option tags.
+    pub fn proxy_require(&self) -> Result<Vec<ByteString>> {
+        self.list(&HeaderName::ProxyRequire, |v, out| {
+            grammar::token_list(v, v, out)
+        })
+    }
+
+    /// WWW-Authenticate challenges.
+    pub fn www_authenticate(&self) -> Result<Vec<AuthValue>> {
+        self.list(&HeaderName::WwwAuthenticate, |v, out| {
+            AuthValue::parse_all(v, v, out)
+        })
+    }
+
+    /// Proxy-Authenticate challenges.
+    pub fn proxy_authenticate(&self) -> Result<Vec<AuthValue>> {
+        self.list(&HeaderName::ProxyAuthenticate, |v, out| {
+            AuthValue::parse_all(v, v, out)
+        })
+    }
+
+    /// Authorization credentials.
+    pub fn authorization(&self) -> Result<Vec<AuthValue>> {
+        self.list(&HeaderName::Authorization, |v, out| {
+            AuthValue::parse_all(v, v, out)
+        })
+    }
+
+    /// Proxy-Authorization credentials.
+    pub fn proxy_authorization(&self) -> Result<Vec<AuthValue>> {
+        self.list(&HeaderName::ProxyAuthorization, |v, out| {
+            AuthValue::parse_all(v, v, out)
+        })
+    }
+
+    /// Sets the tag of the To header (appends `;tag=` when there is none, keeping the value as
+    /// written).
+    pub fn set_to_tag(&mut self, tag: &str) -> Result<()> {
+        let mut to = self.to()?;
+        let value = if to.tag().is_some() {
+            to.set_tag(tag);
+            ByteString::from(to.to_string())
+        } else {
+            let old = self
+                .get(&HeaderName::To)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            ByteString::from(format!("{old};tag={tag}"))
+        };
+        self.set(HeaderName::To, value);
+        Ok(())
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = &'a Header;
+    type IntoIter = std::slice::Iter<'a, Header>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_case_insensitive_with_compact_forms() {
+        assert_eq!(HeaderName::new("MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(HeaderName::new("v"), HeaderName::Via);
+        assert_eq!(HeaderName::new("I"), HeaderName::CallId);
+        assert_eq!(HeaderName::new("x-foo"), HeaderName::new("X-FOO"));
+        assert_eq!(HeaderName::new("x-foo").as_str(), "x-foo");
+        assert_ne!(HeaderName::new("x-foo"), HeaderName::Via);
+    }
+
+    #[test]
+    fn set_and_to_tag() {
+        let mut h = Headers::new();
+        h.push(HeaderName::To, "<sip:bob@example.com>");
+        h.push(HeaderName::Subject, "a");
+        h.push(HeaderName::Subject, "b");
+        h.set(HeaderName::Subject, "c");
+        assert_eq!(h.get_all(&HeaderName::Subject).count(), 1);
+        h.set_to_tag("xyz").unwrap();
+        assert_eq!(h.to().unwrap().tag(), Some("xyz"));
+        assert_eq!(
+            h.get(&HeaderName::To).map(|v| &**v),
+            Some("<sip:bob@example.com>;tag=xyz")
+        );
+        h.set_to_tag("abc").unwrap();
+        assert_eq!(h.to().unwrap().tag(), Some("abc"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Start line and header section parsing, and the datagram framing rule (body by
+//! Content-Length, extra octets ignored).
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::grammar::{self, is_wsp};
+use super::headers::{Header, HeaderName, Headers};
+use super::typed::Method;
+use super::uri::{self, Uri, UriCtx};
+use crate::{Error, Result};
+
+/// The parsed first line.
+pub(crate) enum StartLine {
+    Request { method: Method, uri: Uri },
+    Response { status: u16, reason: ByteString },
+}
+
+/// Index just past the `CRLF CRLF` that ends the header section.
+pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memmem::find(buf, b"\r\n\r\n").map(|k| k + 4)
+}
+
+/// Number of leading CRLF octets (RFC 3261 §7.5: ignored before a start line).
+pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
+    let mut k = 0;
+    while buf.get(k..k + 2) == Some(b"\r\n") {
+        k += 2;
+    }
+    k
+}
+
+/// Checks `SIP/2.0` (case-insensitive name); other well-formed versions are [`Error::Version`].
+fn version(v: &str) -> Result<()> {
+    if v.eq_ignore_ascii_case("SIP/2.0") {
+        return Ok(());
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("SIP/"))
+        .and_then(|_| v[4..].split_once('.'))
+    {
+        Some((a, b)) if digits(a) && digits(b) => Err(Error::Version),
+        _ => Err(Error::StartLine("bad SIP version")),
+    }
+}
+
+fn start_line(src: &ByteString, line: &str) -> Result<StartLine> {
+    if line
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
+        let (v, rest) = line
+            .split_once(' ')
+            .ok_or(Error::StartLine("no status code"))?;
+        version(v)?;
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        if code.len() != 3 {
+            return Err(Error::StartLine("status code is not three digits"));
+        }
+        let status = grammar::number(code, 699)
+            .filter(|c| *c >= 100)
+            .ok_or(Error::StartLine("bad status code"))?;
+        if reason.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(Error::StartLine("control character in reason phrase"));
+        }
+        return Ok(StartLine::Response {
+            status: status as u16,
+            reason: src.slice_ref(reason),
+        });
+    }
+    let mut parts = line.splitn(3, ' ');
+    let (Some(m), Some(u), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Error::StartLine(
+            "request line needs method, Request-URI and version",
+        ));
+    };
+    if m.is_empty() || !m.chars().all(grammar::is_token_char) {
+        return Err(Error::StartLine("method is not a token"));
+    }
+    if u.is_empty() {
+        return Err(Error::StartLine("extra white space in request line"));
+    }
+    version(v)?;
+    let uri = match uri::uri(src, u, UriCtx::Whole) {
+        Ok(("", uri)) => uri,
+        _ => return Err(Error::RequestUri("syntax")),
+    };
+    if matches!(&uri, Uri::Sip(s) if s.headers.is_some()) {
+        return Err(Error::RequestUri(
+            "headers are not allowed in a Request-URI",
+        ));
+    }
+    Ok(StartLine::Request {
+        method: Method::from_token(src, m),
+        uri,
+    })
+}
+
+/// Finds the next CRLF; a lone CR or LF is an error.
+fn line_end(s: &str) -> Result<usize> {
+    let b = s.as_bytes();
+    let k = memchr::memchr2(b'\r', b'\n', b).ok_or(Error::Incomplete)?;
+    if b[k] == b'\r' && b.get(k + 1) == Some(&b'\n') {
+        Ok(k)
+    } else {
+        Err(Error::HeaderLine("bare CR or LF"))
+    }
+}
+
+/// Joins folded lines: each `CRLF 1*WSP` becomes one space.
+fn unfold(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (k, part) in v.split("\r\n").enumerate() {
+        if k == 0 {
+            out.push_str(part.trim_end_matches(is_wsp));
+        } else {
+            let part = part.trim_matches(is_wsp);
+            if !part.is_empty() {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(part);
+            }
+        }
+    }
+    out
+}
+
+/// Parses a header section (start line through the empty line; `head` ends with CRLF CRLF).
+pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
+    let src = ByteString::try_from(head).map_err(|_| Error::Utf8)?;
+    let s: &str = &src;
+    let e = line_end(s)?;
+    let start = start_line(&src, &s[..e])?;
+    let mut rest = &s[e + 2..];
+    let mut headers = Vec::with_capacity(16);
+    while !rest.is_empty() && !rest.starts_with("\r\n") {
+        if rest.starts_with(is_wsp) {
+            return Err(Error::HeaderLine("continuation line without a header"));
+        }
+        let mut end = line_end(rest)?;
+        let mut folded = false;
+        while rest[end + 2..].starts_with(is_wsp) {
+            folded = true;
+            end = end + 2 + line_end(&rest[end + 2..])?;
+        }
+        let field = &rest[..end];
+        rest = &rest[end + 2..];
+        let n = field
+            .find(|c| !grammar::is_token_char(c))
+            .unwrap_or(field.len());
+        if n == 0 {
+            return Err(Error::HeaderLine("empty header name"));
+        }
+        let Some(value) = field[n..].trim_start_matches(is_wsp).strip_prefix(':') else {
+            return Err(Error::HeaderLine("missing colon"));
+        };
+        let value = if folded {
+            ByteString::from(unfold(value.trim_start_matches(is_wsp)))
+        } else {
+            src.slice_ref(value.trim_matches(is_wsp))
+        };
+        headers.push(Header {
+            name: HeaderName::from_wire(&src, &field[..n]),
+            value,
+        });
+    }
+    Ok((start, Headers(headers)))
+}
+
+/// Checks an RFC 3261 `SIP-date` (`rfc1123-date` in GMT).
+pub(crate) fn valid_date(d: &str) -> bool {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((day, rest)) = d.split_once(", ") else {
+        return false;
+    };
+    let f: Vec<&str> = rest.split(' ').collect();
+    let [dd, mon, yyyy, time, zone] = f.as_slice() else {
+        return false;
+    };
+    let t: Vec<&str> = time.split(':').collect();
+    DAYS.contains(&day)
+        && digits(dd, 2)
+        && MONTHS.contains(mon)
+        && digits(yyyy, 4)
+        && t.len() == 3
+        && t.iter().all(|x| digits(x, 2))
+        && *zone == "GMT"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert!(valid_date("Sat, 13 Nov 2010 23:29:00 GMT"));
+        assert!(!valid_date("Fri, 01 Jan 2010 16:00:00 EST"));
+        assert!(!valid_date("Fri, 1 Jan 2010 16:00:00 GMT"));
+    }
+
+    #[test]
+    fn folding() {
+        assert_eq!(unfold("a\r\n  b \r\n\tc"), "a b c");
+        assert_eq!(unfold("\r\n <sip:x>"), "<sip:x>");
+    }
+
+    #[test]
+    fn versions() {
+        assert!(version("SIP/2.0").is_ok());
+        assert!(matches!(version("SIP/7.0"), Err(Error::Version)));
+        assert!(matches!(version("SIP/2.0  "), Err(Error::StartLine(_))));
+    }
+}

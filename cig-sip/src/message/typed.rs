@@ -1,0 +1,579 @@
+//! Typed header values: Via, name-addr (From/To/Contact/Route), CSeq, methods, media types and
+//! authentication challenges/credentials. Each parses from a header value and prints back with
+//! `Display` in the canonical form.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytestring::ByteString;
+use nom::bytes::complete::take_while1;
+
+use super::grammar::{
+    self, PResult, Params, fail, header_params, lws, quoted_string, sep, sws, token,
+};
+use super::uri::{self, Host, Uri, UriCtx};
+
+/// A SIP method. Methods are case-sensitive.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// INVITE
+    Invite,
+    /// ACK
+    Ack,
+    /// BYE
+    Bye,
+    /// CANCEL
+    Cancel,
+    /// OPTIONS
+    Options,
+    /// REGISTER
+    Register,
+    /// PRACK (RFC 3262)
+    Prack,
+    /// SUBSCRIBE (RFC 6665)
+    Subscribe,
+    /// NOTIFY (RFC 6665)
+    Notify,
+    /// PUBLISH (RFC 3903)
+    Publish,
+    /// INFO (RFC 6086)
+    Info,
+    /// REFER (RFC 3515)
+    Refer,
+    /// MESSAGE (RFC 3428)
+    Message,
+    /// UPDATE (RFC 3311)
+    Update,
+    /// Any other token.
+    Other(ByteString),
+}
+
+impl Method {
+    /// The method for a token (`src` owns `t`, so unknown methods are kept zero-copy).
+    pub(crate) fn from_token(src: &ByteString, t: &str) -> Method {
+        match t {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "PUBLISH" => Method::Publish,
+            "INFO" => Method::Info,
+            "REFER" => Method::Refer,
+            "MESSAGE" => Method::Message,
+            "UPDATE" => Method::Update,
+            _ => Method::Other(src.slice_ref(t)),
+        }
+    }
+
+    /// Parses a method name (must be a token).
+    pub fn parse(s: &str) -> Option<Method> {
+        if s.is_empty() || !s.chars().all(grammar::is_token_char) {
+            return None;
+        }
+        let src = ByteString::from(s);
+        Some(Method::from_token(&src, &src))
+    }
+
+    /// The method name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Publish => "PUBLISH",
+            Method::Info => "INFO",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Update => "UPDATE",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One Via value (RFC 3261 §20.42).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Via {
+    /// Protocol name, normally `SIP`.
+    pub protocol: ByteString,
+    /// Protocol version, normally `2.0`.
+    pub version: ByteString,
+    /// Transport as written (`UDP`, `TCP`, `TLS`, ...).
+    pub transport: ByteString,
+    /// sent-by host.
+    pub host: Host,
+    /// sent-by port.
+    pub port: Option<u16>,
+    /// Parameters (branch, received, rport, maddr, ttl, ...).
+    pub params: Params,
+}
+
+/// The RFC 3261 branch prefix.
+pub const BRANCH_MAGIC: &str = "z9hG4bK";
+
+impl Via {
+    /// `SIP/2.0/<transport> host[:port];branch=<branch>`.
+    pub fn new(transport: &str, host: Host, port: Option<u16>, branch: &str) -> Via {
+        let mut params = Params::new();
+        params.set("branch", Some(ByteString::from(branch)));
+        Via {
+            protocol: ByteString::from_static("SIP"),
+            version: ByteString::from_static("2.0"),
+            transport: ByteString::from(transport.to_ascii_uppercase()),
+            host,
+            port,
+            params,
+        }
+    }
+
+    /// The branch parameter.
+    pub fn branch(&self) -> Option<&str> {
+        self.params.get("branch").and_then(|p| p.value.as_deref())
+    }
+
+    /// Whether the branch carries the RFC 3261 magic cookie (otherwise the transaction is
+    /// matched the RFC 2543 way).
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch()
+            .is_some_and(|b| b.len() > BRANCH_MAGIC.len() && b.starts_with(BRANCH_MAGIC))
+    }
+
+    /// The `received` parameter.
+    pub fn received(&self) -> Option<&str> {
+        self.params.get("received").and_then(|p| p.value.as_deref())
+    }
+
+    /// The `rport` parameter: `None` if absent, `Some(None)` if present without a value.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        let p = self.params.get("rport")?;
+        Some(
+            p.value
+                .as_deref()
+                .and_then(|v| grammar::number(v, 65535))
+                .map(|v| v as u16),
+        )
+    }
+
+    /// The `maddr` parameter.
+    pub fn maddr(&self) -> Option<&str> {
+        self.params.get("maddr").and_then(|p| p.value.as_deref())
+    }
+
+    /// Transport in upper case compared case-insensitively.
+    pub fn transport_is(&self, t: &str) -> bool {
+        self.transport.eq_ignore_ascii_case(t)
+    }
+
+    pub(crate) fn parse<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Via> {
+        let (i, protocol) = token(i)?;
+        let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
+        let (i, version) = token(i)?;
+        let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
+        let (i, transport) = token(i)?;
+        let (i, _) = lws(i)?;
+        let (i, host) = uri::host(src, i)?;
+        let (i, port) = uri::port(i, true)?;
+        let (i, params) = header_params(src, i)?;
+        if params
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case("branch") && p.value.is_none())
+        {
+            return fail();
+        }
+        let s = |x| src.slice_ref(x);
+        Ok((
+            i,
+            Via {
+                protocol: s(protocol),
+                version: s(version),
+                transport: s(transport),
+                host,
+                port,
+                params,
+            },
+        ))
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{} {}",
+            self.protocol, self.version, self.transport, self.host
+        )?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.params)
+    }
+}
+
+/// A name-addr or addr-spec with header parameters: From, To, Contact, Route, Record-Route.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NameAddr {
+    /// Display name as written: a quoted string (with quotes) or tokens.
+    pub display: Option<ByteString>,
+    /// The URI.
+    pub uri: Uri,
+    /// Header parameters after the URI (`tag`, `expires`, `q`, `lr`, ...).
+    pub params: Params,
+}
+
+impl NameAddr {
+    /// `<uri>` without display name or parameters.
+    pub fn new(uri: Uri) -> NameAddr {
+        NameAddr {
+            display: None,
+            uri,
+            params: Params::new(),
+        }
+    }
+
+    /// Sets the display name (quoted as needed).
+    pub fn with_display(mut self, name: &str) -> NameAddr {
+        self.display = Some(ByteString::from(grammar::quote(name)));
+        self
+    }
+
+    /// The display name with quotes and escapes removed.
+    pub fn display_name(&self) -> Option<Cow<'_, str>> {
+        self.display.as_deref().map(grammar::unquote)
+    }
+
+    /// The `tag` parameter.
+    pub fn tag(&self) -> Option<&str> {
+        self.params.get("tag").and_then(|p| p.value.as_deref())
+    }
+
+    /// Sets the `tag` parameter.
+    pub fn set_tag(&mut self, tag: &str) {
+        self.params.set("tag", Some(ByteString::from(tag)));
+    }
+
+    /// Parses one name-addr (or, when `addr_spec` is allowed, a bare URI) with its parameters.
+    pub(crate) fn parse<'a>(
+        src: &ByteString,
+        i: &'a str,
+        addr_spec: bool,
+    ) -> PResult<'a, NameAddr> {
+        let i = sws(i);
+        let (i, display) = if i.starts_with('"') {
+            let (r, q) = quoted_string(i)?;
+            (sws(r), Some(q))
+        } else if i.starts_with('<') {
+            (i, None)
+        } else {
+            // `*(token LWS)` followed by `<`, else an addr-spec.
+            let mut r = i;
+            let mut end = i;
+            while let Ok((after, _)) = token(r) {
+                end = after;
+                r = sws(after);
+            }
+            if r.starts_with('<') && end.len() < i.len() {
+                (r, Some(&i[..i.len() - end.len()]))
+            } else if addr_spec {
+                let (r, uri) = uri::uri(src, i, UriCtx::AddrSpec)?;
+                let (r, params) = header_params(src, r)?;
+                return Ok((
+                    r,
+                    NameAddr {
+                        display: None,
+                        uri,
+                        params,
+                    },
+                ));
+            } else {
+                return fail();
+            }
+        };
+        let Some(i) = i.strip_prefix('<') else {
+            return fail();
+        };
+        let (i, uri) = uri::uri(src, i, UriCtx::Bracketed)?;
+        let Some(i) = i.strip_prefix('>') else {
+            return fail();
+        };
+        let (i, params) = header_params(src, i)?;
+        Ok((
+            i,
+            NameAddr {
+                display: display.map(|d| src.slice_ref(d)),
+                uri,
+                params,
+            },
+        ))
+    }
+}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = &self.display {
+            write!(f, "{d} ")?;
+        }
+        write!(f, "<{}>{}", self.uri, self.params)
+    }
+}
+
+/// The CSeq header (RFC 3261 §20.16).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CSeq {
+    /// Sequence number, below 2**31.
+    pub seq: u32,
+    /// Method.
+    pub method: Method,
+}
+
+impl CSeq {
+    pub(crate) fn parse<'a>(src: &ByteString, i: &'a str) -> PResult<'a, CSeq> {
+        let (i, digits) = take_while1(|c: char| c.is_ascii_digit())(i)?;
+        let seq = grammar::number(digits, (1 << 31) - 1).ok_or(nom::Err::Error(()))? as u32;
+        let (i, _) = lws(i)?;
+        let (i, m) = token(i)?;
+        Ok((
+            i,
+            CSeq {
+                seq,
+                method: Method::from_token(src, m),
+            },
+        ))
+    }
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
+}
+
+/// A media type with parameters (Content-Type, Accept entries).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MediaType {
+    /// Type, e.g. `application`.
+    pub mtype: ByteString,
+    /// Subtype, e.g. `sdp`.
+    pub subtype: ByteString,
+    /// Parameters.
+    pub params: Params,
+}
+
+impl MediaType {
+    /// Case-insensitive type/subtype check.
+    pub fn is(&self, mtype: &str, subtype: &str) -> bool {
+        self.mtype.eq_ignore_ascii_case(mtype) && self.subtype.eq_ignore_ascii_case(subtype)
+    }
+
+    pub(crate) fn parse<'a>(src: &ByteString, i: &'a str) -> PResult<'a, MediaType> {
+        let (i, t) = token(i)?;
+        let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
+        let (i, s) = token(i)?;
+        let (i, params) = header_params(src, i)?;
+        Ok((
+            i,
+            MediaType {
+                mtype: src.slice_ref(t),
+                subtype: src.slice_ref(s),
+                params,
+            },
+        ))
+    }
+}
+
+impl fmt::Display for MediaType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}{}", self.mtype, self.subtype, self.params)
+    }
+}
+
+/// An authentication challenge (WWW-/Proxy-Authenticate) or credentials (Authorization,
+/// Proxy-Authorization): a scheme and `name=value` parameters, values kept as written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AuthValue {
+    /// Scheme, e.g. `Digest`.
+    pub scheme: ByteString,
+    /// Parameters in order; values as written (quoted strings keep their quotes).
+    pub params: Vec<(ByteString, ByteString)>,
+}
+
+/// A challenge from WWW-Authenticate or Proxy-Authenticate.
+pub type Challenge = AuthValue;
+/// Credentials for Authorization or Proxy-Authorization.
+pub type Credentials = AuthValue;
+
+impl AuthValue {
+    /// A value with no parameters yet.
+    pub fn new(scheme: &str) -> AuthValue {
+        AuthValue {
+            scheme: ByteString::from(scheme),
+            params: Vec::new(),
+        }
+    }
+
+    /// Whether the scheme is `scheme` (case-insensitive).
+    pub fn scheme_is(&self, scheme: &str) -> bool {
+        self.scheme.eq_ignore_ascii_case(scheme)
+    }
+
+    /// The value of `name` (case-insensitive), unquoted.
+    pub fn param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| grammar::unquote(v))
+    }
+
+    /// Appends `name="value"`.
+    pub fn push_quoted(&mut self, name: &str, value: &str) {
+        self.params.push((
+            ByteString::from(name),
+            ByteString::from(grammar::quote(value)),
+        ));
+    }
+
+    /// Appends `name=value` (value must be a token).
+    pub fn push_token(&mut self, name: &str, value: &str) {
+        self.params
+            .push((ByteString::from(name), ByteString::from(value)));
+    }
+
+    /// Parses one or more comma-separated challenges/credentials filling `value`.
+    pub(crate) fn parse_all(
+        src: &ByteString,
+        value: &str,
+        out: &mut Vec<AuthValue>,
+    ) -> Result<(), nom::Err<()>> {
+        let mut i = sws(value);
+        loop {
+            let (r, scheme) = token(i)?;
+            let (mut r, _) = lws(r)?;
+            let mut cur = AuthValue {
+                scheme: src.slice_ref(scheme),
+                params: Vec::new(),
+            };
+            loop {
+                let (after, name) = token(r)?;
+                let after = sep(after, '=').ok_or(nom::Err::Error(()))?;
+                let (after, v) = if after.starts_with('"') {
+                    quoted_string(after)?
+                } else {
+                    take_while1(|c: char| {
+                        grammar::is_token_char(c) || matches!(c, '/' | ':' | '=' | '@')
+                    })(after)?
+                };
+                cur.params.push((src.slice_ref(name), src.slice_ref(v)));
+                match grammar::list_next(after)? {
+                    None => {
+                        out.push(cur);
+                        return Ok(());
+                    }
+                    Some(next) => {
+                        // A token followed by white space and another token starts a new scheme.
+                        let new_scheme = token(next)
+                            .and_then(|(a, _)| lws(a))
+                            .and_then(|(b, _)| token(b))
+                            .is_ok();
+                        if new_scheme {
+                            out.push(cur);
+                            i = next;
+                            break;
+                        }
+                        r = next;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for AuthValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.scheme)?;
+        for (k, (n, v)) in self.params.iter().enumerate() {
+            f.write_str(if k == 0 { " " } else { ", " })?;
+            write!(f, "{n}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bs(s: &str) -> ByteString {
+        ByteString::from(s)
+    }
+
+    #[test]
+    fn via_with_folded_white_space() {
+        let s = bs("SIP  /   2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8");
+        let (rest, v) = Via::parse(&s, &s).unwrap();
+        assert_eq!(rest, "");
+        assert_eq!(&*v.transport, "TCP");
+        assert_eq!(v.host, Host::Domain(bs("spindle.example.com")));
+        assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8"
+        );
+        let s = bs("SIP/2.0/UDP [2001:db8::9]:5070;rport;received=192.0.2.1");
+        let (_, v) = Via::parse(&s, &s).unwrap();
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.received(), Some("192.0.2.1"));
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let s = bs(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#);
+        let (rest, n) = NameAddr::parse(&s, &s, true).unwrap();
+        assert_eq!(rest, "");
+        assert_eq!(n.display_name().as_deref(), Some(r#"J Rosenberg \""#));
+        assert_eq!(n.tag(), Some("98asjd8"));
+        let s = bs("sip:+19725552222@gw1.example.net;unknownparam");
+        let (_, n) = NameAddr::parse(&s, &s, true).unwrap();
+        assert!(n.params.contains("unknownparam"));
+        assert!(n.uri.as_sip().unwrap().params.is_empty());
+        let s = bs("caller<sip:caller@example.com>;tag=323");
+        let (_, n) = NameAddr::parse(&s, &s, true).unwrap();
+        assert_eq!(n.display.as_deref(), Some("caller"));
+        assert!(NameAddr::parse(&bs("sip:a@b"), "sip:a@b", false).is_err());
+    }
+
+    #[test]
+    fn auth_values() {
+        let s = bs(
+            r#"Digest realm="atlanta.com", nonce="84a4cc6f", algorithm=MD5, qop="auth,auth-int""#,
+        );
+        let mut v = Vec::new();
+        AuthValue::parse_all(&s, &s, &mut v).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].param("qop").as_deref(), Some("auth,auth-int"));
+        assert_eq!(v[0].param("ALGORITHM").as_deref(), Some("MD5"));
+        assert_eq!(v[0].to_string(), &*s);
+        let s =
+            bs(r#"Digest realm="a", nonce="1", Digest realm="a", nonce="2", algorithm=SHA-256"#);
+        let mut v = Vec::new();
+        AuthValue::parse_all(&s, &s, &mut v).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].param("algorithm").as_deref(), Some("SHA-256"));
+    }
+}

@@ -1,0 +1,569 @@
+//! SIP, SIPS and TEL URIs (RFC 3261 §19.1, §25; RFC 3966), plus any other absolute URI kept as
+//! scheme and opaque text.
+//!
+//! Components are kept as written (escapes included) so a parsed URI serializes back unchanged;
+//! [`percent_decode`] and [`SipUri::equivalent`] give the RFC 3261 §19.1.4 meaning.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use bytestring::ByteString;
+use nom::bytes::complete::take_while1;
+
+use super::grammar::{PResult, Params, fail};
+use crate::Error;
+
+/// A URI as found in a Request-URI or a name-addr.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Uri {
+    /// `sip:` or `sips:`.
+    Sip(SipUri),
+    /// `tel:` (RFC 3966).
+    Tel(TelUri),
+    /// Any other scheme: kept opaque (a UAS answers 416 to such a Request-URI).
+    Other(OtherUri),
+}
+
+/// A `sip:` / `sips:` URI.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SipUri {
+    /// `sips:` rather than `sip:`.
+    pub secure: bool,
+    /// User part, escapes kept.
+    pub user: Option<ByteString>,
+    /// Password, escapes kept.
+    pub password: Option<ByteString>,
+    /// Host.
+    pub host: Host,
+    /// Port, if written.
+    pub port: Option<u16>,
+    /// URI parameters (`;transport=tcp;lr`).
+    pub params: Params,
+    /// Headers part after `?`, as written (`Route=%3Csip:x%3E&...`).
+    pub headers: Option<ByteString>,
+}
+
+/// A `tel:` URI.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TelUri {
+    /// The number with visual separators as written, e.g. `+1-201-555-0123`.
+    pub number: ByteString,
+    /// Parameters (`;phone-context=...`).
+    pub params: Params,
+}
+
+/// A URI of a scheme this crate does not interpret.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OtherUri {
+    /// Scheme as written.
+    pub scheme: ByteString,
+    /// Everything after the `:`.
+    pub rest: ByteString,
+}
+
+/// Host part of a SIP URI or Via.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A host name as written.
+    Domain(ByteString),
+    /// An IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address (written in brackets).
+    Ipv6(Ipv6Addr),
+}
+
+impl Host {
+    /// Case-insensitive host comparison (names) or address equality.
+    pub fn matches(&self, other: &Host) -> bool {
+        match (self, other) {
+            (Host::Domain(a), Host::Domain(b)) => a.eq_ignore_ascii_case(b),
+            _ => self == other,
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::Ipv4(a) => write!(f, "{a}"),
+            Host::Ipv6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+impl From<std::net::IpAddr> for Host {
+    fn from(ip: std::net::IpAddr) -> Host {
+        match ip {
+            std::net::IpAddr::V4(a) => Host::Ipv4(a),
+            std::net::IpAddr::V6(a) => Host::Ipv6(a),
+        }
+    }
+}
+
+/// Where a URI is written; decides which characters end it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UriCtx {
+    /// The whole input is the URI (Request-URI).
+    Whole,
+    /// Inside `<` `>`.
+    Bracketed,
+    /// A bare addr-spec in a header: `;` starts header parameters, `?` and `,` are not allowed.
+    AddrSpec,
+}
+
+fn is_unreserved(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '!' | '~' | '*' | '\'' | '(' | ')')
+}
+
+fn is_userinfo_char(c: char) -> bool {
+    is_unreserved(c) || matches!(c, '%' | '&' | '=' | '+' | '$' | ',' | ';' | '?' | '/' | ':')
+}
+
+fn is_param_char(c: char) -> bool {
+    is_unreserved(c) || matches!(c, '%' | '[' | ']' | '/' | ':' | '&' | '+' | '$')
+}
+
+fn is_header_char(c: char) -> bool {
+    is_unreserved(c) || matches!(c, '%' | '[' | ']' | '/' | '?' | ':' | '+' | '$' | '&' | '=')
+}
+
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
+}
+
+/// Checks that every `%` starts a `%HH` escape.
+fn escapes_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut k = 0;
+    while k < b.len() {
+        if b[k] == b'%' {
+            if !(b.get(k + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(k + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            k += 3;
+        } else {
+            k += 1;
+        }
+    }
+    true
+}
+
+/// Decodes `%HH` escapes; invalid escapes are kept literally.
+pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut k = 0;
+    while k < b.len() {
+        let hex = |x: Option<&u8>| x.and_then(|c| (*c as char).to_digit(16));
+        if let (b'%', Some(h), Some(l)) = (b[k], hex(b.get(k + 1)), hex(b.get(k + 2))) {
+            out.push((h * 16 + l) as u8);
+            k += 3;
+            continue;
+        }
+        out.push(b[k]);
+        k += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// Parses a host (`hostname`, IPv4 or `[IPv6]`).
+pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
+    if let Some(r) = i.strip_prefix('[') {
+        let end = r.find(']').ok_or(nom::Err::Error(()))?;
+        let a: Ipv6Addr = r[..end].parse().map_err(|_| nom::Err::Error(()))?;
+        return Ok((&r[end + 1..], Host::Ipv6(a)));
+    }
+    let (rest, h) = take_while1(is_host_char)(i)?;
+    if h.starts_with(['-', '.']) {
+        return fail();
+    }
+    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let a: Ipv4Addr = h.parse().map_err(|_| nom::Err::Error(()))?;
+        return Ok((rest, Host::Ipv4(a)));
+    }
+    Ok((rest, Host::Domain(src.slice_ref(h))))
+}
+
+/// `[":" port]`, with white space allowed around the colon when `lws` (Via sent-by).
+pub(crate) fn port(i: &str, lws: bool) -> PResult<'_, Option<u16>> {
+    let after = if lws {
+        super::grammar::sep(i, ':')
+    } else {
+        i.strip_prefix(':')
+    };
+    let Some(r) = after else { return Ok((i, None)) };
+    let (rest, digits) = take_while1(|c: char| c.is_ascii_digit())(r)?;
+    let p = super::grammar::number(digits, u64::from(u16::MAX)).ok_or(nom::Err::Error(()))?;
+    Ok((rest, Some(p as u16)))
+}
+
+/// URI parameters `*( ";" pname [ "=" pvalue ] )` (no white space).
+fn uri_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
+    let mut params = Params::new();
+    while let Some(r) = i.strip_prefix(';') {
+        let (r, name) = take_while1(is_param_char)(r)?;
+        let (r, value) = match r.strip_prefix('=') {
+            Some(r) => {
+                let (r, v) = take_while1(is_param_char)(r)?;
+                (r, Some(v))
+            }
+            None => (r, None),
+        };
+        if !escapes_ok(name) || !value.is_none_or(escapes_ok) {
+            return fail();
+        }
+        params.0.push(super::grammar::Param {
+            name: src.slice_ref(name),
+            value: value.map(|v| src.slice_ref(v)),
+        });
+        i = r;
+    }
+    Ok((i, params))
+}
+
+fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResult<'a, SipUri> {
+    let (user, password, i) = {
+        let n = i.find(|c: char| !is_userinfo_char(c)).unwrap_or(i.len());
+        if i[n..].starts_with('@') {
+            let info = &i[..n];
+            let (u, p) = match info.find(':') {
+                Some(k) => (&info[..k], Some(&info[k + 1..])),
+                None => (info, None),
+            };
+            if u.is_empty()
+                || !escapes_ok(info)
+                || p.is_some_and(|p| p.contains([';', '?', '/', ':']))
+            {
+                return fail();
+            }
+            (
+                Some(src.slice_ref(u)),
+                p.map(|p| src.slice_ref(p)),
+                &i[n + 1..],
+            )
+        } else {
+            (None, None, i)
+        }
+    };
+    let (i, host) = host(src, i)?;
+    let (i, port) = port(i, false)?;
+    let (i, params) = if ctx == UriCtx::AddrSpec {
+        (i, Params::new())
+    } else {
+        uri_params(src, i)?
+    };
+    let (i, headers) = match i.strip_prefix('?') {
+        Some(_) if ctx == UriCtx::AddrSpec => return fail(),
+        Some(r) => {
+            let (r, h) = take_while1(is_header_char)(r)?;
+            if !escapes_ok(h) {
+                return fail();
+            }
+            (r, Some(src.slice_ref(h)))
+        }
+        None => (i, None),
+    };
+    Ok((
+        i,
+        SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        },
+    ))
+}
+
+fn is_tel_char(c: char) -> bool {
+    c.is_ascii_hexdigit() || matches!(c, '+' | '-' | '.' | '(' | ')' | '*' | '#')
+}
+
+fn tel_uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, TelUri> {
+    let (i, number) = take_while1(is_tel_char)(i)?;
+    if number[1..].contains('+')
+        || (number.starts_with('+') && !number.bytes().any(|b| b.is_ascii_digit()))
+    {
+        return fail();
+    }
+    let (i, params) = if ctx == UriCtx::AddrSpec {
+        (i, Params::new())
+    } else {
+        uri_params(src, i)?
+    };
+    Ok((
+        i,
+        TelUri {
+            number: src.slice_ref(number),
+            params,
+        },
+    ))
+}
+
+/// Characters of an opaque absolute URI (RFC 3261 `uric`, minus what ends it in context).
+fn is_uric(c: char, ctx: UriCtx) -> bool {
+    match c {
+        ';' | ',' | '?' => ctx != UriCtx::AddrSpec,
+        c if is_unreserved(c) => true,
+        '%' | '/' | ':' | '@' | '&' | '=' | '+' | '$' | '[' | ']' | '#' => true,
+        _ => false,
+    }
+}
+
+/// Parses a URI at the start of `i` (a slice of `src`).
+pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, Uri> {
+    let (rest, scheme) =
+        take_while1(|c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))(i)?;
+    let Some(rest) = rest.strip_prefix(':') else {
+        return fail();
+    };
+    if !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return fail();
+    }
+    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        let (r, u) = sip_uri(src, rest, scheme.len() == 4, ctx)?;
+        Ok((r, Uri::Sip(u)))
+    } else if scheme.eq_ignore_ascii_case("tel") {
+        let (r, u) = tel_uri(src, rest, ctx)?;
+        Ok((r, Uri::Tel(u)))
+    } else {
+        let (r, body) = take_while1(|c| is_uric(c, ctx))(rest)?;
+        if !escapes_ok(body) {
+            return fail();
+        }
+        Ok((
+            r,
+            Uri::Other(OtherUri {
+                scheme: src.slice_ref(scheme),
+                rest: src.slice_ref(body),
+            }),
+        ))
+    }
+}
+
+impl Uri {
+    /// Parses a complete URI from text.
+    pub fn parse(text: impl Into<ByteString>) -> Result<Uri, Error> {
+        let src: ByteString = text.into();
+        match uri(&src, &src, UriCtx::Whole) {
+            Ok(("", u)) => Ok(u),
+            _ => Err(Error::RequestUri("not a URI")),
+        }
+    }
+
+    /// The SIP URI inside, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The scheme as written in lower case (`sip`, `sips`, `tel` or the other scheme).
+    pub fn scheme(&self) -> Cow<'_, str> {
+        match self {
+            Uri::Sip(u) if u.secure => Cow::Borrowed("sips"),
+            Uri::Sip(_) => Cow::Borrowed("sip"),
+            Uri::Tel(_) => Cow::Borrowed("tel"),
+            Uri::Other(o) => Cow::Owned(o.scheme.to_ascii_lowercase()),
+        }
+    }
+}
+
+impl SipUri {
+    /// `sip:host` with nothing else.
+    pub fn new(host: Host) -> SipUri {
+        SipUri {
+            secure: false,
+            user: None,
+            password: None,
+            host,
+            port: None,
+            params: Params::new(),
+            headers: None,
+        }
+    }
+
+    /// The user part with escapes decoded.
+    pub fn user_decoded(&self) -> Option<Cow<'_, [u8]>> {
+        self.user.as_deref().map(percent_decode)
+    }
+
+    /// The `transport` parameter in lower case, if any.
+    pub fn transport(&self) -> Option<String> {
+        self.params
+            .value("transport")
+            .map(|t| t.to_ascii_lowercase())
+    }
+
+    /// URI comparison per RFC 3261 §19.1.4.
+    pub fn equivalent(&self, other: &SipUri) -> bool {
+        fn dec_eq(a: Option<&ByteString>, b: Option<&ByteString>) -> bool {
+            a.map(|a| percent_decode(a)) == b.map(|b| percent_decode(b))
+        }
+        if self.secure != other.secure
+            || !dec_eq(self.user.as_ref(), other.user.as_ref())
+            || !dec_eq(self.password.as_ref(), other.password.as_ref())
+            || !self.host.matches(&other.host)
+            || self.port != other.port
+        {
+            return false;
+        }
+        let params = |u: &SipUri| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            u.params
+                .iter()
+                .map(|p| {
+                    let value = p
+                        .value
+                        .as_deref()
+                        .map(|v| percent_decode(v).to_ascii_lowercase());
+                    (percent_decode(&p.name).to_ascii_lowercase(), value)
+                })
+                .collect()
+        };
+        let (a, b) = (params(self), params(other));
+        let special: [&[u8]; 5] = [b"user", b"ttl", b"method", b"maddr", b"transport"];
+        for (name, _) in a.iter().chain(b.iter()) {
+            let find = |l: &[(Vec<u8>, Option<Vec<u8>>)]| {
+                l.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+            };
+            match (find(&a), find(&b)) {
+                (Some(x), Some(y)) if x != y => return false,
+                (None, _) | (_, None) if special.contains(&name.as_slice()) => return false,
+                _ => {}
+            }
+        }
+        let headers = |u: &SipUri| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut v: Vec<_> = u
+                .headers
+                .as_deref()
+                .unwrap_or("")
+                .split('&')
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    let (n, val) = h.split_once('=').unwrap_or((h, ""));
+                    (
+                        percent_decode(n).to_ascii_lowercase(),
+                        percent_decode(val).into_owned(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        headers(self) == headers(other)
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = &self.user {
+            f.write_str(u)?;
+            if let Some(p) = &self.password {
+                f.write_str(":")?;
+                f.write_str(p)?;
+            }
+            f.write_str("@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.params)?;
+        if let Some(h) = &self.headers {
+            f.write_str("?")?;
+            f.write_str(h)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TelUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tel:{}{}", self.number, self.params)
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.fmt(f),
+            Uri::Tel(u) => u.fmt(f),
+            Uri::Other(o) => write!(f, "{}:{}", o.scheme, o.rest),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri {
+        match Uri::parse(s.to_owned()).unwrap() {
+            Uri::Sip(u) => u,
+            other => panic!("not sip: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_sip_uri_round_trips() {
+        let s = "sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&Priority=urgent";
+        let u = sip(s);
+        assert!(u.secure);
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.password.as_deref(), Some("secret"));
+        assert_eq!(u.host, Host::Ipv6("2001:db8::1".parse().unwrap()));
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.transport().as_deref(), Some("tcp"));
+        assert!(u.params.contains("lr"));
+        assert_eq!(u.to_string(), s);
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        assert!(matches!(&t, Uri::Tel(t) if &*t.number == "+1-201-555-0123"));
+        assert_eq!(
+            t.to_string(),
+            "tel:+1-201-555-0123;phone-context=example.com"
+        );
+        let o = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
+        assert_eq!(o.scheme(), "soap.beep");
+        assert!(Uri::parse("sip:user@example.com x").is_err());
+        assert!(Uri::parse("sip:user@host:99999").is_err());
+        assert!(Uri::parse("sip:user@host;%zz").is_err());
+    }
+
+    #[test]
+    fn equivalence_follows_rfc3261() {
+        assert!(
+            sip("sip:%61lice@AtLanTa.com;transport=TCP")
+                .equivalent(&sip("sip:alice@atlanta.com;transport=tcp"))
+        );
+        assert!(!sip("sip:alice@atlanta.com").equivalent(&sip("sip:ALICE@atlanta.com")));
+        assert!(!sip("sip:bob@biloxi.com").equivalent(&sip("sip:bob@biloxi.com:5060")));
+        assert!(
+            !sip("sip:carol@chicago.com").equivalent(&sip("sip:carol@chicago.com;transport=udp"))
+        );
+        assert!(
+            sip("sip:carol@chicago.com;security=on")
+                .equivalent(&sip("sip:carol@chicago.com;newparam=5"))
+        );
+        assert!(
+            sip("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com").equivalent(
+                &sip("sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com")
+            )
+        );
+        assert_eq!(&*percent_decode("null-%00-x%4"), b"null-\0-x%4");
+    }
+}
