@@ -42,7 +42,7 @@
 //! ```
 //!
 //! Modules: [`pattern`] owns template matching and expansion; the crate root owns the routing
-//! rules and the [`Router`]; a private `index` module owns the prefix index; [`reference`] is a
+//! rules and the [`Router`]; a private `index` module owns the prefix index; [`reference`](mod@reference) is a
 //! deliberately naive router used to check the fast one.
 #![forbid(unsafe_code)]
 
@@ -315,7 +315,7 @@ struct Side {
 ///
 /// Built once per configuration (and rebuilt on reload); [`Router::route`] and
 /// [`Router::translate`] take `&self`, allocate only their output strings, and give the same
-/// answers as walking the maps entry by entry ([`reference`] does exactly that).
+/// answers as walking the maps entry by entry ([`reference`](mod@reference) does exactly that).
 #[derive(Clone, Debug)]
 pub struct Router {
     /// Indexed by `InterfaceKind` (`tel`, `sip`); `None` when not configured.

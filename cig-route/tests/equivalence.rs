@@ -169,3 +169,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Arbitrary text (any Unicode, any length up to 64) as URIs and template literals: no
+    /// panic, and still the reference's answers.
+    #[test]
+    fn arbitrary_text_never_panics(
+        lits in prop::collection::vec(any::<String>().prop_map(|s| s.replace(['{', '}'], "")), 1..4),
+        uri in prop_oneof![any::<String>(), "tel:[+0-9wW;]{0,10}\\PC{0,8}"],
+    ) {
+        let template = format!("tel:{}", lits.join("{p}"));
+        let (m, o) = (t(&template), t("{p}|{q}"));
+        let expected = reference::captures(&m, &uri).map(|caps| reference::expand(&o, &caps));
+        prop_assert_eq!(Rule::new(&m, &o).unwrap().apply(&uri), expected);
+        let config = config(
+            vec![map("m", vec![entry("e", &lits.join("{p}"), &template, None)])],
+            iface(&["m"], &[]),
+            iface(&["m"], &[]),
+        );
+        let router = Router::from_config(&config).unwrap();
+        for on in [InterfaceKind::Tel, InterfaceKind::Sip] {
+            prop_assert_eq!(router.route(on, &uri, &uri), reference::route(&config, on, &uri, &uri));
+        }
+    }
+}
