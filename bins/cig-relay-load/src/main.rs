@@ -80,10 +80,12 @@ struct Call {
 struct RunResult {
     calls: usize,
     seconds: f64,
+    offered_pps: f64,
     sent: u64,
     received: u64,
     bad: u64,
     relay_cpu_s: f64,
+    relay_user_s: f64,
     generator_cpu_s: f64,
     rss_per_session: f64,
     p50_us: f64,
@@ -91,18 +93,19 @@ struct RunResult {
     max_us: f64,
 }
 
-fn clock_ticks(pid: u32) -> std::io::Result<u64> {
+/// (utime, stime) of a process, in clock ticks.
+fn clock_ticks(pid: u32) -> std::io::Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let parse = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Ok(parse(11) + parse(12))
+    Ok((parse(11), parse(12)))
 }
 
-/// utime + stime of a process in seconds (USER_HZ is 100 on Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    clock_ticks(pid).map_or(0.0, |t| t as f64 / 100.0)
+/// (user, system) CPU seconds of a process (USER_HZ is 100 on Linux).
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    clock_ticks(pid).map_or((0.0, 0.0), |(u, s)| (u as f64 / 100.0, s as f64 / 100.0))
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -345,6 +348,7 @@ fn run(
     let period = Duration::from_secs(1) / RATE;
     let total_sends = (args.seconds * f64::from(RATE)) as u64 * n as u64;
     let step_ns = period.as_nanos() as u64 / n as u64;
+    let duration_ns = (args.seconds * 1e9) as u64;
     let epoch = Instant::now();
     let cpu0 = cpu_seconds(pid);
     let gen0 = cpu_seconds(std::process::id());
@@ -359,7 +363,9 @@ fn run(
             j += 1;
             burst += 1;
         }
-        if j >= total_sends {
+        // Stop on schedule even if a starved generator fell behind: the achieved rate is
+        // reported next to the offered one.
+        if j >= total_sends || now_ns >= duration_ns {
             break Instant::now() + Duration::from_millis(300);
         }
         let wait = Duration::from_nanos((j * step_ns).saturating_sub(now_ns));
@@ -379,6 +385,7 @@ fn run(
     let cpu1 = cpu_seconds(pid);
     let gen1 = cpu_seconds(std::process::id());
     let wall = epoch.elapsed().as_secs_f64();
+    let offered_pps = 2.0 * f64::from(RATE) * n as f64;
     while Instant::now() < drain_until {
         poll.poll(&mut events, Some(drain_until - Instant::now()))?;
         for ev in events.iter() {
@@ -399,11 +406,13 @@ fn run(
     Ok(RunResult {
         calls: n,
         seconds: wall,
-        sent: 2 * total_sends,
+        offered_pps,
+        sent: 2 * j,
         received,
         bad,
-        relay_cpu_s: cpu1 - cpu0,
-        generator_cpu_s: gen1 - gen0,
+        relay_cpu_s: (cpu1.0 + cpu1.1) - (cpu0.0 + cpu0.1),
+        relay_user_s: cpu1.0 - cpu0.0,
+        generator_cpu_s: (gen1.0 + gen1.1) - (gen0.0 + gen0.1),
         rss_per_session: (rss1.saturating_sub(rss0) as f64 * 1024.0) / n as f64,
         p50_us: percentile(&lat, 0.50),
         p99_us: percentile(&lat, 0.99),
@@ -415,8 +424,10 @@ fn report(engine: &str, r: &RunResult) {
     let lost = r.sent.saturating_sub(r.received);
     let cpu_frac = r.relay_cpu_s / r.seconds;
     println!(
-        "{engine:>6} calls {:>5}  sent {:>8}  lost {:>6} ({:.3}%)  bad {:>3}  p50 {:>6.0} us  p99 {:>6.0} us  max {:>6.0} us  relay CPU {:>5.1}% of a core = {:.4}%/call, {:.2} us/packet  gen CPU {:>5.1}%  RSS/session {:>6.0} B",
+        "{engine:>6} calls {:>5}  rate {:>6.0}/{:>6.0} pps  sent {:>8}  lost {:>6} ({:.3}%)  bad {:>3}  p50 {:>6.0} us  p99 {:>6.0} us  max {:>6.0} us  relay CPU {:>5.1}% of a core = {:.4}%/call, {:.2} us/packet (user {:.2})  gen CPU {:>5.1}%  RSS/session {:>6.0} B",
         r.calls,
+        r.sent as f64 / r.seconds,
+        r.offered_pps,
         r.sent,
         lost,
         100.0 * lost as f64 / r.sent.max(1) as f64,
@@ -427,6 +438,7 @@ fn report(engine: &str, r: &RunResult) {
         100.0 * cpu_frac,
         100.0 * cpu_frac / r.calls as f64,
         1e6 * r.relay_cpu_s / r.sent.max(1) as f64,
+        1e6 * r.relay_user_s / r.sent.max(1) as f64,
         100.0 * r.generator_cpu_s / r.seconds,
         r.rss_per_session,
     );
