@@ -33,6 +33,9 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_DATAGRAM: usize = 2048;
 /// Room kept after a received datagram for what the path adds (SRTP tag, SRTCP index).
 const SPARE: usize = 64;
+/// Datagrams read from one socket before the engine turns to the others: a flood on one port
+/// cannot starve the other calls. A socket left with data is revisited after the next poll.
+const BUDGET: usize = 64;
 
 /// A session handed to an engine: its four bound sockets (A RTP, A RTCP, B RTP, B RTCP) and its
 /// packet path.
@@ -138,6 +141,10 @@ pub struct Engine<P> {
     slots: Vec<Option<Slot<P>>>,
     free: Vec<usize>,
     by_name: HashMap<Arc<str>, usize>,
+    /// Sockets (tokens) that used up their budget with data left.
+    again: Vec<usize>,
+    /// Scratch for `again` while it is being worked through.
+    again_now: Vec<usize>,
 }
 
 impl<P> std::fmt::Debug for Engine<P> {
@@ -179,6 +186,8 @@ impl<P: PacketPath> Engine<P> {
             slots: Vec::new(),
             free: Vec::new(),
             by_name: HashMap::new(),
+            again: Vec::with_capacity(1024),
+            again_now: Vec::with_capacity(1024),
         }
     }
 
@@ -199,7 +208,11 @@ impl<P: PacketPath> Engine<P> {
             format_args!("crypto engine {} started", self.index),
         );
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let wait = if self.again.is_empty() {
+                next_tick.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -211,9 +224,17 @@ impl<P: PacketPath> Engine<P> {
                 break;
             }
             let now = Instant::now();
+            std::mem::swap(&mut self.again, &mut self.again_now);
+            let mut again_now = std::mem::take(&mut self.again_now);
+            for token in again_now.drain(..) {
+                if !self.on_readable(token, &mut buf, now) {
+                    self.again.push(token);
+                }
+            }
+            self.again_now = again_now;
             for ev in events.iter() {
-                if ev.token() != WAKER {
-                    self.on_readable(ev.token().0, &mut buf, now);
+                if ev.token() != WAKER && !self.on_readable(ev.token().0, &mut buf, now) {
+                    self.again.push(ev.token().0);
                 }
             }
             if !self.drain_commands() {
@@ -234,22 +255,23 @@ impl<P: PacketPath> Engine<P> {
         );
     }
 
-    /// The per-packet path: drain one socket (edge-triggered) and forward what the path says.
-    fn on_readable(&mut self, token: usize, buf: &mut [u8], now: Instant) {
+    /// The per-packet path: read one socket until it is empty (it is edge-triggered) or its
+    /// budget is used, forwarding what the path says. `false` when data may be left.
+    fn on_readable(&mut self, token: usize, buf: &mut [u8], now: Instant) -> bool {
         let (slot_index, k) = (token / 4, token % 4);
         let Some(Some(slot)) = self.slots.get_mut(slot_index) else {
-            return;
+            return true;
         };
         let leg = if k < 2 { LegId::A } else { LegId::B };
         let rtcp = k % 2 == 1;
         let li = leg_index(leg);
-        loop {
+        for _ in 0..BUDGET {
             let (len, src) = match slot.sockets[k].recv_from(&mut buf[..MAX_DATAGRAM - SPARE]) {
                 Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP errors surface here on some kernels; the socket stays usable.
-                Err(_) => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                // EINTR, or a pending ICMP error reported once: the socket stays usable and
+                // may hold more datagrams.
+                Err(_) => continue,
             };
             let st = &mut slot.stats[li];
             st.packets_in += 1;
@@ -271,6 +293,7 @@ impl<P: PacketPath> Engine<P> {
                 Verdict::Drop => slot.stats[li].dropped += 1,
             }
         }
+        false
     }
 
     fn check_timeouts(&mut self, now: Instant) {
