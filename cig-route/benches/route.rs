@@ -112,7 +112,9 @@ fn bench(c: &mut Criterion) {
         let calls = calls(n);
         for (from, to) in &calls {
             let r = router.route(InterfaceKind::Sip, from, to).unwrap();
-            assert!(r.to_match.entry.starts_with("out") && r.from_match.entry.starts_with("src"));
+            assert!(
+                r.to_match.entry().starts_with("out") && r.from_match.entry().starts_with("src")
+            );
         }
         let mut k = 0;
         let exact: HashMap<String, u32> = (0..n as u32)

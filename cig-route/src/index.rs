@@ -18,15 +18,18 @@ use crate::pattern::{Pattern, Subject};
 /// No key / no rule.
 const NONE: u32 = u32::MAX;
 
-/// One distinct key, stored in its hash slot so that a probe reads one cache line.
+/// One distinct key, stored in its hash slot so that a probe reads one cache line. The key's
+/// text is not stored: it is the prefix of its first rule's pattern, which a lookup reads
+/// anyway to try that rule.
 #[derive(Clone, Copy, Debug)]
 struct Key {
     /// FNV-1a of the key's bytes.
     hash: u32,
-    /// `bytes[start..start + len]`.
-    start: u32,
+    /// Length of the key in bytes.
     len: u32,
-    /// Its rules: `rules[rules.0..rules.1]`, ascending.
+    /// Its lowest rule number (kept here so a lookup that stops at it reads no rule list).
+    first_rule: u32,
+    /// All its rules: `rules[rules.0..rules.1]`, ascending; the first is `first_rule`.
     rules: (u32, u32),
     /// Slot of the longest other key that is a proper prefix of this one, or [`NONE`].
     parent: u32,
@@ -40,30 +43,36 @@ pub(crate) struct PrefixIndex {
     /// Open addressing, linear probing; `None` is an empty slot. The length is a power of two
     /// at least twice the number of keys.
     slots: Vec<Option<Key>>,
-    /// Key text, concatenated.
-    bytes: Vec<u8>,
     /// Rule numbers, grouped per key.
     rules: Vec<u32>,
     /// Distinct key lengths, longest first.
     lengths: Vec<u32>,
 }
 
-/// FNV-1a over the first `len` bytes of `subject` as TEL templates read them (the wait mark
-/// as `;`, see [`Subject::tel_byte`]).
-fn hash_subject(subject: &Subject<'_>, len: usize) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for i in 0..len {
-        h ^= u32::from(subject.tel_byte(i).unwrap_or(0));
-        h = h.wrapping_mul(0x0100_0193);
+/// FNV-1a offset basis.
+const FNV_BASIS: u32 = 0x811c_9dc5;
+
+/// One FNV-1a step.
+fn fnv(h: u32, b: u8) -> u32 {
+    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+}
+
+/// Prefix lengths whose hashes a lookup computes in one pass (longer ones are hashed per probe).
+const PREFIX_HASHES: usize = 64;
+
+/// FNV-1a of the first `len` bytes of `subject` as TEL templates read them (the wait mark as
+/// `;`, see [`Subject::tel_byte`]): from `prefix_hashes` (where `prefix_hashes[l]` is the hash
+/// of the first `l` bytes) when it reaches that far.
+fn hash_subject(subject: &Subject<'_>, prefix_hashes: &[u32], len: usize) -> u32 {
+    match prefix_hashes.get(len) {
+        Some(&h) => h,
+        None => (0..len).fold(FNV_BASIS, |h, i| fnv(h, subject.tel_byte(i).unwrap_or(0))),
     }
-    h
 }
 
 /// [`hash_subject`] of a key's own bytes.
 fn hash_bytes(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    bytes.iter().fold(FNV_BASIS, |h, &b| fnv(h, b))
 }
 
 impl PrefixIndex {
@@ -77,49 +86,48 @@ impl PrefixIndex {
             .map(|(i, p)| (p.prefix(), i as u32))
             .collect();
         by_key.sort_unstable();
-        let mut keys: Vec<Key> = vec![];
-        let mut bytes = vec![];
+        let mut keys: Vec<(Key, &[u8])> = vec![];
         let mut rules = vec![];
         // Keys on the path from the root to the current key, for parent links.
         let mut stack: Vec<u32> = vec![];
         let mut i = 0;
-        while let Some(&(key, _)) = by_key.get(i) {
+        while let Some(&(key, first_rule)) = by_key.get(i) {
             let rules_start = rules.len() as u32;
             while let Some(&(_, rule)) = by_key.get(i).filter(|(k, _)| *k == key) {
                 rules.push(rule);
                 i += 1;
             }
             while let Some(&top) = stack.last() {
-                let k = keys[top as usize];
-                if key.starts_with(&bytes[k.start as usize..(k.start + k.len) as usize]) {
+                if key.starts_with(keys[top as usize].1) {
                     break;
                 }
                 stack.pop();
             }
             let parent = stack.last().copied().unwrap_or(NONE);
-            let ancestors_min = keys.get(parent as usize).map_or(NONE, |p: &Key| {
-                let own: u32 = rules[p.rules.0 as usize];
-                own.min(p.ancestors_min)
-            });
+            let ancestors_min = keys
+                .get(parent as usize)
+                .map_or(NONE, |(p, _)| p.first_rule.min(p.ancestors_min));
             stack.push(keys.len() as u32);
-            keys.push(Key {
-                hash: hash_bytes(key),
-                start: bytes.len() as u32,
-                len: key.len() as u32,
-                rules: (rules_start, rules.len() as u32),
-                parent,
-                ancestors_min,
-            });
-            bytes.extend_from_slice(key);
+            keys.push((
+                Key {
+                    hash: hash_bytes(key),
+                    len: key.len() as u32,
+                    first_rule,
+                    rules: (rules_start, rules.len() as u32),
+                    parent,
+                    ancestors_min,
+                },
+                key,
+            ));
         }
-        let mut lengths: Vec<u32> = keys.iter().map(|k| k.len).collect();
+        let mut lengths: Vec<u32> = keys.iter().map(|(k, _)| k.len).collect();
         lengths.sort_unstable_by(|a, b| b.cmp(a));
         lengths.dedup();
         // Place the keys, then turn parent key numbers into parent slots.
         let mut slots = vec![None; (keys.len() * 2).next_power_of_two().max(2)];
         let mask = slots.len() - 1;
         let mut slot_of = vec![0u32; keys.len()];
-        for (id, key) in keys.iter().enumerate() {
+        for (id, (key, _)) in keys.iter().enumerate() {
             let mut s = key.hash as usize & mask;
             while slots[s].is_some() {
                 s = (s + 1) & mask;
@@ -132,28 +140,33 @@ impl PrefixIndex {
         }
         PrefixIndex {
             slots,
-            bytes,
             rules,
             lengths,
         }
     }
 
-    /// The key equal to the first `len` bytes of `subject`, if any.
-    fn probe(&self, subject: &Subject<'_>, len: usize) -> Option<&Key> {
-        let h = hash_subject(subject, len);
+    /// The key equal to the first `len` bytes of `subject`, if any; `prefix_of(rule)` is the
+    /// key of a rule.
+    fn probe<'a>(
+        &self,
+        subject: &Subject<'_>,
+        prefix_hashes: &[u32],
+        len: usize,
+        prefix_of: impl Fn(usize) -> Option<&'a [u8]>,
+    ) -> Option<&Key> {
+        let h = hash_subject(subject, prefix_hashes, len);
         let mask = self.slots.len().checked_sub(1)?;
         let mut s = h as usize & mask;
         loop {
             let key = self.slots.get(s)?.as_ref()?;
             if key.hash == h
                 && key.len as usize == len
-                && self
-                    .bytes
-                    .get(key.start as usize..key.start as usize + len)
-                    .unwrap_or_default()
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &b)| subject.tel_byte(i) == Some(b))
+                && prefix_of(key.first_rule as usize).is_some_and(|bytes| {
+                    bytes
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &b)| subject.tel_byte(i) == Some(b))
+                })
             {
                 return Some(key);
             }
@@ -162,26 +175,39 @@ impl PrefixIndex {
     }
 
     /// The lowest rule number `i` for which `is_match(i)` holds among the rules whose key
-    /// `subject` starts with.
-    pub(crate) fn first_match(
+    /// `subject` starts with. `prefix_of(i)` is rule `i`'s key (its pattern's prefix).
+    pub(crate) fn first_match<'a>(
         &self,
         subject: Subject<'_>,
+        prefix_of: impl Fn(usize) -> Option<&'a [u8]>,
         mut is_match: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
         let uri_len = subject.uri.len();
+        let longest = self.lengths.first().map_or(0, |&l| l as usize).min(uri_len);
+        let mut buf = [0u32; PREFIX_HASHES];
+        let mut h = FNV_BASIS;
+        let mut filled = 0;
+        for (i, slot) in buf.iter_mut().enumerate().take(longest + 1) {
+            *slot = h;
+            h = fnv(h, subject.tel_byte(i).unwrap_or(0));
+            filled = i + 1;
+        }
+        let prefix_hashes = &buf[..filled];
         let mut key = self
             .lengths
             .iter()
             .map(|&len| len as usize)
             .filter(|&len| len <= uri_len)
-            .find_map(|len| self.probe(&subject, len));
+            .find_map(|len| self.probe(&subject, prefix_hashes, len, &prefix_of));
         let mut best = NONE;
         while let Some(k) = key {
-            let rules = self
-                .rules
-                .get(k.rules.0 as usize..k.rules.1 as usize)
-                .unwrap_or_default();
-            for &rule in rules.iter().take_while(|&&r| r < best) {
+            // The first rule from the slot; the rest of the list only if that one fails.
+            let rest = (k.rules.0 + 1..k.rules.1)
+                .map(|i| self.rules.get(i as usize).copied().unwrap_or(NONE));
+            for rule in std::iter::once(k.first_rule).chain(rest) {
+                if rule >= best {
+                    break;
+                }
                 if is_match(rule as usize) {
                     best = rule;
                     break;

@@ -29,7 +29,7 @@
 //! assert_eq!(routed.out_interface, InterfaceKind::Tel);
 //! assert_eq!(routed.to, "tel:+4670123456");
 //! assert_eq!(routed.from, "tel:+8888;101"); // tel has no source maps: its extension maps serve
-//! assert_eq!(&*routed.to_match.entry, "sipext2tel");
+//! assert_eq!(routed.to_match.entry(), "sipext2tel");
 //!
 //! // "w" and ";" are the same wait-for-connect mark.
 //! let back = router.route(InterfaceKind::Tel, "tel:+4670123456", "tel:+8888w101").unwrap();
@@ -194,19 +194,39 @@ impl fmt::Display for Untranslated {
     }
 }
 
-/// The map entry a routing step used. Names are shared with the router, so results are cheap
-/// to produce and own no borrow.
+/// The map entry a routing step used. Both names share one allocation with the router, so
+/// a result costs one reference-count increment per entry and owns no borrow.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EntryRef {
+    /// `map` + `entry`, concatenated.
+    names: Arc<str>,
+    /// Length of the map name.
+    split: usize,
+}
+
+impl EntryRef {
+    /// Names entry `entry` of map `map`.
+    pub fn new(map: &str, entry: &str) -> EntryRef {
+        EntryRef {
+            names: Arc::from(format!("{map}{entry}")),
+            split: map.len(),
+        }
+    }
+
     /// The map's name.
-    pub map: Arc<str>,
+    pub fn map(&self) -> &str {
+        self.names.get(..self.split).unwrap_or_default()
+    }
+
     /// The entry's name.
-    pub entry: Arc<str>,
+    pub fn entry(&self) -> &str {
+        self.names.get(self.split..).unwrap_or_default()
+    }
 }
 
 impl fmt::Display for EntryRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.map, self.entry)
+        write!(f, "{}/{}", self.map(), self.entry())
     }
 }
 
@@ -272,7 +292,8 @@ impl<T: AsRef<Rule>> Table<T> {
         // Captures of the best match so far and of the current attempt.
         let mut caps = [pattern::capture_buf(); 2];
         let mut best_slot = 0;
-        let i = self.index.first_match(subject, |i| {
+        let prefix_of = |i: usize| self.rules.get(i).map(|r| r.as_ref().pattern().prefix());
+        let i = self.index.first_match(subject, prefix_of, |i| {
             let attempt = 1 - best_slot;
             let hit = self
                 .rules
@@ -351,7 +372,6 @@ fn steps(
             interface,
             map: map_name.clone(),
         })?;
-        let map_arc = share(&map.name);
         for entry in &map.entries {
             let side_template = |side: InterfaceKind| {
                 entry.side(side).ok_or_else(|| RouteError::MissingTemplate {
@@ -364,10 +384,7 @@ fn steps(
             let rule = Rule::new(side_template(from)?, side_template(from.other())?)?;
             out.push(Step {
                 rule,
-                entry: EntryRef {
-                    map: map_arc.clone(),
-                    entry: share(&entry.name),
-                },
+                entry: EntryRef::new(&map.name, &entry.name),
                 auth: entry.auth.as_deref().map(&mut share),
             });
         }

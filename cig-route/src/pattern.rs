@@ -135,13 +135,17 @@ impl View<'_> {
 /// parameters take as few characters as possible".
 #[derive(Clone, Debug)]
 pub struct Pattern {
-    /// Literals `L0..=Lk`, concatenated, wait mark normalised to `;` in TEL templates.
-    lits: Box<[u8]>,
+    /// Literals `L0..=Lk`, concatenated, wait mark normalised to `;` in TEL templates (an
+    /// ASCII-for-ASCII substitution, so still UTF-8). A [`Rule`] appends its output literals
+    /// here, so that a lookup reads one allocation.
+    lits: Box<str>,
     /// `k + 2` offsets into `lits`: literal `i` is `lits[bounds[i]..bounds[i + 1]]`. Kept
     /// inline (templates are at most 4096 bytes) so a match touches one allocation.
     bounds: [u16; MAX_PARAMS + 2],
-    /// Parameter names `p1..=pk`.
-    names: Box<[Box<str>]>,
+    /// Parameter names `p1..=pk`, joined by NUL (names are `[A-Za-z_][A-Za-z0-9_]*`).
+    names: Box<str>,
+    /// `k`, the number of parameters.
+    k: u8,
     /// A TEL template: the subject's wait mark reads as `;`.
     tel: bool,
 }
@@ -150,15 +154,15 @@ impl Pattern {
     /// Compiles a template. Fails only when it has more than [`MAX_PARAMS`] parameters (or
     /// over 65535 bytes of literal text).
     pub fn new(template: &Template) -> Result<Pattern, RouteError> {
-        let mut lits = Vec::new();
+        let mut lits = String::new();
         let mut ends = Vec::new();
         let mut names = Vec::new();
         for segment in template.segments() {
             match segment {
-                Segment::Literal(text) => lits.extend_from_slice(text.as_bytes()),
+                Segment::Literal(text) => lits.push_str(text),
                 Segment::Param(name) => {
                     ends.push(lits.len());
-                    names.push(Box::from(name.as_str()));
+                    names.push(name.as_str());
                 }
             }
         }
@@ -174,14 +178,15 @@ impl Pattern {
         for (b, end) in bounds[1..].iter_mut().zip(ends) {
             *b = end as u16;
         }
-        let tel = is_tel(&lits[..usize::from(bounds[1])]);
+        let tel = is_tel(&lits.as_bytes()[..usize::from(bounds[1])]);
         if tel {
-            normalise_template_wait_mark(&mut lits);
+            lits = normalise_template_wait_mark(&lits);
         }
         Ok(Pattern {
             lits: lits.into(),
             bounds,
-            names: names.into(),
+            k: names.len() as u8,
+            names: names.join("\0").into(),
             tel,
         })
     }
@@ -190,6 +195,7 @@ impl Pattern {
     fn lit(&self, i: usize) -> &[u8] {
         let (start, end) = (self.bounds[i], self.bounds[i + 1]);
         self.lits
+            .as_bytes()
             .get(usize::from(start)..usize::from(end))
             .unwrap_or_default()
     }
@@ -202,12 +208,12 @@ impl Pattern {
 
     /// Parameter names in template order.
     pub fn params(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|n| &**n)
+        self.names.split('\0').take(usize::from(self.k))
     }
 
     /// Index of the first parameter called `name`.
     fn param_index(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| **n == *name)
+        self.params().position(|n| n == name)
     }
 
     /// Matches `subject`, writing capture `i` to `caps[i]`. `caps` holds at least
@@ -218,7 +224,7 @@ impl Pattern {
             wait: if self.tel { subject.wait } else { None },
         };
         let n = view.bytes.len();
-        let k = self.names.len();
+        let k = usize::from(self.k);
         let head = self.lit(0);
         if k == 0 {
             return n == head.len() && view.eq_at(0, head);
@@ -260,15 +266,16 @@ impl Pattern {
     }
 }
 
-/// Replaces the first `w`/`W` of a TEL template's dial string (after `tel:`, before any `;`)
-/// with `;`, mirroring [`wait_mark`] on subjects.
-fn normalise_template_wait_mark(lits: &mut [u8]) {
-    if let Some(b) = lits
-        .iter_mut()
+/// `lits` with the first `w`/`W` of a TEL template's dial string (after `tel:`, before any
+/// `;`) replaced by `;`, mirroring [`wait_mark`] on subjects.
+fn normalise_template_wait_mark(lits: &str) -> String {
+    match lits
+        .bytes()
         .skip(4)
-        .find(|b| matches!(**b, b'w' | b'W' | b';'))
+        .position(|b| matches!(b, b'w' | b'W' | b';'))
     {
-        *b = b';';
+        Some(i) => format!("{};{}", &lits[..4 + i], &lits[4 + i + 1..]),
+        None => lits.to_owned(),
     }
 }
 
@@ -301,65 +308,20 @@ impl<'u> Captures<'_, 'u> {
 /// A piece of an output template, resolved against the match side.
 #[derive(Clone, Copy, Debug)]
 enum OutPiece {
-    /// Literal text, as written in the configuration: `text[start..end]` of the expansion.
+    /// Literal text, as written in the configuration: `lits[start..end]` of the rule's
+    /// pattern (after the pattern's own literals).
     Literal(u32, u32),
     /// The capture of the match side's parameter with this index.
     Capture(usize),
 }
 
-/// An output template resolved against the [`Pattern`] whose captures it expands.
-#[derive(Clone, Debug)]
-pub(crate) struct Expansion {
-    /// The output template's literals, concatenated.
-    text: Box<str>,
-    pieces: Box<[OutPiece]>,
-}
-
-impl Expansion {
-    /// Resolves `output`'s parameter names against `source`'s captures. Names `source` never
-    /// captures are dropped: they expand to empty.
-    pub(crate) fn new(output: &Template, source: &Pattern) -> Expansion {
-        let mut text = String::new();
-        let pieces = output
-            .segments()
-            .iter()
-            .filter_map(|segment| match segment {
-                Segment::Literal(lit) => {
-                    let start = text.len() as u32;
-                    text.push_str(lit);
-                    Some(OutPiece::Literal(start, text.len() as u32))
-                }
-                Segment::Param(name) => source.param_index(name).map(OutPiece::Capture),
-            })
-            .collect();
-        Expansion {
-            text: text.into(),
-            pieces,
-        }
+/// The text `piece` stands for: literals from `lits`, captures from `uri`.
+fn piece_text<'a>(piece: OutPiece, lits: &'a str, uri: &'a str, caps: &CaptureBuf) -> &'a str {
+    match piece {
+        OutPiece::Literal(start, end) => lits.get(start as usize..end as usize),
+        OutPiece::Capture(i) => caps.get(i).and_then(|&(start, end)| uri.get(start..end)),
     }
-
-    /// The text `piece` stands for, given captures `caps` of `uri`.
-    fn piece<'a>(&'a self, piece: OutPiece, uri: &'a str, caps: &CaptureBuf) -> &'a str {
-        match piece {
-            OutPiece::Literal(start, end) => self.text.get(start as usize..end as usize),
-            OutPiece::Capture(i) => caps.get(i).and_then(|&(start, end)| uri.get(start..end)),
-        }
-        .unwrap_or_default()
-    }
-
-    /// Expands with the captures `caps` taken from `uri`; one allocation of the exact size.
-    pub(crate) fn expand(&self, uri: &str, caps: &CaptureBuf) -> String {
-        let len = self
-            .pieces
-            .iter()
-            .map(|&p| self.piece(p, uri, caps).len())
-            .sum();
-        let mut out = String::with_capacity(len);
-        for &piece in self.pieces.iter() {
-            out.push_str(self.piece(piece, uri, caps));
-        }
-        out
-    }
+    .unwrap_or_default()
 }
 
 /// A match template paired with an output template: one direction of a map entry, or a
@@ -379,16 +341,32 @@ impl Expansion {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rule {
+    /// The match side; its `lits` also hold the output literals.
     pattern: Pattern,
-    expansion: Expansion,
+    /// The output template, resolved against the match side.
+    pieces: Box<[OutPiece]>,
 }
 
 impl Rule {
-    /// Compiles `matching` and resolves `output` against it.
+    /// Compiles `matching` and resolves `output` against it. Output parameters that
+    /// `matching` never captures are dropped: they expand to empty.
     pub fn new(matching: &Template, output: &Template) -> Result<Rule, RouteError> {
-        let pattern = Pattern::new(matching)?;
-        let expansion = Expansion::new(output, &pattern);
-        Ok(Rule { pattern, expansion })
+        let mut pattern = Pattern::new(matching)?;
+        let mut lits = String::from(std::mem::take(&mut pattern.lits));
+        let pieces = output
+            .segments()
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Literal(lit) => {
+                    let start = lits.len() as u32;
+                    lits.push_str(lit);
+                    Some(OutPiece::Literal(start, lits.len() as u32))
+                }
+                Segment::Param(name) => pattern.param_index(name).map(OutPiece::Capture),
+            })
+            .collect();
+        pattern.lits = lits.into();
+        Ok(Rule { pattern, pieces })
     }
 
     /// The match side.
@@ -396,9 +374,15 @@ impl Rule {
         &self.pattern
     }
 
-    /// Expands the output from captures of `uri` that this rule's pattern made.
+    /// Expands the output from captures of `uri` that this rule's pattern made; one
+    /// allocation of the exact size.
     pub(crate) fn expand(&self, uri: &str, caps: &CaptureBuf) -> String {
-        self.expansion.expand(uri, caps)
+        let text = |&p: &OutPiece| piece_text(p, &self.pattern.lits, uri, caps);
+        let mut out = String::with_capacity(self.pieces.iter().map(|p| text(p).len()).sum());
+        for piece in self.pieces.iter() {
+            out.push_str(text(piece));
+        }
+        out
     }
 
     /// Matches `uri` and, on success, returns the expanded output template.
@@ -406,7 +390,7 @@ impl Rule {
         let mut caps = capture_buf();
         self.pattern
             .match_into(Subject::new(uri), &mut caps)
-            .then(|| self.expansion.expand(uri, &caps))
+            .then(|| self.expand(uri, &caps))
     }
 }
 

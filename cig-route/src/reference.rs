@@ -130,10 +130,7 @@ fn first_entry(
             let (matching, output) = (entry.side(side)?, entry.side(side.other())?);
             let caps = captures(matching, uri)?;
             Some((
-                EntryRef {
-                    map: Arc::from(map.name.as_str()),
-                    entry: Arc::from(entry.name.as_str()),
-                },
+                EntryRef::new(&map.name, &entry.name),
                 entry.auth.as_deref().map(Arc::from),
                 expand(output, &caps),
             ))

@@ -119,11 +119,11 @@ fn sentence(on: InterfaceKind, r: &Routed) -> String {
         "{on} -> {}: to {} (extension map {}, entry {}), from {} ({} map {}, entry {}){auth}",
         r.out_interface,
         r.to,
-        r.to_match.map,
-        r.to_match.entry,
+        r.to_match.map(),
+        r.to_match.entry(),
         r.from,
         r.from_maps.as_str(),
-        r.from_match.map,
-        r.from_match.entry,
+        r.from_match.map(),
+        r.from_match.entry(),
     )
 }
