@@ -84,11 +84,11 @@ impl Relay {
     /// SIGTERM, then the exit status.
     fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
-        let ok = Process::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
         child.wait().unwrap()
     }
 
