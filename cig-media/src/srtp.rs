@@ -332,7 +332,7 @@ impl ReplayWindow {
             };
             self.seen |= 1;
             self.highest = index;
-        } else {
+        } else if self.highest - index < REPLAY_WINDOW {
             self.seen |= 1 << (self.highest - index);
         }
     }
@@ -917,6 +917,63 @@ mod tests {
         let mut s = Stream::new(1);
         s.accept_rtp(10);
         assert_eq!(s.estimate_index(60000), 60000);
+    }
+
+    /// The replay window against a plain model: a set of every accepted index.
+    fn model_check(seen: &std::collections::BTreeSet<u64>, index: u64) -> Result<()> {
+        match seen.last() {
+            Some(&highest) if index <= highest => {
+                if highest - index >= REPLAY_WINDOW {
+                    Err(Error::TooOld)
+                } else if seen.contains(&index) {
+                    Err(Error::Replayed)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn replay_window_matches_model(
+            start in 0u64..1 << 40,
+            steps in proptest::collection::vec(-200i64..300, 1..300),
+        ) {
+            let mut window = ReplayWindow { highest: start, seen: 1 };
+            let mut model = std::collections::BTreeSet::from([start]);
+            let mut index = start;
+            for step in steps {
+                index = index.saturating_add_signed(step);
+                let got = window.check(index);
+                proptest::prop_assert_eq!(got, model_check(&model, index));
+                if got.is_ok() {
+                    window.accept(index);
+                    model.insert(index);
+                }
+            }
+        }
+
+        /// A receiver recovers the true 48-bit index from 16-bit sequence numbers whenever the
+        /// packet is within 2^15 of the highest one seen (RFC 3711 §3.3.1), across rollovers.
+        #[test]
+        fn index_estimation_recovers_true_index(
+            start in 0u64..1 << 20,
+            steps in proptest::collection::vec(-3000i64..20000, 1..200),
+        ) {
+            let mut s = Stream::new(1);
+            s.accept_rtp(start);
+            let mut index = start;
+            for step in steps {
+                index = index.saturating_add_signed(step);
+                let behind = s.rtp.highest.saturating_sub(index);
+                let ahead = index.saturating_sub(s.rtp.highest);
+                proptest::prop_assume!(behind < 1 << 15 && ahead < 1 << 15);
+                proptest::prop_assert_eq!(s.estimate_index(index as u16), index);
+                s.accept_rtp(index);
+            }
+        }
     }
 
     #[test]
