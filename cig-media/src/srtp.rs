@@ -792,6 +792,21 @@ mod tests {
                  a5f47a51c7d19b36de3adf8833899d7f27beb16a9152cf765ee4390cce"
             )
         );
+        // §16.1.2: decryption restores the packet; a flipped tag bit is refused.
+        let (body, tag) = buf[12..].split_at_mut(plain.len() - 12);
+        let tag = <[u8; 16]>::try_from(&*tag).unwrap();
+        let mut bad_tag = tag;
+        bad_tag[0] ^= 1;
+        let mut copy = body.to_vec();
+        assert!(
+            keys.aead
+                .decrypt_in_place_detached(&nonce.into(), &plain[..12], &mut copy, &bad_tag.into())
+                .is_err()
+        );
+        keys.aead
+            .decrypt_in_place_detached(&nonce.into(), &plain[..12], body, &tag.into())
+            .unwrap();
+        assert_eq!(&buf[..plain.len()], &plain[..]);
     }
 
     fn rtp_packet(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
