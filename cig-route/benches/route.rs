@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use cig_core::Template;
 use cig_core::conf::{Config, Interface, InterfaceKind, Map, MapEntry};
 use cig_route::{Router, reference};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 
 const COUNTRY_CODES: [&str; 10] = ["46", "47", "45", "358", "49", "44", "1", "33", "34", "39"];
 
@@ -154,5 +155,56 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Minimum over 2,000 runs of the mean time of 16 consecutive `f()` calls.
+fn best_of(mut f: impl FnMut()) -> Duration {
+    (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..16 {
+                f();
+            }
+            t.elapsed() / 16
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+/// Best-of figures for the lookup and its HashMap yardstick, both sizes.
+fn best_of_report() {
+    for (n, label) in [(10_000, "10k"), (100_000, "100k")] {
+        let config = plan(n);
+        let router = Router::from_config(&config).unwrap();
+        let calls = calls(n);
+        let exact: HashMap<String, u32> = (0..n as u32)
+            .map(|i| (format!("sip:9{}0000@secure.com", series(i as usize)), i))
+            .collect();
+        let probes: Vec<String> = (0..calls.len())
+            .map(|k| format!("sip:9{}0000@secure.com", series(k.wrapping_mul(7919) % n)))
+            .collect();
+        let mut k = 0;
+        let lookup = best_of(|| {
+            k = (k + 1) % calls.len();
+            let (from, to) = &calls[k];
+            black_box(
+                router
+                    .route(InterfaceKind::Sip, black_box(from), black_box(to))
+                    .ok(),
+            );
+        });
+        let get = best_of(|| {
+            k = (k + 1) % probes.len();
+            black_box(exact.get(black_box(probes[k].as_str())));
+        });
+        println!(
+            "route/lookup_{label} best-of: {lookup:?}; route/hashmap_get_{label} best-of: {get:?}"
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    best_of_report();
+}
