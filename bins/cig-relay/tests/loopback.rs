@@ -543,6 +543,46 @@ fn control_protocol_rules_and_controller_loss() {
             ..
         }
     ));
+    // An unknown op is answered (no id: the request could not be read) and the connection
+    // stays usable.
+    {
+        use std::io::{Read, Write};
+        let body = br#"{"id":3,"op":"teleport"}"#;
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        let mut raw = std::os::unix::net::UnixStream::connect(&relay.control).unwrap();
+        raw.write_all(&frame).unwrap();
+        let mut dec = cig_media::control::FrameDecoder::new();
+        let reply: Reply = loop {
+            if let Some(r) = dec.next_message().unwrap() {
+                break r;
+            }
+            let mut b = [0u8; 4096];
+            let n = raw.read(&mut b).unwrap();
+            dec.push(&b[..n]);
+        };
+        assert!(matches!(
+            reply,
+            Reply::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ));
+        // A frame longer than the limit closes the connection.
+        raw.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
+        let mut rest = Vec::new();
+        raw.read_to_end(&mut rest).unwrap();
+        dec.push(&rest);
+        assert!(matches!(
+            dec.next_message::<Reply>().unwrap(),
+            Some(Reply::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ));
+    }
 
     let mut client = Client::connect(&relay.control, "controller-1").unwrap().0;
     let status = client.call(Command::Status).unwrap();
