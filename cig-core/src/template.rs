@@ -73,7 +73,8 @@ impl Template {
             });
         }
         let mut segments = Vec::new();
-        let mut literal = String::new();
+        // Start of the literal being scanned (byte offset).
+        let mut lit_start = 0;
         let mut chars = s.char_indices();
         while let Some((i, c)) = chars.next() {
             match c {
@@ -117,10 +118,11 @@ impl Template {
                             ),
                         });
                     }
-                    if !literal.is_empty() {
-                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                    if lit_start < i {
+                        segments.push(Segment::Literal(s[lit_start..i].to_owned()));
                     }
                     segments.push(Segment::Param(name.to_owned()));
+                    lit_start = end + 1;
                 }
                 '}' => {
                     return Err(TemplateError {
@@ -128,11 +130,11 @@ impl Template {
                         message: "unbalanced `}` without a matching `{`".into(),
                     });
                 }
-                c => literal.push(c),
+                _ => {}
             }
         }
-        if !literal.is_empty() {
-            segments.push(Segment::Literal(literal));
+        if lit_start < s.len() {
+            segments.push(Segment::Literal(s[lit_start..].to_owned()));
         }
         Ok(Template {
             source: s.to_owned(),

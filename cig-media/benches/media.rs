@@ -1,9 +1,11 @@
 //! Benchmarks of the per-packet paths: SRTP protect/unprotect of a 172-byte G.711 packet and
 //! G.711 frame conversions. After the criterion groups, the same packet is timed through libsrtp
-//! 2.7 (PyPI `pylibsrtp`) by `benches/libsrtp_anchor.py`, so both numbers come from one run.
+//! 2.7 (PyPI `pylibsrtp`) by `benches/libsrtp_anchor.py`, so both numbers come from one run, and
+//! a best-of-runs figure is printed for each id (see `best_ns`).
 
 use std::hint::black_box;
 use std::process::Command;
+use std::time::Instant;
 
 use cig_media::g711;
 use cig_media::srtp::{MasterKey, SrtpContext, SrtpProfile};
@@ -96,6 +98,81 @@ fn g711(c: &mut Criterion) {
 
 criterion_group!(benches, srtp, g711);
 
+/// Best (minimum) time per call over 2,000 runs of 16 calls: on a shared, oversubscribed
+/// machine the minimum shows the cost when this thread has a core, which the medians above
+/// cannot.
+fn best_ns<S>(mut setup: impl FnMut() -> S, mut run: impl FnMut(&mut S, usize)) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..2000 {
+        let mut state = setup();
+        let t = Instant::now();
+        for i in 0..16 {
+            run(&mut state, i);
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / 16.0);
+    }
+    best
+}
+
+fn best_of_report() {
+    let key = MasterKey::from_concatenated(SrtpProfile::Aes128CmHmacSha1_80, &KEY).unwrap();
+    let plain = rtp_172(1);
+    let mut tx = SrtpContext::new(&key);
+    let mut buf = [0u8; 200];
+    let protect = best_ns(
+        || {},
+        |_, _| {
+            buf[..172].copy_from_slice(&plain);
+            black_box(tx.protect_rtp(black_box(&mut buf), 172).unwrap());
+        },
+    );
+    let mut tx = SrtpContext::new(&key);
+    let mut rx = SrtpContext::new(&key);
+    let mut seq = 0u16;
+    let unprotect = best_ns(
+        || {
+            let mut batch = [([0u8; 200], 0usize); 16];
+            for (p, n) in batch.iter_mut() {
+                seq = seq.wrapping_add(1);
+                p[..172].copy_from_slice(&rtp_172(seq));
+                *n = tx.protect_rtp(p, 172).unwrap();
+            }
+            batch
+        },
+        |batch, i| {
+            let (p, n) = &mut batch[i];
+            black_box(rx.unprotect_rtp(black_box(p), *n).unwrap());
+        },
+    );
+    println!("best-of srtp/protect_172    {protect:7.0} ns");
+    println!("best-of srtp/unprotect_172  {unprotect:7.0} ns");
+    let pcm: Vec<i16> = (0..160)
+        .map(|i| ((f64::from(i) * 0.785).sin() * 12000.0) as i16)
+        .collect();
+    let mut codes = [0u8; 160];
+    let encode = best_ns(
+        || {},
+        |_, _| {
+            g711::encode_ulaw(black_box(&pcm), black_box(&mut codes));
+        },
+    );
+    let mut lin = [0i16; 160];
+    let decode = best_ns(
+        || {},
+        |_, _| {
+            g711::decode_alaw(black_box(&codes), black_box(&mut lin));
+        },
+    );
+    let convert = best_ns(|| {}, |_, _| g711::ulaw_to_alaw(black_box(&mut codes)));
+    for (id, ns) in [
+        ("g711/encode_ulaw_160", encode),
+        ("g711/decode_alaw_160", decode),
+        ("g711/ulaw_to_alaw_160", convert),
+    ] {
+        println!("best-of {id:22} {ns:7.0} ns  {:.2} G samples/s", 160.0 / ns);
+    }
+}
+
 fn libsrtp_anchor() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/libsrtp_anchor.py");
     match Command::new("python3").arg(script).status() {
@@ -110,6 +187,7 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
     // `cargo test --benches` runs this binary in test mode: skip the anchor there.
     if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        best_of_report();
         libsrtp_anchor();
     }
 }

@@ -3,10 +3,9 @@
 //!
 //! Encoding follows the ITU-T G.191 reference (`ulaw_compress`/`alaw_compress`): the 16-bit
 //! sample is reduced to the 14-bit (μ) or 13-bit (A) uniform PCM of G.711 by dropping low bits,
-//! negative values in one's complement, so `x` and `-x - 1` give mirrored codes. Every encoder
-//! and decoder is a table lookup; the tables are computed at compile time from the G.711
-//! segment rules. The frame functions are plain loops over slices with no bounds checks inside,
-//! which the compiler unrolls.
+//! negative values in one's complement, so `x` and `-x - 1` give mirrored codes. Encoders are
+//! branch-free arithmetic that the compiler vectorizes over a frame; decoders and the μ↔A
+//! conversions are 256-entry tables computed at compile time from the G.711 segment rules.
 
 /// One of the two G.711 laws, i.e. the codec of a leg (PCMU, static payload type 0; PCMA, 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,56 +34,10 @@ impl Law {
     }
 }
 
-/// μ-law code (positive sign) for each 13-bit magnitude `(x ^ (x >> 15)) >> 2`.
-static ULAW_ENCODE: [u8; 8192] = ulaw_encode_table();
-/// A-law code without sign and without the 0x55 inversion, per 11-bit magnitude
-/// `(x ^ (x >> 15)) >> 4`.
-static ALAW_ENCODE: [u8; 2048] = alaw_encode_table();
 static ULAW_DECODE: [i16; 256] = ulaw_decode_table();
 static ALAW_DECODE: [i16; 256] = alaw_decode_table();
 static ULAW_TO_ALAW: [u8; 256] = ulaw_to_alaw_table();
 static ALAW_TO_ULAW: [u8; 256] = alaw_to_ulaw_table();
-
-const fn ulaw_encode_table() -> [u8; 8192] {
-    let mut t = [0u8; 8192];
-    let mut m = 0;
-    while m < 8192 {
-        // Bias 33 on the 14-bit scale, clip at the top of segment 7.
-        let mut biased = m + 33;
-        if biased > 0x1fff {
-            biased = 0x1fff;
-        }
-        // Segment: position of the highest set bit above bit 5.
-        let mut seg = 0;
-        while seg < 7 && biased >> (seg + 6) != 0 {
-            seg += 1;
-        }
-        let mantissa = (biased >> (seg + 1)) & 0x0f;
-        t[m] = !((seg << 4) | mantissa) as u8;
-        m += 1;
-    }
-    t
-}
-
-const fn alaw_encode_table() -> [u8; 2048] {
-    let mut t = [0u8; 2048];
-    let mut m = 0;
-    while m < 2048 {
-        let code = if m < 16 {
-            m
-        } else {
-            // Segment s holds magnitudes 16·2^(s-1) ..= 16·2^s - 1.
-            let mut seg = 1;
-            while m >> (seg + 3) > 1 {
-                seg += 1;
-            }
-            (seg << 4) | ((m >> (seg - 1)) & 0x0f)
-        };
-        t[m] = code as u8;
-        m += 1;
-    }
-    t
-}
 
 const fn ulaw_decode_table() -> [i16; 256] {
     let mut t = [0i16; 256];
@@ -174,21 +127,47 @@ const fn alaw_to_ulaw_table() -> [u8; 256] {
     t
 }
 
+/// `u16::from(value >= threshold)`, spelled so that it vectorizes as a compare.
+#[inline(always)]
+fn ge(value: u16, threshold: u16) -> u16 {
+    u16::from(value >= threshold)
+}
+
 /// Encodes one 16-bit linear sample as μ-law.
+///
+/// Branch-free and table-free so that frame loops vectorize: the segment is a sum of
+/// comparisons, and the per-segment right shift `>> (seg + 1)` is a multiplication by
+/// `2^(7 - seg)` (built from the same comparisons) followed by `>> 8`, which cannot overflow
+/// because a biased magnitude in segment `seg` is below `2^(seg + 6)`.
 #[inline(always)]
 pub fn linear_to_ulaw(x: i16) -> u8 {
     let sign = x >> 15; // 0 or -1
-    let magnitude = ((x ^ sign) as u16 >> 2) as usize;
-    // Negative samples clear the sign bit of the (positive-sign) code.
-    ULAW_ENCODE[magnitude & 0x1fff] & (0xff ^ (sign as u8 & 0x80))
+    // One's complement magnitude on the 14-bit scale, biased by 33, clipped to 13 bits.
+    let biased = ((((x ^ sign) as u16) >> 2) + 33).min(0x1fff);
+    let (c1, c2, c3) = (ge(biased, 0x40), ge(biased, 0x80), ge(biased, 0x100));
+    let (c4, c5, c6) = (ge(biased, 0x200), ge(biased, 0x400), ge(biased, 0x800));
+    let c7 = ge(biased, 0x1000);
+    let seg = c1 + c2 + c3 + c4 + c5 + c6 + c7;
+    let scale = 128 - 64 * c1 - 32 * c2 - 16 * c3 - 8 * c4 - 4 * c5 - 2 * c6 - c7;
+    let mantissa = ((biased * scale) >> 8) & 0x0f;
+    let code = 0x7f ^ ((seg << 4) | mantissa);
+    (code | (!sign as u16 & 0x80)) as u8
 }
 
-/// Encodes one 16-bit linear sample as A-law.
+/// Encodes one 16-bit linear sample as A-law (same technique as [`linear_to_ulaw`]: segment
+/// `seg ≥ 1` shifts by `seg - 1`, done as a multiplication by `2^(8 - seg)` then `>> 7`).
 #[inline(always)]
 pub fn linear_to_alaw(x: i16) -> u8 {
     let sign = x >> 15;
-    let magnitude = ((x ^ sign) as u16 >> 4) as usize;
-    (ALAW_ENCODE[magnitude & 0x7ff] | (!sign as u8 & 0x80)) ^ 0x55
+    // One's complement magnitude on the 12-bit scale.
+    let m = ((x ^ sign) as u16) >> 4;
+    let (c1, c2, c3) = (ge(m, 16), ge(m, 32), ge(m, 64));
+    let (c4, c5, c6) = (ge(m, 128), ge(m, 256), ge(m, 512));
+    let c7 = ge(m, 1024);
+    let seg = c1 + c2 + c3 + c4 + c5 + c6 + c7;
+    let scale = 128 - 64 * c2 - 32 * c3 - 16 * c4 - 8 * c5 - 4 * c6 - 2 * c7;
+    let mantissa = ((m * scale) >> 7) & 0x0f;
+    (((seg << 4) | mantissa | (!sign as u16 & 0x80)) ^ 0x55) as u8
 }
 
 /// Decodes one μ-law code to 16-bit linear.

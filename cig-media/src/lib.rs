@@ -8,6 +8,9 @@
 //! - [`dtmf`]: RFC 4733 telephone-events: payload codec and an event sender.
 //! - [`bridge`]: the relay engine's per-call state (leg A SRTP ⇄ leg B RTP): header continuity,
 //!   transcoding, DTMF payload-type mapping, symmetric RTP and media timeouts.
+//! - [`control`]: the cig-relay control protocol (versioned, length-prefixed JSON over a Unix
+//!   socket) that cig-server speaks, with a frame decoder and a small blocking client.
+//! - [`relay`]: relay building blocks: the RTP/RTCP port-pair allocator.
 //!
 //! Everything is sans-IO: bytes and `now` go in; what to send, events and the next deadline come
 //! out. Per-packet paths do not allocate.
@@ -30,8 +33,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bridge;
+pub mod control;
 pub mod dtmf;
 pub mod g711;
+pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;

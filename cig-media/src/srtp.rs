@@ -192,8 +192,10 @@ fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
             block[14..].copy_from_slice(&ctr.to_be_bytes());
         }
         cipher.encrypt_blocks(&mut blocks[..n]);
-        for (b, k) in chunk.iter_mut().zip(blocks.iter().flat_map(|b| b.iter())) {
-            *b ^= k;
+        for (bytes, key) in chunk.chunks_mut(16).zip(&blocks) {
+            for (b, k) in bytes.iter_mut().zip(key.iter()) {
+                *b ^= k;
+            }
         }
     }
 }
@@ -330,7 +332,7 @@ impl ReplayWindow {
             };
             self.seen |= 1;
             self.highest = index;
-        } else {
+        } else if self.highest - index < REPLAY_WINDOW {
             self.seen |= 1 << (self.highest - index);
         }
     }
@@ -790,6 +792,21 @@ mod tests {
                  a5f47a51c7d19b36de3adf8833899d7f27beb16a9152cf765ee4390cce"
             )
         );
+        // §16.1.2: decryption restores the packet; a flipped tag bit is refused.
+        let (body, tag) = buf[12..].split_at_mut(plain.len() - 12);
+        let tag = <[u8; 16]>::try_from(&*tag).unwrap();
+        let mut bad_tag = tag;
+        bad_tag[0] ^= 1;
+        let mut copy = body.to_vec();
+        assert!(
+            keys.aead
+                .decrypt_in_place_detached(&nonce.into(), &plain[..12], &mut copy, &bad_tag.into())
+                .is_err()
+        );
+        keys.aead
+            .decrypt_in_place_detached(&nonce.into(), &plain[..12], body, &tag.into())
+            .unwrap();
+        assert_eq!(&buf[..plain.len()], &plain[..]);
     }
 
     fn rtp_packet(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
@@ -915,6 +932,63 @@ mod tests {
         let mut s = Stream::new(1);
         s.accept_rtp(10);
         assert_eq!(s.estimate_index(60000), 60000);
+    }
+
+    /// The replay window against a plain model: a set of every accepted index.
+    fn model_check(seen: &std::collections::BTreeSet<u64>, index: u64) -> Result<()> {
+        match seen.last() {
+            Some(&highest) if index <= highest => {
+                if highest - index >= REPLAY_WINDOW {
+                    Err(Error::TooOld)
+                } else if seen.contains(&index) {
+                    Err(Error::Replayed)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn replay_window_matches_model(
+            start in 0u64..1 << 40,
+            steps in proptest::collection::vec(-200i64..300, 1..300),
+        ) {
+            let mut window = ReplayWindow { highest: start, seen: 1 };
+            let mut model = std::collections::BTreeSet::from([start]);
+            let mut index = start;
+            for step in steps {
+                index = index.saturating_add_signed(step);
+                let got = window.check(index);
+                proptest::prop_assert_eq!(got, model_check(&model, index));
+                if got.is_ok() {
+                    window.accept(index);
+                    model.insert(index);
+                }
+            }
+        }
+
+        /// A receiver recovers the true 48-bit index from 16-bit sequence numbers whenever the
+        /// packet is within 2^15 of the highest one seen (RFC 3711 §3.3.1), across rollovers.
+        #[test]
+        fn index_estimation_recovers_true_index(
+            start in 0u64..1 << 20,
+            steps in proptest::collection::vec(-3000i64..20000, 1..200),
+        ) {
+            let mut s = Stream::new(1);
+            s.accept_rtp(start);
+            let mut index = start;
+            for step in steps {
+                index = index.saturating_add_signed(step);
+                let behind = s.rtp.highest.saturating_sub(index);
+                let ahead = index.saturating_sub(s.rtp.highest);
+                proptest::prop_assume!(behind < 1 << 15 && ahead < 1 << 15);
+                proptest::prop_assert_eq!(s.estimate_index(index as u16), index);
+                s.accept_rtp(index);
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! caller's CSPRNG and a constant-time fixed-base table for `[j]G`; verification works on public
 //! data only and uses a variable-time joint multiplication.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use p256::elliptic_curve::Field;
 use p256::elliptic_curve::group::Curve;
@@ -88,9 +88,8 @@ fn mul_g(k: &Scalar) -> ProjectivePoint {
     acc
 }
 
-/// `[k]G` for a public `k` (skips zero digits).
-fn mul_g_vartime(k: &Scalar) -> ProjectivePoint {
-    let table = generator_table();
+/// `[k]B` from a table of `B`'s multiples, for a public `k` (skips zero digits).
+fn mul_table_vartime(table: &PointTable, k: &Scalar) -> ProjectivePoint {
     let bytes: [u8; SCALAR_LEN] = k.to_bytes().into();
     let mut acc = ProjectivePoint::IDENTITY;
     for (i, row) in table.iter().enumerate() {
@@ -102,28 +101,77 @@ fn mul_g_vartime(k: &Scalar) -> ProjectivePoint {
     acc
 }
 
-type GeneratorTable = [[AffinePoint; 16]; 64];
+/// `[k]G` for a public `k`.
+fn mul_g_vartime(k: &Scalar) -> ProjectivePoint {
+    mul_table_vartime(generator_table(), k)
+}
 
-fn generator_table() -> &'static GeneratorTable {
-    static TABLE: OnceLock<Box<GeneratorTable>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut proj = vec![ProjectivePoint::IDENTITY; 64 * 16];
-        let mut base = ProjectivePoint::GENERATOR;
-        for row in proj.chunks_mut(16) {
-            for d in 1..16 {
-                row[d] = row[d - 1] + base;
+/// `[d * 16^i]B` for every nibble position `i` and digit `d` (64 KiB).
+type PointTable = [[AffinePoint; 16]; 64];
+
+fn build_table(base: ProjectivePoint) -> Box<PointTable> {
+    let mut proj = vec![ProjectivePoint::IDENTITY; 64 * 16];
+    let mut base = base;
+    for row in proj.chunks_mut(16) {
+        for d in 1..16 {
+            row[d] = row[d - 1] + base;
+        }
+        // next base = 16 * base
+        base = row[15] + base;
+    }
+    let mut affine = vec![AffinePoint::IDENTITY; 64 * 16];
+    ProjectivePoint::batch_normalize(&proj, &mut affine);
+    let mut table = Box::new([[AffinePoint::IDENTITY; 16]; 64]);
+    for (dst, src) in table.iter_mut().zip(affine.chunks(16)) {
+        dst.copy_from_slice(src);
+    }
+    table
+}
+
+fn generator_table() -> &'static PointTable {
+    static TABLE: OnceLock<Box<PointTable>> = OnceLock::new();
+    TABLE.get_or_init(|| build_table(ProjectivePoint::GENERATOR))
+}
+
+/// Public points seen by [`verify`] (KPAKs and signers' PVTs), most recent last. A point gets a
+/// table the second time it is seen, so a peer that signs every I_MESSAGE of a month with the
+/// same PVT is verified without doublings, while one-off signers cost no table build.
+const TABLE_CACHE_LEN: usize = 32;
+
+type TableCache = Vec<(AffinePoint, Option<Arc<PointTable>>)>;
+
+fn cached_table(p: &AffinePoint) -> Option<Arc<PointTable>> {
+    static CACHE: Mutex<TableCache> = Mutex::new(Vec::new());
+    let seen = {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.iter().position(|(q, _)| q == p) {
+            Some(i) => {
+                let entry = cache.remove(i);
+                let table = entry.1.clone();
+                cache.push(entry);
+                if table.is_some() {
+                    return table;
+                }
+                true
             }
-            // next base = 16 * base
-            base = row[15] + base;
+            None => {
+                if cache.len() == TABLE_CACHE_LEN {
+                    cache.remove(0);
+                }
+                cache.push((*p, None));
+                false
+            }
         }
-        let mut affine = vec![AffinePoint::IDENTITY; 64 * 16];
-        ProjectivePoint::batch_normalize(&proj, &mut affine);
-        let mut table = Box::new([[AffinePoint::IDENTITY; 16]; 64]);
-        for (dst, src) in table.iter_mut().zip(affine.chunks(16)) {
-            dst.copy_from_slice(src);
-        }
-        table
-    })
+    };
+    if !seen {
+        return None;
+    }
+    let table: Arc<PointTable> = Arc::from(build_table(ProjectivePoint::from(*p)));
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = cache.iter_mut().find(|(q, _)| q == p) {
+        entry.1 = Some(table.clone());
+    }
+    Some(table)
 }
 
 /// `sum [k_i] P_i` for public scalars and points (Straus, 4-bit windows, variable time).
@@ -484,12 +532,19 @@ pub fn verify(kpak: &Kpak, id: &[u8], msg: &[u8], sig: &Signature) -> Result<(),
     let he = <Scalar as Reduce<U256>>::reduce_bytes(&he);
     // 4) Y = [HS]PVT + KPAK; 5) J = [s]([HE]G + [r]Y)
     //    = [s*HE]G + [s*r*HS]PVT + [s*r]KPAK, one fixed-base and one joint multiplication.
+    //    Points with a cached table cost no doublings; the rest share one Straus loop.
     let sr = s * r;
-    let j = mul_g_vartime(&(s * he))
-        + lincomb_vartime(&[
-            (ProjectivePoint::from(pvt.0), sr * hs),
-            (ProjectivePoint::from(kpak.0), sr),
-        ]);
+    let mut j = mul_g_vartime(&(s * he));
+    let mut rest = Vec::with_capacity(2);
+    for (point, k) in [(pvt.0, sr * hs), (kpak.0, sr)] {
+        match cached_table(&point) {
+            Some(t) => j += mul_table_vartime(&t, &k),
+            None => rest.push((ProjectivePoint::from(point), k)),
+        }
+    }
+    if !rest.is_empty() {
+        j += lincomb_vartime(&rest);
+    }
     // 6) Jx == r (mod p), J not the identity
     let j = j.to_affine();
     if bool::from(ProjectivePoint::from(j).is_identity()) {

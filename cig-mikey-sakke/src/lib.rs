@@ -28,7 +28,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod eccsi;
+pub mod kdf;
+pub mod keystore;
+pub mod kms;
+pub mod mikey;
 pub mod sakke;
 
 #[cfg(test)]
@@ -59,4 +64,22 @@ pub enum Error {
     /// The encapsulated data failed the R check of RFC 6508 §6.2.2.
     #[error("SAKKE encapsulated data does not decapsulate for this identifier")]
     Decapsulation,
+    /// A MIKEY message uses a code point or feature that is not supported.
+    #[error("unsupported {0}")]
+    Unsupported(&'static str),
+    /// The I_MESSAGE timestamp lies outside the accepted clock-skew window.
+    #[error("I_MESSAGE timestamp outside the clock-skew window")]
+    Timestamp,
+    /// The I_MESSAGE (T, RAND, CSB ID) was already accepted (or the replay cache is full).
+    #[error("I_MESSAGE replayed (or replay cache full)")]
+    Replay,
+    /// No key is held for this identity or period.
+    #[error("no key for {0}")]
+    NoKey(String),
+    /// A keystore or key bundle is unreadable, malformed or holds a key that does not validate.
+    #[error("{0}")]
+    Keystore(String),
+    /// A key bundle does not decrypt: wrong transfer code, or the bundle was altered.
+    #[error("key bundle does not decrypt (wrong transfer code or damaged bundle)")]
+    BundleDecrypt,
 }

@@ -2,6 +2,8 @@
 //! skipped. A *word* is any run of characters other than whitespace, `{`, `}`, `;`, `"` and
 //! the comment openers, so names, numbers and IP addresses are all words and the parser decides.
 
+use std::borrow::Cow;
+
 use super::parser::Sink;
 
 /// Longest quoted string accepted, in bytes.
@@ -20,7 +22,7 @@ pub(crate) enum Tok<'a> {
     /// A quoted string: its decoded value, and whether the raw text equals the value (no
     /// escapes), which lets template errors point at the exact column.
     Str {
-        value: String,
+        value: Cow<'a, str>,
         verbatim: bool,
     },
     LBrace,
@@ -146,6 +148,20 @@ pub(crate) fn lex<'a>(src: &'a str, sink: &mut Sink) -> Vec<Token<'a>> {
 /// A string may not span lines. After an error (reported) the token is still returned, with
 /// what could be read, so that the parser does not report follow-on errors.
 fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Tok<'a>, usize) {
+    // Fast path: no escape before the closing quote, so the value borrows from the source.
+    let body = &src.as_bytes()[start + 1..];
+    if let Some(n) = body.iter().position(|&b| matches!(b, b'"' | b'\\' | b'\n')) {
+        if body[n] == b'"' && n <= MAX_STRING_LEN {
+            let value = Cow::Borrowed(&src[start + 1..start + 1 + n]);
+            return (
+                Tok::Str {
+                    value,
+                    verbatim: true,
+                },
+                start + n + 2,
+            );
+        }
+    }
     let mut value = String::new();
     let mut verbatim = true;
     let mut chars = src[start + 1..]
@@ -165,7 +181,13 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Tok<'a>, usiz
                     );
                     truncate_to_boundary(&mut value, MAX_STRING_LEN);
                 }
-                return (Tok::Str { value, verbatim }, at + 1);
+                return (
+                    Tok::Str {
+                        value: Cow::Owned(value),
+                        verbatim,
+                    },
+                    at + 1,
+                );
             }
             '\n' => break,
             '\\' => {
@@ -222,7 +244,13 @@ fn lex_string<'a>(src: &'a str, start: usize, sink: &mut Sink) -> (Tok<'a>, usiz
         "unterminated string",
         Some("expected a closing `\"` on the same line".into()),
     );
-    (Tok::Str { value, verbatim }, line_end)
+    (
+        Tok::Str {
+            value: Cow::Owned(value),
+            verbatim,
+        },
+        line_end,
+    )
 }
 
 /// Cuts `s` to at most `max` bytes, at a character boundary.

@@ -2,6 +2,7 @@
 //! statement level, the manual's tolerated misspellings (as warnings), and the semantic checks
 //! that need source positions (undefined names, duplicates, map sides).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -149,7 +150,11 @@ pub fn parse(source: &str, file_name: &str) -> Result<Loaded, Diagnostics> {
         p.check_refs();
     }
     for t in &mut p.toks {
-        if let Tok::Str { value, .. } = &mut t.tok {
+        if let Tok::Str {
+            value: Cow::Owned(value),
+            ..
+        } = &mut t.tok
+        {
             value.zeroize();
         }
     }
@@ -345,8 +350,13 @@ impl<'a> Parser<'a> {
     }
 
     fn expect_name(&mut self, what: &str) -> R<(String, Span)> {
+        self.expect_name_ref(what).map(|(n, s)| (n.to_owned(), s))
+    }
+
+    /// Like [`Self::expect_name`], borrowing the name from the source.
+    fn expect_name_ref(&mut self, what: &str) -> R<(&'a str, Span)> {
         match self.word() {
-            Some(w) if is_name(w) => Ok((w.to_owned(), self.bump())),
+            Some(w) if is_name(w) => Ok((w, self.bump())),
             Some(w) => {
                 let span = self.span();
                 Err(self.error(
@@ -361,7 +371,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect_string(&mut self, what: &str) -> R<(String, bool, Span)> {
+    fn expect_string(&mut self, what: &str) -> R<(Cow<'a, str>, bool, Span)> {
         match self.tok() {
             Tok::Str { value, verbatim } => {
                 let r = (value.clone(), *verbatim);
@@ -540,8 +550,12 @@ impl<'a> Parser<'a> {
     /// the template is malformed (reported; the statement goes on).
     fn template(&mut self, what: &str) -> R<Option<(Template, Span)>> {
         let (value, verbatim, span) = self.expect_string(what)?;
-        let stripped: String = value.chars().filter(|c| !c.is_whitespace()).collect();
-        let clean = stripped.len() == value.len();
+        let clean = !value.contains(char::is_whitespace);
+        let stripped: Cow<'_, str> = if clean {
+            value
+        } else {
+            Cow::Owned(value.chars().filter(|c| !c.is_whitespace()).collect())
+        };
         if !clean {
             self.sink.warning(
                 span,
@@ -658,7 +672,7 @@ impl<'a> Parser<'a> {
             name,
             entries: Vec::new(),
         };
-        let mut seen: HashMap<String, Span> = HashMap::new();
+        let mut seen: HashMap<&'a str, Span> = HashMap::new();
         let what = format!("map `{}`", map.name);
         self.block(&what, open, |p| p.entry(&mut map, &mut seen));
         if fresh {
@@ -667,19 +681,24 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn entry(&mut self, map: &mut Map, seen: &mut HashMap<String, Span>) -> R<()> {
+    fn entry(&mut self, map: &mut Map, seen: &mut HashMap<&'a str, Span>) -> R<()> {
         if self.word() != Some("entry") {
             return Err(self.unknown("statement in a map", &["entry"]));
         }
         self.bump();
-        let (name, nspan) = self.expect_name("entry name")?;
+        let (name_ref, nspan) = self.expect_name_ref("entry name")?;
+        let name = name_ref.to_owned();
         let mut ok = true;
         let (mut sip, mut tel, mut auth) = (None, None, None);
         loop {
             match self.word() {
                 Some(side @ ("sip" | "tel")) => {
                     let kw = self.bump();
-                    let t = self.template(&format!("a quoted URI template after `{side}`"))?;
+                    let t = self.template(if side == "sip" {
+                        "a quoted URI template after `sip`"
+                    } else {
+                        "a quoted URI template after `tel`"
+                    })?;
                     let slot = if side == "sip" { &mut sip } else { &mut tel };
                     if slot.is_some() {
                         self.sink.error(
@@ -737,7 +756,7 @@ impl<'a> Parser<'a> {
             );
             ok = false;
         }
-        if let Some(first) = seen.get(&name) {
+        if let Some(first) = seen.get(name_ref) {
             let line = self.line_of(first.start);
             self.sink.error(
                 nspan,
@@ -746,7 +765,7 @@ impl<'a> Parser<'a> {
             );
             ok = false;
         } else {
-            seen.insert(name.clone(), nspan);
+            seen.insert(name_ref, nspan);
         }
         if ok {
             map.entries.push(MapEntry {
@@ -771,14 +790,12 @@ impl<'a> Parser<'a> {
         self.block(&what, open, |p| match p.word() {
             Some(kw @ ("user" | "password")) => {
                 let kspan = p.bump();
-                let (mut v, _, _) = p.expect_string(&format!("a quoted {kw} after `{kw}`"))?;
+                let (v, _, _) = p.expect_string(&format!("a quoted {kw} after `{kw}`"))?;
                 p.expect_semi(&format!("`{kw}`"))?;
                 let dup = if kw == "user" {
-                    user.replace(std::mem::take(&mut v)).is_some()
+                    user.replace(v.into_owned()).is_some()
                 } else {
-                    password
-                        .replace(Secret::new(std::mem::take(&mut v)))
-                        .is_some()
+                    password.replace(Secret::new(v.into_owned())).is_some()
                 };
                 if dup {
                     p.sink.error(kspan, &format!("`{kw}` given twice"), None);
@@ -1157,7 +1174,7 @@ impl<'a> Parser<'a> {
             let kspan = p.bump();
             let (v, _, _) = p.expect_string("a quoted path after `path`")?;
             p.expect_semi("`path`")?;
-            if path.replace(PathBuf::from(v)).is_some() {
+            if path.replace(PathBuf::from(v.as_ref())).is_some() {
                 p.sink.error(kspan, "`path` given twice", None);
             }
             Ok(())
@@ -1211,8 +1228,7 @@ impl<'a> Parser<'a> {
             let dup = match w {
                 "hostname" | "user" | "password" => {
                     p.bump();
-                    let (mut v, _, vspan) =
-                        p.expect_string(&format!("a quoted {w} after `{w}`"))?;
+                    let (v, _, vspan) = p.expect_string(&format!("a quoted {w} after `{w}`"))?;
                     p.expect_semi(&format!("`{w}`"))?;
                     if w == "hostname" && (v.is_empty() || v.contains(char::is_whitespace)) {
                         p.sink.error(
@@ -1222,12 +1238,9 @@ impl<'a> Parser<'a> {
                         );
                     }
                     match w {
-                        "hostname" => hostname.replace(v).is_some(),
-                        "user" => user.replace(v).is_some(),
-                        _ => {
-                            let s = Secret::new(std::mem::take(&mut v));
-                            password.replace(s).is_some()
-                        }
+                        "hostname" => hostname.replace(v.into_owned()).is_some(),
+                        "user" => user.replace(v.into_owned()).is_some(),
+                        _ => password.replace(Secret::new(v.into_owned())).is_some(),
                     }
                 }
                 "port" => {
@@ -1298,7 +1311,7 @@ impl<'a> Parser<'a> {
         self.once("log_dir", kw, "`log_dir`");
         let (v, _, _) = self.expect_string("a quoted directory after `log_dir`")?;
         self.expect_semi("`log_dir`")?;
-        self.cfg.log_dir.get_or_insert(PathBuf::from(v));
+        self.cfg.log_dir.get_or_insert(PathBuf::from(v.as_ref()));
         Ok(())
     }
 

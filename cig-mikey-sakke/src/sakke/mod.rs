@@ -178,6 +178,15 @@ pub struct Rsk {
     bytes: [u8; POINT_LEN],
     point: fast::curve::Affine,
     prepared: OnceLock<Arc<fast::PreparedRsk>>,
+    own: OnceLock<Arc<OwnIdTable>>,
+}
+
+/// The fixed-base table of `[b]P + Z` for the identifier and KMS key an RSK belongs to, built by
+/// the first validation or decapsulation (the R check then costs half as much).
+struct OwnIdTable {
+    id: Vec<u8>,
+    zpub: [u8; POINT_LEN],
+    table: fast::curve::FixedBaseTable,
 }
 
 impl Rsk {
@@ -191,6 +200,7 @@ impl Rsk {
             bytes: arr,
             point,
             prepared: OnceLock::new(),
+            own: OnceLock::new(),
         })
     }
     /// The 257-octet encoding (secret: handle with care).
@@ -200,6 +210,27 @@ impl Rsk {
     /// Computes the per-RSK pairing precomputation now rather than on first use.
     pub fn prepare(&self) {
         self.prepared();
+    }
+    /// The per-identifier table when it is built for this `(zpub, id)`, building it on first use.
+    fn own_table(&self, zpub: &KmsPublicKey, id: &[u8]) -> Option<&fast::curve::FixedBaseTable> {
+        if self.own.get().is_none() {
+            let a = fast::id_point(&zpub.point, id)?;
+            let _ = self.own.set(Arc::new(OwnIdTable {
+                id: id.to_vec(),
+                zpub: zpub.bytes,
+                table: fast::curve::FixedBaseTable::new(&a),
+            }));
+        }
+        self.own
+            .get()
+            .filter(|o| o.id == id && o.zpub == zpub.bytes)
+            .map(|o| &o.table)
+    }
+    fn id_point<'a>(&'a self, zpub: &'a KmsPublicKey, id: &[u8]) -> fast::IdPoint<'a> {
+        match self.own_table(zpub, id) {
+            Some(t) => fast::IdPoint::Table(t),
+            None => fast::IdPoint::split(zpub.table(), id),
+        }
     }
     fn prepared(&self) -> &fast::PreparedRsk {
         self.prepared
@@ -353,7 +384,8 @@ pub fn issue_rsk(z: &MasterSecret, id: &[u8]) -> Result<Rsk, Error> {
 
 /// Validates an RSK for `id` (§6.1.2): `<[b]P + Z, RSK> == g`, one pairing.
 pub fn validate_rsk(zpub: &KmsPublicKey, id: &[u8], rsk: &Rsk) -> Result<(), Error> {
-    if fast::validate_rsk(&zpub.point, rsk.prepared(), id) {
+    let a = fast::id_point(&zpub.point, id).ok_or(Error::InvalidRsk)?;
+    if fast::validate_rsk(&a, rsk.prepared()) {
         Ok(())
     } else {
         Err(Error::InvalidRsk)
@@ -365,7 +397,7 @@ pub fn validate_rsk(zpub: &KmsPublicKey, id: &[u8], rsk: &Rsk) -> Result<(), Err
 ///
 /// Fails only for the one identifier with `b = -z (mod q)` or an SSV that hashes to `r = 0`.
 pub fn encapsulate(zpub: &KmsPublicKey, id: &[u8], ssv: &Ssv) -> Result<EncapsulatedData, Error> {
-    fast::encapsulate(zpub.table(), id, &ssv.0)
+    fast::encapsulate(&fast::IdPoint::split(zpub.table(), id), id, &ssv.0)
         .map(EncapsulatedData)
         .ok_or(Error::ScalarRange("r(b + z)"))
 }
@@ -381,7 +413,7 @@ pub fn decapsulate(
     let (r_bytes, h) = sed.parts();
     let big_r = fast::curve::Affine::from_coordinates(&r_bytes[1..=FP_LEN], &r_bytes[1 + FP_LEN..])
         .ok_or(Error::Decapsulation)?;
-    fast::decapsulate(zpub.table(), rsk.prepared(), id, &big_r, h)
+    fast::decapsulate(&rsk.id_point(zpub, id), rsk.prepared(), id, &big_r, h)
         .map(Ssv)
         .ok_or(Error::Decapsulation)
 }

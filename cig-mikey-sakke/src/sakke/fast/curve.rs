@@ -189,12 +189,29 @@ impl Jacobian {
     }
 }
 
-/// Number of 4-bit windows covering a 1024-bit scalar.
-const WINDOWS: usize = 256;
+/// Window width of the fixed-base tables, in bits.
+pub(crate) const WIDTH: usize = 6;
+/// Entries per window (digits `0..2^WIDTH`).
+pub(crate) const ENTRIES: usize = 1 << WIDTH;
+/// Windows covering a 1024-bit scalar.
+pub(crate) const WINDOWS: usize = (LIMBS * 64).div_ceil(WIDTH);
 
-/// `[d * 16^i]B` for every window position `i` and digit `d` in `1..16` (entry 0 unused).
+/// Digit `window` (`WIDTH` bits) of a 1024-bit little-endian scalar. The limb indices depend
+/// only on the public window position.
+pub(crate) fn digit(k: &Limbs, window: usize) -> u8 {
+    let bit = WIDTH * window;
+    let (limb, shift) = (bit / 64, bit % 64);
+    let mut d = k[limb] >> shift;
+    if shift + WIDTH > 64 && limb + 1 < LIMBS {
+        d |= k[limb + 1] << (64 - shift);
+    }
+    (d & (ENTRIES as u64 - 1)) as u8
+}
+
+/// `[d * 2^(WIDTH i)]B` for every window position `i` and digit `d` in `1..2^WIDTH` (entry 0
+/// unused): 171 rows of 64 points, 2.7 MiB.
 pub(crate) struct FixedBaseTable {
-    rows: Vec<[Affine; 16]>,
+    rows: Vec<[Affine; ENTRIES]>,
 }
 
 impl core::fmt::Debug for FixedBaseTable {
@@ -204,27 +221,27 @@ impl core::fmt::Debug for FixedBaseTable {
 }
 
 impl FixedBaseTable {
-    /// Builds the table for a public point of odd order (about 3,840 additions and one batched
-    /// inversion).
+    /// Builds the table for a public point of odd order (about 10,800 additions and one
+    /// batched inversion).
     pub(crate) fn new(base: &Affine) -> FixedBaseTable {
-        let mut jac = Vec::with_capacity(WINDOWS * 16);
+        let mut jac = Vec::with_capacity(WINDOWS * ENTRIES);
         let mut b = base.to_jacobian();
         for _ in 0..WINDOWS {
             let row_start = jac.len();
             jac.push(Jacobian::identity());
             jac.push(b);
             jac.push(b.double());
-            for d in 3..16 {
+            for d in 3..ENTRIES {
                 let next = jac[row_start + d - 1].add_vartime(&b);
                 jac.push(next);
             }
-            b = jac[row_start + 8].double();
+            b = jac[row_start + ENTRIES / 2].double();
         }
         let mut zs: Vec<Fp> = jac.iter().map(|p| p.z).collect();
         batch_invert(&mut zs);
         let mut rows = Vec::with_capacity(WINDOWS);
-        for (chunk, zi) in jac.chunks(16).zip(zs.chunks(16)) {
-            let mut row = [Affine::default(); 16];
+        for (chunk, zi) in jac.chunks(ENTRIES).zip(zs.chunks(ENTRIES)) {
+            let mut row = [Affine::default(); ENTRIES];
             for (d, (p, z)) in chunk.iter().zip(zi).enumerate() {
                 row[d] = p.to_affine_with_inverse(z).unwrap_or_default();
             }
@@ -233,7 +250,7 @@ impl FixedBaseTable {
         FixedBaseTable { rows }
     }
 
-    /// Constant-time lookup of `[digit * 16^window]B`; the flag is set for digit 0.
+    /// Constant-time lookup of `[digit * 2^(WIDTH window)]B`; the flag is set for digit 0.
     fn lookup(&self, window: usize, digit: u8) -> (Affine, Choice) {
         let mut out = Affine::default();
         for (d, entry) in self.rows[window].iter().enumerate() {
@@ -246,19 +263,16 @@ impl FixedBaseTable {
     /// scalars.
     ///
     /// The partial sum before adding a table entry is a combination of the bases with
-    /// coefficients below `16^i`, so it equals `±` the entry only through an unknown linear
+    /// coefficients below `2^(WIDTH i)`, so it equals `±` the entry only through an unknown linear
     /// relation between independent bases (negligible); for a single base it never does.
     pub(crate) fn mul(terms: &[(&FixedBaseTable, &Limbs)]) -> Jacobian {
         let mut acc = Jacobian::identity();
         for window in 0..WINDOWS {
             for (table, k) in terms {
-                let digit = (k[window / 16] >> (4 * (window % 16))) as u8 & 0x0f;
-                let (entry, none) = table.lookup(window, digit);
+                let (entry, none) = table.lookup(window, digit(k, window));
                 acc = acc.add_affine_ct(&entry, none);
             }
         }
         acc
     }
 }
-
-const _: () = assert!(WINDOWS * 4 == LIMBS * 64);

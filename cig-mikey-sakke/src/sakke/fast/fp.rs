@@ -132,6 +132,50 @@ impl Modulus {
         self.reduce_once(&r, t[LIMBS])
     }
 
+    /// Montgomery square `a^2 / 2^1024 mod m`: the off-diagonal products once, doubled, plus
+    /// the diagonal, then the reduction.
+    #[inline]
+    pub(crate) fn square(&self, a: &Limbs) -> Limbs {
+        let mut t = [0u64; 2 * LIMBS];
+        for i in 0..LIMBS {
+            let mut c = 0;
+            for j in i + 1..LIMBS {
+                (t[i + j], c) = mac(t[i + j], a[i], a[j], c);
+            }
+            t[i + LIMBS] = c;
+        }
+        let mut top = 0;
+        for x in t.iter_mut() {
+            let hi = *x >> 63;
+            *x = (*x << 1) | top;
+            top = hi;
+        }
+        let mut c = 0;
+        for i in 0..LIMBS {
+            let (lo, hi) = mac(0, a[i], a[i], 0);
+            (t[2 * i], c) = adc(t[2 * i], lo, c);
+            (t[2 * i + 1], c) = adc(t[2 * i + 1], hi, c);
+        }
+        self.reduce_wide(&mut t)
+    }
+
+    /// Montgomery reduction of a double-width value below `m * 2^1024`.
+    #[inline(always)]
+    fn reduce_wide(&self, t: &mut [u64; 2 * LIMBS]) -> Limbs {
+        let mut top = 0;
+        for i in 0..LIMBS {
+            let k = t[i].wrapping_mul(self.inv);
+            let mut c = 0;
+            for j in 0..LIMBS {
+                (t[i + j], c) = mac(t[i + j], k, self.m[j], c);
+            }
+            (t[i + LIMBS], top) = adc(t[i + LIMBS], c, top);
+        }
+        let mut r = [0u64; LIMBS];
+        r.copy_from_slice(&t[LIMBS..]);
+        self.reduce_once(&r, top)
+    }
+
     /// `x + hi * 2^1024` reduced once: for values below `2m`.
     #[inline(always)]
     fn reduce_once(&self, x: &Limbs, hi: u64) -> Limbs {
@@ -310,7 +354,7 @@ impl Fp {
     }
     #[inline]
     pub(crate) fn square(&self) -> Fp {
-        Fp(P.mul(&self.0, &self.0))
+        Fp(P.square(&self.0))
     }
     #[inline]
     pub(crate) fn add(&self, b: &Fp) -> Fp {
@@ -323,6 +367,10 @@ impl Fp {
     #[inline]
     pub(crate) fn double(&self) -> Fp {
         self.add(self)
+    }
+    #[inline]
+    pub(crate) fn neg(&self) -> Fp {
+        Fp::ZERO.sub(self)
     }
     pub(crate) fn is_zero(&self) -> Choice {
         self.0.ct_eq(&[0u64; LIMBS])
@@ -435,6 +483,7 @@ mod tests {
             let (a, b) = (next(), next());
             let (fa, fb) = (to_fp(&a), to_fp(&b));
             assert_eq!(from_fp(fa.mul(&fb)), &a * &b % &p);
+            assert_eq!(from_fp(fa.square()), &a * &a % &p);
             assert_eq!(from_fp(fa.add(&fb)), (&a + &b) % &p);
             assert_eq!(from_fp(fa.sub(&fb)), (&a + &p - &b) % &p);
             assert_eq!(from_fp(fa.invert()), a.modinv(&p).unwrap());

@@ -82,12 +82,44 @@ fn derive_r(ssv: &[u8; SSV_LEN], id: &[u8]) -> Limbs {
     r
 }
 
-/// `[r]([b]P + Z) = [r b]P + [r]Z` from the two fixed-base tables.
-fn r_times_id_point(z_table: &FixedBaseTable, b: &Limbs, r: &Limbs) -> Jacobian {
-    let mut rb = scalar::mul_mod_q(r, b);
-    let out = FixedBaseTable::mul(&[(p_table(), &rb), (z_table, r)]);
-    rb.zeroize();
-    out
+/// How to compute `[r]([b]P + Z)` for one identifier `b` and KMS key `Z`.
+#[derive(Debug)]
+pub(crate) enum IdPoint<'a> {
+    /// `[r b]P + [r]Z` from the global P table and the per-KMS Z table.
+    Split {
+        z_table: &'a FixedBaseTable,
+        b: Limbs,
+    },
+    /// A table for `[b]P + Z` itself (per identifier: half the additions).
+    Table(&'a FixedBaseTable),
+}
+
+impl IdPoint<'_> {
+    pub(crate) fn split<'a>(z_table: &'a FixedBaseTable, id: &[u8]) -> IdPoint<'a> {
+        IdPoint::Split {
+            z_table,
+            b: id_scalar(id),
+        }
+    }
+
+    /// `[r]([b]P + Z)`, constant time in `r`.
+    fn mul(&self, r: &Limbs) -> Jacobian {
+        match self {
+            IdPoint::Split { z_table, b } => {
+                let mut rb = scalar::mul_mod_q(r, b);
+                let out = FixedBaseTable::mul(&[(p_table(), &rb), (z_table, r)]);
+                rb.zeroize();
+                out
+            }
+            IdPoint::Table(t) => FixedBaseTable::mul(&[(t, r)]),
+        }
+    }
+}
+
+/// `[b]P + Z` in affine coordinates; `None` for the identity (b = -z mod q).
+pub(crate) fn id_point(z: &Affine, id: &[u8]) -> Option<Affine> {
+    let bp = FixedBaseTable::mul(&[(p_table(), &id_scalar(id))]);
+    bp.add_vartime(&z.to_jacobian()).to_affine()
 }
 
 fn encode(p: &Affine) -> [u8; super::POINT_LEN] {
@@ -96,12 +128,12 @@ fn encode(p: &Affine) -> [u8; super::POINT_LEN] {
 
 /// §6.2.1; `None` only if [r]([b]P + Z) is the identity (b = -z mod q, or r = 0).
 pub(crate) fn encapsulate(
-    z_table: &FixedBaseTable,
+    id_point: &IdPoint<'_>,
     id: &[u8],
     ssv: &[u8; SSV_LEN],
 ) -> Option<[u8; super::SED_LEN]> {
     let mut r = derive_r(ssv, id);
-    let big_r = r_times_id_point(z_table, &id_scalar(id), &r);
+    let big_r = id_point.mul(&r);
     let (a, b) = gt_table().pow(&r);
     r.zeroize();
     // one inversion for both Z of R and the real part of g^r
@@ -120,7 +152,7 @@ pub(crate) fn encapsulate(
 
 /// §6.2.2 steps 2–5; `None` when the R check fails.
 pub(crate) fn decapsulate(
-    z_table: &FixedBaseTable,
+    id_point: &IdPoint<'_>,
     rsk: &PreparedRsk,
     id: &[u8],
     big_r: &Affine,
@@ -136,7 +168,7 @@ pub(crate) fn decapsulate(
     }
     // 4) r = HashToIntegerRange( SSV || b, q ); 5) TEST = [r]([b]P + Z) must equal R
     let mut r = derive_r(&ssv, id);
-    let test = r_times_id_point(z_table, &id_scalar(id), &r);
+    let test = id_point.mul(&r);
     r.zeroize();
     if bool::from(test.ct_eq_affine(big_r)) {
         Some(ssv)
@@ -163,12 +195,8 @@ pub(crate) fn issue_rsk(z: &[u8; FP_LEN], id: &[u8]) -> Option<Affine> {
     k
 }
 
-/// §6.1.2: `<[b]P + Z, K_b> == g`.
-pub(crate) fn validate_rsk(z: &Affine, rsk: &PreparedRsk, id: &[u8]) -> bool {
-    let bp = FixedBaseTable::mul(&[(p_table(), &id_scalar(id))]);
-    let Some(a) = bp.add_vartime(&z.to_jacobian()).to_affine() else {
-        return false;
-    };
-    let w = rsk.pairing(&a);
+/// §6.1.2: `<[b]P + Z, K_b> == g` for `a = [b]P + Z`.
+pub(crate) fn validate_rsk(a: &Affine, rsk: &PreparedRsk) -> bool {
+    let w = rsk.pairing(a);
     bool::from(w.ct_eq(&fp_from_hex(super::G_HEX)))
 }

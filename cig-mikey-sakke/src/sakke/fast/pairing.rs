@@ -7,7 +7,7 @@ use subtle::ConditionallySelectable;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::curve::Affine;
+use super::curve::{Affine, ENTRIES, WINDOWS, digit};
 use super::fp::{Fp, Limbs, batch_invert};
 use crate::sakke::G_HEX;
 
@@ -51,10 +51,35 @@ impl Fp2 {
     }
 }
 
-/// The bits of q - 1 from the second most significant down to the least significant.
-fn loop_bits() -> impl Iterator<Item = bool> {
-    let q = super::super::reference::params().q.clone() - 1u8;
-    (0..q.bits().saturating_sub(1)).rev().map(move |i| q.bit(i))
+/// The non-adjacent form of q - 1 from the second most significant digit down to the least
+/// significant. The Miller loop runs on these signed digits instead of the RFC's bits: both
+/// compute f_{q-1,K} up to factors in F_p, which the final exponentiation removes, with about
+/// 340 instead of 510 addition steps.
+fn loop_digits() -> &'static [i8] {
+    static D: std::sync::OnceLock<Vec<i8>> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let mut n = super::super::reference::params().q.clone() - 1u8;
+        let mut naf = Vec::new();
+        let zero = num_bigint::BigUint::default();
+        while n > zero {
+            if n.bit(0) {
+                // digit 1 when n = 1 mod 4, -1 when n = 3 mod 4
+                if n.bit(1) {
+                    naf.push(-1);
+                    n += 1u8;
+                } else {
+                    naf.push(1);
+                    n -= 1u8;
+                }
+            } else {
+                naf.push(0);
+            }
+            n >>= 1;
+        }
+        naf.pop();
+        naf.reverse();
+        naf
+    })
 }
 
 /// One line of the Miller loop, as `l` and `m` with the line at [i]Q equal to
@@ -74,8 +99,8 @@ impl Zeroize for Line {
 
 /// An RSK with its Miller-loop lines precomputed (about 1,530 lines, 390 KiB). Secret.
 pub(crate) struct PreparedRsk {
-    /// Lines in loop order: the doubling line of every bit, followed by the addition line when
-    /// the bit is set.
+    /// Lines in loop order: the doubling line of every digit, followed by the addition (or
+    /// subtraction) line when the digit is not zero.
     lines: Vec<Line>,
 }
 
@@ -99,7 +124,11 @@ impl PreparedRsk {
         let mut nums: Vec<(Fp, Fp)> = Vec::with_capacity(1600);
         let mut dens: Vec<Fp> = Vec::with_capacity(1600);
         let mut c = k.to_jacobian();
-        for bit in loop_bits() {
+        let k_neg = Affine {
+            x: k.x,
+            y: k.y.neg(),
+        };
+        for &digit in loop_digits() {
             // tangent at C: l = 3(x^2 - 1)/(2y) = N Z^2 / D, m = l x - y = (N X - 2 Y^2) / D
             // with N = 3(X^2 - Z^4), D = 2 Y Z^3
             let z2 = c.z.square();
@@ -109,9 +138,10 @@ impl PreparedRsk {
             nums.push((n.mul(&z2), n.mul(&c.x).sub(&c.y.square().double())));
             dens.push(d);
             c = c.double();
-            if bit {
-                // chord through C and K: l = (y_C - y_K)/(x_C - x_K)
+            if digit != 0 {
+                // chord through C and K (or -K): l = (y_C - y_K)/(x_C - x_K)
                 //   = (Y - y_K Z^3) / (Z (X - x_K Z^2)), m = l x_K - y_K
+                let k = if digit > 0 { k } else { &k_neg };
                 let z2 = c.z.square();
                 let num = c.y.sub(&k.y.mul(&z2).mul(&c.z));
                 let d = c.z.mul(&c.x.sub(&k.x.mul(&z2)));
@@ -137,14 +167,14 @@ impl PreparedRsk {
     pub(crate) fn pairing(&self, q: &Affine) -> Fp {
         let mut v = Fp2::one();
         let mut lines = self.lines.iter();
-        for bit in loop_bits() {
+        for &digit in loop_digits() {
             if let Some(line) = lines.next() {
                 v = v.square().mul(&Fp2 {
                     a: line.l.mul(&q.x).add(&line.m),
                     b: q.y,
                 });
             }
-            if bit {
+            if digit != 0 {
                 if let Some(line) = lines.next() {
                     v = v.mul(&Fp2 {
                         a: line.l.mul(&q.x).add(&line.m),
@@ -158,9 +188,9 @@ impl PreparedRsk {
     }
 }
 
-/// `g^(d * 16^i)` as F_p representatives `t` of `1 + t i`, for the 256 window positions.
+/// `g^(d * 2^(WIDTH i))` as F_p representatives `t` of `1 + t i`, for every window position.
 pub(crate) struct GtTable {
-    rows: Vec<[Fp; 16]>,
+    rows: Vec<[Fp; ENTRIES]>,
 }
 
 impl core::fmt::Debug for GtTable {
@@ -173,23 +203,23 @@ impl GtTable {
     pub(crate) fn new() -> GtTable {
         let g = super::fp_from_hex(G_HEX);
         let mut base = Fp2 { a: Fp::one(), b: g };
-        let mut elems = Vec::with_capacity(256 * 16);
-        for _ in 0..256 {
+        let mut elems = Vec::with_capacity(WINDOWS * ENTRIES);
+        for _ in 0..WINDOWS {
             let start = elems.len();
             elems.push(Fp2::one());
-            for d in 1..16 {
+            for d in 1..ENTRIES {
                 let prev: Fp2 = elems[start + d - 1];
                 elems.push(prev.mul(&base));
             }
-            base = elems[start + 8].square();
+            base = elems[start + ENTRIES / 2].square();
         }
         let mut inv: Vec<Fp> = elems.iter().map(|e| e.a).collect();
         batch_invert(&mut inv);
         let reps: Vec<Fp> = elems.iter().zip(&inv).map(|(e, i)| e.b.mul(i)).collect();
         let rows = reps
-            .chunks(16)
+            .chunks(ENTRIES)
             .map(|c| {
-                let mut row = [Fp::ZERO; 16];
+                let mut row = [Fp::ZERO; ENTRIES];
                 row.copy_from_slice(c);
                 row
             })
@@ -203,7 +233,7 @@ impl GtTable {
         let mut a = Fp::one();
         let mut b = Fp::ZERO;
         for (window, row) in self.rows.iter().enumerate() {
-            let digit = (r[window / 16] >> (4 * (window % 16))) as u8 & 0x0f;
+            let digit = digit(r, window);
             let mut t = Fp::ZERO;
             for (d, entry) in row.iter().enumerate() {
                 t.conditional_assign(entry, (d as u8).ct_eq(&digit));

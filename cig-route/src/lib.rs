@@ -1,0 +1,478 @@
+//! URI routing for CIG, the interconnect gateway between a MIKEY-SAKKE secure domain (TEL URIs)
+//! and SIP PBXs: the cig.conf `{param}` URI templates, the manual's extension/source map call
+//! routing, translate maps for messaging, and a prefix-indexed first-match router that stays
+//! fast on dial plans of 100 000 entries.
+//!
+//! Build a [`Router`] once from a parsed [`Config`] and ask it about each call:
+//!
+//! ```
+//! use cig_core::conf::{Config, Interface, InterfaceKind, Map, MapEntry};
+//! use cig_core::Template;
+//! use cig_route::{Rejected, Router};
+//!
+//! let t = |s: &str| Some(Template::parse(s).unwrap());
+//! let entry = |name: &str, sip, tel| MapEntry { name: name.into(), sip, tel, auth: None };
+//! let mut config = Config::default();
+//! config.maps = vec![
+//!     Map { name: "maptel2sip".into(),
+//!           entries: vec![entry("telext2sip", t("sip:{TELEXT}@pbx.com"), t("tel:+8888;{TELEXT}"))] },
+//!     Map { name: "mapsip2tel".into(),
+//!           entries: vec![entry("sipext2tel", t("sip:9{SIPEXT}@secure.com"), t("tel:+{SIPEXT}"))] },
+//! ];
+//! config.interfaces.tel = Some(Interface { extension_maps: vec!["maptel2sip".into()], ..Default::default() });
+//! config.interfaces.sip = Some(Interface { extension_maps: vec!["mapsip2tel".into()], ..Default::default() });
+//!
+//! let router = Router::from_config(&config).unwrap();
+//! let routed = router
+//!     .route(InterfaceKind::Sip, "sip:101@pbx.com", "sip:94670123456@secure.com")
+//!     .unwrap();
+//! assert_eq!(routed.out_interface, InterfaceKind::Tel);
+//! assert_eq!(routed.to, "tel:+4670123456");
+//! assert_eq!(routed.from, "tel:+8888;101"); // tel has no source maps: its extension maps serve
+//! assert_eq!(routed.to_match.entry(), "sipext2tel");
+//!
+//! // "w" and ";" are the same wait-for-connect mark.
+//! let back = router.route(InterfaceKind::Tel, "tel:+4670123456", "tel:+8888w101").unwrap();
+//! assert_eq!(back.to, "sip:101@pbx.com");
+//!
+//! assert_eq!(
+//!     router.route(InterfaceKind::Sip, "sip:101@pbx.com", "sip:555@elsewhere.com").unwrap_err(),
+//!     Rejected::NoExtensionMatch { interface: InterfaceKind::Sip },
+//! );
+//! ```
+//!
+//! Modules: [`pattern`] owns template matching and expansion; the crate root owns the routing
+//! rules and the [`Router`]; a private `index` module owns the prefix index; [`reference`](mod@reference) is a
+//! deliberately naive router used to check the fast one.
+#![forbid(unsafe_code)]
+
+mod index;
+pub mod pattern;
+pub mod reference;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use cig_core::Config;
+use cig_core::conf::InterfaceKind;
+
+use crate::index::PrefixIndex;
+use crate::pattern::{Rule, Subject};
+
+/// Why a [`Router`] cannot be built from a configuration. A configuration that `cig_core`
+/// validated without errors always builds, except for templates
+/// over [`pattern::MAX_PARAMS`] parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// An interface lists a map that the configuration does not define.
+    #[error("interface {interface} uses map `{map}`, which is not defined")]
+    UnknownMap {
+        /// The interface listing the map.
+        interface: InterfaceKind,
+        /// The undefined map name.
+        map: String,
+    },
+    /// A map entry used for routing lacks the template of one side.
+    #[error(
+        "entry `{entry}` of map `{map}` has no {side} template but interface {interface} uses it"
+    )]
+    MissingTemplate {
+        /// The map.
+        map: String,
+        /// The entry.
+        entry: String,
+        /// The side whose template is missing.
+        side: InterfaceKind,
+        /// The interface whose routing needs it.
+        interface: InterfaceKind,
+    },
+    /// A template has more than [`pattern::MAX_PARAMS`] parameters or 65535 bytes of text.
+    #[error("template `{template}` is too large: more than {max_params} parameters or 65535 bytes")]
+    TemplateTooLarge {
+        /// The template text.
+        template: String,
+        /// The parameter limit, [`pattern::MAX_PARAMS`].
+        max_params: usize,
+    },
+    /// A dial plan has more rules than the index can number.
+    #[error("more than {max} routing rules in one table")]
+    TooManyRules {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Which maps supplied the from-URI of a call leaving on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FromMaps {
+    /// The outgoing interface's `source map`s.
+    Source,
+    /// The outgoing interface's `extension map`s (it has no source maps).
+    Extension,
+}
+
+impl FromMaps {
+    /// `"source"` or `"extension"`, the keyword in cig.conf.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FromMaps::Source => "source",
+            FromMaps::Extension => "extension",
+        }
+    }
+}
+
+/// Why a call was not routed: the manual's "new to-URI or new from-URI missing".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// The interface is not configured (no `tel { … }` / `sip { … }` section).
+    InterfaceNotConfigured {
+        /// The missing interface.
+        interface: InterfaceKind,
+    },
+    /// No new to-URI: no extension map entry of the incoming interface matches the to-URI.
+    NoExtensionMatch {
+        /// The incoming interface.
+        interface: InterfaceKind,
+    },
+    /// No new from-URI: no entry of the outgoing interface's source maps (or of its extension
+    /// maps, when it has no source maps) matches the from-URI.
+    NoSourceMatch {
+        /// The outgoing interface.
+        interface: InterfaceKind,
+        /// Which of its maps were searched.
+        maps: FromMaps,
+    },
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejected::InterfaceNotConfigured { interface } => {
+                write!(f, "the {interface} interface is not configured")
+            }
+            Rejected::NoExtensionMatch { interface } => write!(
+                f,
+                "no new to-URI: no extension map entry of the {interface} interface matches the to-URI"
+            ),
+            Rejected::NoSourceMatch {
+                interface,
+                maps: FromMaps::Source,
+            } => write!(
+                f,
+                "no new from-URI: no source map entry of the {interface} interface matches the from-URI"
+            ),
+            Rejected::NoSourceMatch {
+                interface,
+                maps: FromMaps::Extension,
+            } => write!(
+                f,
+                "no new from-URI: the {interface} interface has no source maps and none of its extension map entries matches the from-URI"
+            ),
+        }
+    }
+}
+
+/// Why a translate map gave no translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Untranslated {
+    /// The configuration defines no translate map of that name.
+    UnknownMap,
+    /// No rule of the map matches the URI.
+    NoMatch,
+}
+
+impl fmt::Display for Untranslated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Untranslated::UnknownMap => "no translate map of that name",
+            Untranslated::NoMatch => "no rule of the translate map matches the URI",
+        })
+    }
+}
+
+/// The map entry a routing step used. Both names share one allocation with the router, so
+/// a result costs one reference-count increment per entry and owns no borrow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntryRef {
+    /// `map` + `entry`, concatenated.
+    names: Arc<str>,
+    /// Length of the map name.
+    split: usize,
+}
+
+impl EntryRef {
+    /// Names entry `entry` of map `map`.
+    pub fn new(map: &str, entry: &str) -> EntryRef {
+        EntryRef {
+            names: Arc::from(format!("{map}{entry}")),
+            split: map.len(),
+        }
+    }
+
+    /// The map's name.
+    pub fn map(&self) -> &str {
+        self.names.get(..self.split).unwrap_or_default()
+    }
+
+    /// The entry's name.
+    pub fn entry(&self) -> &str {
+        self.names.get(self.split..).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for EntryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.map(), self.entry())
+    }
+}
+
+/// A routed call: where it leaves and with which URIs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Routed {
+    /// The outgoing interface (always the other one than the incoming).
+    pub out_interface: InterfaceKind,
+    /// The new from-URI.
+    pub from: String,
+    /// The new to-URI.
+    pub to: String,
+    /// The `auth` of the extension entry that gave the to-URI, if it names one.
+    pub auth: Option<Arc<str>>,
+    /// The extension map entry that gave the to-URI.
+    pub to_match: EntryRef,
+    /// The map entry that gave the from-URI.
+    pub from_match: EntryRef,
+    /// Which maps the from-URI entry came from.
+    pub from_maps: FromMaps,
+}
+
+/// A translated URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Translated {
+    /// The translation.
+    pub uri: String,
+    /// Zero-based index of the rule that matched, in file order.
+    pub rule: usize,
+}
+
+/// One routing rule: a compiled direction of a map entry, and where it came from.
+#[derive(Clone, Debug)]
+struct Step {
+    rule: Rule,
+    entry: EntryRef,
+    auth: Option<Arc<str>>,
+}
+
+/// An ordered list of rules with its prefix index: "the first rule that matches".
+#[derive(Clone, Debug)]
+struct Table<T> {
+    rules: Vec<T>,
+    index: PrefixIndex,
+}
+
+impl<T: AsRef<Rule>> Table<T> {
+    fn new(rules: Vec<T>) -> Result<Self, RouteError> {
+        if u32::try_from(rules.len()).is_err() {
+            return Err(RouteError::TooManyRules {
+                max: u32::MAX as usize,
+            });
+        }
+        let index = PrefixIndex::new(rules.iter().map(|r| r.as_ref().pattern()));
+        Ok(Table { rules, index })
+    }
+
+    /// The first rule matching `uri` and its output.
+    fn apply(&self, uri: &str) -> Option<(&T, usize, String)> {
+        let subject = Subject::new(uri);
+        // Captures of the best match so far and of the current attempt.
+        let mut caps = [pattern::capture_buf(); 2];
+        let mut best_slot = 0;
+        let prefix_of = |i: usize| self.rules.get(i).map(|r| r.as_ref().pattern().prefix());
+        let i = self.index.first_match(subject, prefix_of, |i| {
+            let attempt = 1 - best_slot;
+            let hit = self
+                .rules
+                .get(i)
+                .is_some_and(|r| r.as_ref().pattern().match_into(subject, &mut caps[attempt]));
+            if hit {
+                best_slot = attempt;
+            }
+            hit
+        })?;
+        let rule = self.rules.get(i)?;
+        Some((rule, i, rule.as_ref().expand(uri, &caps[best_slot])))
+    }
+}
+
+impl AsRef<Rule> for Step {
+    fn as_ref(&self) -> &Rule {
+        &self.rule
+    }
+}
+
+impl AsRef<Rule> for Rule {
+    fn as_ref(&self) -> &Rule {
+        self
+    }
+}
+
+/// Routing state of one interface.
+#[derive(Clone, Debug)]
+struct Side {
+    /// Calls arriving here: its extension maps, matching this side, expanding the other.
+    to: Table<Step>,
+    /// Calls leaving here: its source maps (or extension maps), matching the other side,
+    /// expanding this side.
+    from: Table<Step>,
+    from_maps: FromMaps,
+}
+
+/// The routing tables of one configuration: call routing and translate maps.
+///
+/// Built once per configuration (and rebuilt on reload); [`Router::route`] and
+/// [`Router::translate`] take `&self`, allocate only their output strings, and give the same
+/// answers as walking the maps entry by entry ([`reference`](mod@reference) does exactly that).
+#[derive(Clone, Debug)]
+pub struct Router {
+    /// Indexed by `InterfaceKind` (`tel`, `sip`); `None` when not configured.
+    sides: [Option<Side>; 2],
+    translate: HashMap<String, Table<Rule>>,
+}
+
+fn slot(kind: InterfaceKind) -> usize {
+    match kind {
+        InterfaceKind::Tel => 0,
+        InterfaceKind::Sip => 1,
+    }
+}
+
+/// The steps of `maps` (in order, entries in order) matching side `from` and expanding
+/// side `from.other()`, for routing on interface `interface`.
+fn steps(
+    config: &Config,
+    interface: InterfaceKind,
+    maps: &[String],
+    from: InterfaceKind,
+    names: &mut HashMap<String, Arc<str>>,
+) -> Result<Vec<Step>, RouteError> {
+    let mut share = |s: &str| -> Arc<str> {
+        names
+            .entry(s.to_owned())
+            .or_insert_with(|| Arc::from(s))
+            .clone()
+    };
+    let mut out = Vec::new();
+    for map_name in maps {
+        let map = config.map(map_name).ok_or_else(|| RouteError::UnknownMap {
+            interface,
+            map: map_name.clone(),
+        })?;
+        for entry in &map.entries {
+            let side_template = |side: InterfaceKind| {
+                entry.side(side).ok_or_else(|| RouteError::MissingTemplate {
+                    map: map.name.clone(),
+                    entry: entry.name.clone(),
+                    side,
+                    interface,
+                })
+            };
+            let rule = Rule::new(side_template(from)?, side_template(from.other())?)?;
+            out.push(Step {
+                rule,
+                entry: EntryRef::new(&map.name, &entry.name),
+                auth: entry.auth.as_deref().map(&mut share),
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl Router {
+    /// Compiles the maps of every configured interface and every translate map.
+    pub fn from_config(config: &Config) -> Result<Router, RouteError> {
+        let mut names = HashMap::new();
+        let mut sides = [None, None];
+        for kind in InterfaceKind::ALL {
+            let Some(iface) = config.interface(kind) else {
+                continue;
+            };
+            let to = Table::new(steps(
+                config,
+                kind,
+                &iface.extension_maps,
+                kind,
+                &mut names,
+            )?)?;
+            let (from_maps, list) = if iface.source_maps.is_empty() {
+                (FromMaps::Extension, &iface.extension_maps)
+            } else {
+                (FromMaps::Source, &iface.source_maps)
+            };
+            let from = Table::new(steps(config, kind, list, kind.other(), &mut names)?)?;
+            sides[slot(kind)] = Some(Side {
+                to,
+                from,
+                from_maps,
+            });
+        }
+        let translate = config
+            .translate_maps
+            .iter()
+            .map(|map| {
+                let rules = map
+                    .rules
+                    .iter()
+                    .map(|r| Rule::new(&r.match_, &r.translation))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((map.name.clone(), Table::new(rules)?))
+            })
+            .collect::<Result<_, RouteError>>()?;
+        Ok(Router { sides, translate })
+    }
+
+    /// Routes a call arriving on interface `on` from `from` to `to`, following the manual:
+    /// the first entry of `on`'s extension maps whose `on`-side template matches `to` gives the
+    /// new to-URI (its other side) and the outgoing interface; the first entry of the outgoing
+    /// interface's source maps (its extension maps when it has none) whose `on`-side template
+    /// matches `from` gives the new from-URI.
+    pub fn route(&self, on: InterfaceKind, from: &str, to: &str) -> Result<Routed, Rejected> {
+        let out = on.other();
+        let side = |k: InterfaceKind| {
+            self.sides[slot(k)]
+                .as_ref()
+                .ok_or(Rejected::InterfaceNotConfigured { interface: k })
+        };
+        let (incoming, outgoing) = (side(on)?, side(out)?);
+        let (to_step, _, new_to) = incoming
+            .to
+            .apply(to)
+            .ok_or(Rejected::NoExtensionMatch { interface: on })?;
+        let (from_step, _, new_from) =
+            outgoing.from.apply(from).ok_or(Rejected::NoSourceMatch {
+                interface: out,
+                maps: outgoing.from_maps,
+            })?;
+        Ok(Routed {
+            out_interface: out,
+            from: new_from,
+            to: new_to,
+            auth: to_step.auth.clone(),
+            to_match: to_step.entry.clone(),
+            from_match: from_step.entry.clone(),
+            from_maps: outgoing.from_maps,
+        })
+    }
+
+    /// Translates `uri` with translate map `map`: the first rule whose `match` template matches
+    /// gives the expanded `translation`.
+    pub fn translate(&self, map: &str, uri: &str) -> Result<Translated, Untranslated> {
+        let table = self.translate.get(map).ok_or(Untranslated::UnknownMap)?;
+        let (_, rule, uri) = table.apply(uri).ok_or(Untranslated::NoMatch)?;
+        Ok(Translated { uri, rule })
+    }
+}

@@ -1,0 +1,582 @@
+//! URI templates compiled for matching and expansion.
+//!
+//! This module owns the template semantics of cig.conf routing:
+//!
+//! - `{name}` matches zero or more characters and the whole URI must match;
+//! - with several parameters the earlier ones take as few characters as possible, so
+//!   `sip:{series}@{discard}` splits `sip:1@a@b` at the first `@`;
+//! - a parameter that the output names but the match side never captured expands to empty;
+//! - when a name is captured twice the first capture is the one used;
+//! - TEL templates (those whose text starts with `tel:`) treat the "wait for connect" marks `w`
+//!   and `;` as the same character (see [`wait_mark`]).
+//!
+//! Matching is exact byte comparison otherwise (no case folding, no URI unescaping); captured
+//! text and output literals are copied verbatim, so a caller who dialled `tel:+8888w101` keeps
+//! its `w` in captured text.
+
+use cig_core::template::{Segment, Template};
+
+use crate::RouteError;
+
+/// Most parameters one template may hold. Matching keeps capture positions on the stack, so
+/// the count is capped; real dial plans use one to three.
+pub const MAX_PARAMS: usize = 16;
+
+/// Capture positions of one match: `(start, end)` byte offsets into the matched URI, one per
+/// parameter.
+pub(crate) type CaptureBuf = [(usize, usize); MAX_PARAMS];
+
+/// An empty capture buffer.
+pub(crate) fn capture_buf() -> CaptureBuf {
+    [(0, 0); MAX_PARAMS]
+}
+
+/// Position of the "wait for connect" mark `w`/`W` in a TEL URI, if the URI has one.
+///
+/// A TEL URI's dial string runs from after `tel:` (any case) to the first `;`. The characters
+/// allowed there (digits, `+`, `*`, `#`, visual separators, hex digits) never include `w`, so the
+/// first `w` or `W` before any `;` is the wait mark and is treated as `;` when matching. Anything
+/// after the first `;` is left alone (parameters such as `phone-context=www…`).
+///
+/// ```
+/// assert_eq!(cig_route::pattern::wait_mark("tel:+8888w101"), Some(9));
+/// assert_eq!(cig_route::pattern::wait_mark("tel:+8888;101"), None);
+/// assert_eq!(cig_route::pattern::wait_mark("sip:w@pbx.com"), None);
+/// ```
+pub fn wait_mark(uri: &str) -> Option<usize> {
+    let bytes = uri.as_bytes();
+    if !is_tel(bytes) {
+        return None;
+    }
+    let i = bytes[4..]
+        .iter()
+        .position(|&b| matches!(b, b'w' | b'W' | b';'))?
+        + 4;
+    (bytes[i] != b';').then_some(i)
+}
+
+/// `true` when `bytes` starts with `tel:` in any case.
+fn is_tel(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && bytes[..4].eq_ignore_ascii_case(b"tel:")
+}
+
+/// A URI to be matched, with its wait mark located once for all patterns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subject<'a> {
+    pub(crate) uri: &'a str,
+    wait: Option<usize>,
+}
+
+impl<'a> Subject<'a> {
+    pub(crate) fn new(uri: &'a str) -> Self {
+        Subject {
+            uri,
+            wait: wait_mark(uri),
+        }
+    }
+
+    /// Byte `i` as TEL templates see it (the wait mark reads as `;`).
+    pub(crate) fn tel_byte(&self, i: usize) -> Option<u8> {
+        if self.wait == Some(i) {
+            Some(b';')
+        } else {
+            self.uri.as_bytes().get(i).copied()
+        }
+    }
+}
+
+/// The subject as one pattern sees it: TEL patterns see the wait mark as `;`, others see the
+/// raw bytes.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    bytes: &'a [u8],
+    wait: Option<usize>,
+}
+
+impl View<'_> {
+    /// Does `lit` occur at `pos`? The caller guarantees `pos + lit.len() <= bytes.len()`.
+    fn eq_at(&self, pos: usize, lit: &[u8]) -> bool {
+        let Some(window) = self.bytes.get(pos..pos + lit.len()) else {
+            return false;
+        };
+        match self.wait {
+            Some(w) if w >= pos && w < pos + lit.len() => window
+                .iter()
+                .zip(lit)
+                .enumerate()
+                .all(|(i, (&b, &l))| if pos + i == w { l == b';' } else { b == l }),
+            _ => window == lit,
+        }
+    }
+
+    /// Earliest position `q` in `from..=to - lit.len()` where `lit` occurs.
+    fn find(&self, from: usize, to: usize, lit: &[u8]) -> Option<usize> {
+        let last = to.checked_sub(lit.len())?;
+        let Some((&first, _)) = lit.split_first() else {
+            return (from <= last).then_some(from);
+        };
+        // Candidates start with `first` (or are the wait mark when `first` is `;`).
+        let starts = self.bytes.get(from..=last)?;
+        starts
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == first || (first == b';' && self.wait == Some(from + i)))
+            .map(|(i, _)| from + i)
+            .find(|&q| self.eq_at(q, lit))
+    }
+}
+
+/// One side of a map entry (or a translate rule's `match`) compiled for matching.
+///
+/// The template is `L0 {p1} L1 {p2} … {pk} Lk` with possibly empty literals `Li`. A URI
+/// matches when it starts with `L0`, ends with `Lk` and holds `L1 … Lk-1` in order in
+/// between; taking each middle literal at its earliest possible position is both a complete
+/// search (an earlier position leaves more room for the rest) and exactly the rule "earlier
+/// parameters take as few characters as possible".
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    /// Literals `L0..=Lk`, concatenated, wait mark normalised to `;` in TEL templates (an
+    /// ASCII-for-ASCII substitution, so still UTF-8). A [`Rule`] appends its output literals
+    /// here, so that a lookup reads one allocation.
+    lits: Box<str>,
+    /// `k + 2` offsets into `lits`: literal `i` is `lits[bounds[i]..bounds[i + 1]]`. Kept
+    /// inline (templates are at most 4096 bytes) so a match touches one allocation.
+    bounds: [u16; MAX_PARAMS + 2],
+    /// Parameter names `p1..=pk`, joined by NUL (names are `[A-Za-z_][A-Za-z0-9_]*`).
+    names: Box<str>,
+    /// `k`, the number of parameters.
+    k: u8,
+    /// A TEL template: the subject's wait mark reads as `;`.
+    tel: bool,
+}
+
+impl Pattern {
+    /// Compiles a template. Fails only when it has more than [`MAX_PARAMS`] parameters (or
+    /// over 65535 bytes of literal text).
+    pub fn new(template: &Template) -> Result<Pattern, RouteError> {
+        let mut lits = String::new();
+        let mut ends = Vec::new();
+        let mut names = Vec::new();
+        for segment in template.segments() {
+            match segment {
+                Segment::Literal(text) => lits.push_str(text),
+                Segment::Param(name) => {
+                    ends.push(lits.len());
+                    names.push(name.as_str());
+                }
+            }
+        }
+        ends.push(lits.len());
+        let too_long = u16::try_from(lits.len()).is_err();
+        if names.len() > MAX_PARAMS || too_long {
+            return Err(RouteError::TemplateTooLarge {
+                template: template.as_str().to_owned(),
+                max_params: MAX_PARAMS,
+            });
+        }
+        let mut bounds = [0; MAX_PARAMS + 2];
+        for (b, end) in bounds[1..].iter_mut().zip(ends) {
+            *b = end as u16;
+        }
+        let tel = is_tel(&lits.as_bytes()[..usize::from(bounds[1])]);
+        if tel {
+            lits = normalise_template_wait_mark(&lits);
+        }
+        Ok(Pattern {
+            lits: lits.into(),
+            bounds,
+            k: names.len() as u8,
+            names: names.join("\0").into(),
+            tel,
+        })
+    }
+
+    /// Literal `i` (normalised).
+    fn lit(&self, i: usize) -> &[u8] {
+        let (start, end) = (self.bounds[i], self.bounds[i + 1]);
+        self.lits
+            .as_bytes()
+            .get(usize::from(start)..usize::from(end))
+            .unwrap_or_default()
+    }
+
+    /// The leading literal `L0`, normalised the way [`Subject::tel_byte`] reads subjects. The
+    /// prefix index is keyed on it.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        self.lit(0)
+    }
+
+    /// Parameter names in template order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.names.split('\0').take(usize::from(self.k))
+    }
+
+    /// Index of the first parameter called `name`.
+    fn param_index(&self, name: &str) -> Option<usize> {
+        self.params().position(|n| n == name)
+    }
+
+    /// Matches `subject`, writing capture `i` to `caps[i]`. `caps` holds at least
+    /// [`MAX_PARAMS`] ranges.
+    pub(crate) fn match_into(&self, subject: Subject<'_>, caps: &mut CaptureBuf) -> bool {
+        let view = View {
+            bytes: subject.uri.as_bytes(),
+            wait: if self.tel { subject.wait } else { None },
+        };
+        let n = view.bytes.len();
+        let k = usize::from(self.k);
+        let head = self.lit(0);
+        if k == 0 {
+            return n == head.len() && view.eq_at(0, head);
+        }
+        let tail = self.lit(k);
+        let Some(end) = n.checked_sub(tail.len()) else {
+            return false;
+        };
+        if end < head.len() || !view.eq_at(0, head) || !view.eq_at(end, tail) {
+            return false;
+        }
+        let mut pos = head.len();
+        for (i, cap) in caps.iter_mut().enumerate().take(k - 1) {
+            let lit = self.lit(i + 1);
+            let Some(q) = view.find(pos, end, lit) else {
+                return false;
+            };
+            *cap = (pos, q);
+            pos = q + lit.len();
+        }
+        caps[k - 1] = (pos, end);
+        true
+    }
+
+    /// Does `uri` match?
+    pub fn is_match(&self, uri: &str) -> bool {
+        self.match_into(Subject::new(uri), &mut capture_buf())
+    }
+
+    /// Matches `uri` and returns what each parameter captured.
+    pub fn captures<'u>(&self, uri: &'u str) -> Option<Captures<'_, 'u>> {
+        let mut caps = capture_buf();
+        let matched = self.match_into(Subject::new(uri), &mut caps);
+        matched.then_some(Captures {
+            pattern: self,
+            uri,
+            caps,
+        })
+    }
+}
+
+/// `lits` with the first `w`/`W` of a TEL template's dial string (after `tel:`, before any
+/// `;`) replaced by `;`, mirroring [`wait_mark`] on subjects.
+fn normalise_template_wait_mark(lits: &str) -> String {
+    match lits
+        .bytes()
+        .skip(4)
+        .position(|b| matches!(b, b'w' | b'W' | b';'))
+    {
+        Some(i) => format!("{};{}", &lits[..4 + i], &lits[4 + i + 1..]),
+        None => lits.to_owned(),
+    }
+}
+
+/// What the parameters of a [`Pattern`] captured from one URI.
+#[derive(Clone, Debug)]
+pub struct Captures<'p, 'u> {
+    pattern: &'p Pattern,
+    uri: &'u str,
+    caps: CaptureBuf,
+}
+
+impl<'u> Captures<'_, 'u> {
+    /// The text captured by the first parameter called `name`.
+    pub fn get(&self, name: &str) -> Option<&'u str> {
+        let i = self.pattern.param_index(name)?;
+        let (start, end) = *self.caps.get(i)?;
+        self.uri.get(start..end)
+    }
+
+    /// `(name, captured text)` in template order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'u str)> {
+        let uri = self.uri;
+        self.pattern
+            .params()
+            .zip(&self.caps)
+            .map(move |(name, &(start, end))| (name, uri.get(start..end).unwrap_or_default()))
+    }
+}
+
+/// A piece of an output template, resolved against the match side.
+#[derive(Clone, Copy, Debug)]
+enum OutPiece {
+    /// Literal text, as written in the configuration: `lits[start..end]` of the rule's
+    /// pattern (after the pattern's own literals).
+    Literal(u32, u32),
+    /// The capture of the match side's parameter with this index.
+    Capture(usize),
+}
+
+/// The text `piece` stands for: literals from `lits`, captures from `uri`.
+fn piece_text<'a>(piece: OutPiece, lits: &'a str, uri: &'a str, caps: &CaptureBuf) -> &'a str {
+    match piece {
+        OutPiece::Literal(start, end) => lits.get(start as usize..end as usize),
+        OutPiece::Capture(i) => caps.get(i).and_then(|&(start, end)| uri.get(start..end)),
+    }
+    .unwrap_or_default()
+}
+
+/// A match template paired with an output template: one direction of a map entry, or a
+/// translate rule.
+///
+/// ```
+/// use cig_core::template::Template;
+/// use cig_route::pattern::Rule;
+///
+/// let rule = Rule::new(
+///     &Template::parse("sip:9{SIPEXT}@secure.com").unwrap(),
+///     &Template::parse("tel:+{SIPEXT}").unwrap(),
+/// )
+/// .unwrap();
+/// assert_eq!(rule.apply("sip:94670123456@secure.com").as_deref(), Some("tel:+4670123456"));
+/// assert_eq!(rule.apply("sip:101@pbx.com"), None);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// The match side; its `lits` also hold the output literals.
+    pattern: Pattern,
+    /// The output template, resolved against the match side.
+    pieces: Box<[OutPiece]>,
+}
+
+impl Rule {
+    /// Compiles `matching` and resolves `output` against it. Output parameters that
+    /// `matching` never captures are dropped: they expand to empty.
+    pub fn new(matching: &Template, output: &Template) -> Result<Rule, RouteError> {
+        let mut pattern = Pattern::new(matching)?;
+        let mut lits = String::from(std::mem::take(&mut pattern.lits));
+        let pieces = output
+            .segments()
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Literal(lit) => {
+                    let start = lits.len() as u32;
+                    lits.push_str(lit);
+                    Some(OutPiece::Literal(start, lits.len() as u32))
+                }
+                Segment::Param(name) => pattern.param_index(name).map(OutPiece::Capture),
+            })
+            .collect();
+        pattern.lits = lits.into();
+        Ok(Rule { pattern, pieces })
+    }
+
+    /// The match side.
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+
+    /// Expands the output from captures of `uri` that this rule's pattern made; one
+    /// allocation of the exact size.
+    pub(crate) fn expand(&self, uri: &str, caps: &CaptureBuf) -> String {
+        let text = |&p: &OutPiece| piece_text(p, &self.pattern.lits, uri, caps);
+        let mut out = String::with_capacity(self.pieces.iter().map(|p| text(p).len()).sum());
+        for piece in self.pieces.iter() {
+            out.push_str(text(piece));
+        }
+        out
+    }
+
+    /// Matches `uri` and, on success, returns the expanded output template.
+    pub fn apply(&self, uri: &str) -> Option<String> {
+        let mut caps = capture_buf();
+        self.pattern
+            .match_into(Subject::new(uri), &mut caps)
+            .then(|| self.expand(uri, &caps))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Template {
+        Template::parse(s).unwrap()
+    }
+
+    fn caps(template: &str, uri: &str) -> Option<Vec<(String, String)>> {
+        let p = Pattern::new(&t(template)).unwrap();
+        p.captures(uri).map(|c| {
+            c.iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect()
+        })
+    }
+
+    fn apply(from: &str, to: &str, uri: &str) -> Option<String> {
+        Rule::new(&t(from), &t(to)).unwrap().apply(uri)
+    }
+
+    #[test]
+    fn manual_extension_examples() {
+        // "+8888;1234 would be mapped to 1234@pbx.com"
+        assert_eq!(
+            apply(
+                "tel:+8888;{extension}",
+                "sip:{extension}@pbx.com",
+                "tel:+8888;1234"
+            )
+            .as_deref(),
+            Some("sip:1234@pbx.com")
+        );
+        // "also an empty extension would be matched to sip:@pbx.com"
+        assert_eq!(
+            apply(
+                "tel:+8888;{extension}",
+                "sip:{extension}@pbx.com",
+                "tel:+8888;"
+            )
+            .as_deref(),
+            Some("sip:@pbx.com")
+        );
+        // Reverse direction of mapsip2tel: `discard` is uncaptured and expands empty.
+        assert_eq!(
+            apply(
+                "tel:+8888;{foobar}",
+                "sip:{foobar}@pbx.com{discard}",
+                "tel:+8888;77"
+            )
+            .as_deref(),
+            Some("sip:77@pbx.com")
+        );
+        assert_eq!(
+            apply(
+                "sip:{foobar}@pbx.com{discard}",
+                "tel:+8888;{foobar}",
+                "sip:77@pbx.com;user=phone"
+            )
+            .as_deref(),
+            Some("tel:+8888;77")
+        );
+    }
+
+    #[test]
+    fn earlier_parameters_are_lazy() {
+        assert_eq!(
+            caps("sip:{series}@{discard}", "sip:1@a@b"),
+            Some(vec![
+                ("series".into(), "1".into()),
+                ("discard".into(), "a@b".into())
+            ])
+        );
+        // Adjacent parameters: the first takes nothing.
+        assert_eq!(
+            caps("x{a}{b}y", "x123y"),
+            Some(vec![("a".into(), "".into()), ("b".into(), "123".into())])
+        );
+        // The last parameter takes what the trailing literal leaves.
+        assert_eq!(
+            caps("{a}.{b}.", "1.2.3."),
+            Some(vec![("a".into(), "1".into()), ("b".into(), "2.3".into())])
+        );
+    }
+
+    #[test]
+    fn whole_uri_must_match() {
+        assert_eq!(caps("sip:{x}@pbx.com", "sip:1@pbx.com.evil"), None);
+        assert_eq!(caps("sip:{x}@pbx.com", "xsip:1@pbx.com"), None);
+        assert_eq!(caps("sip:101@pbx.com", "sip:101@pbx.com"), Some(vec![]));
+        assert_eq!(caps("sip:101@pbx.com", "sip:1010@pbx.com"), None);
+        // Prefix and suffix literals may not overlap.
+        assert_eq!(caps("ab{x}ba", "aba"), None);
+        assert_eq!(caps("ab{x}ba", "abba"), Some(vec![("x".into(), "".into())]));
+        // An empty template matches only the empty URI; a lone parameter matches anything.
+        assert_eq!(caps("", ""), Some(vec![]));
+        assert_eq!(caps("", "x"), None);
+        assert_eq!(
+            caps("{all}", "tel:+1"),
+            Some(vec![("all".into(), "tel:+1".into())])
+        );
+    }
+
+    #[test]
+    fn repeated_name_uses_first_capture() {
+        assert_eq!(
+            apply("{a}-{a}", "<{a}>", "x-y").as_deref(),
+            Some("<x>"),
+            "first capture wins"
+        );
+        assert_eq!(apply("{a}-{b}", "{b}{a}{b}", "x-y").as_deref(), Some("yxy"));
+    }
+
+    #[test]
+    fn non_ascii_text_is_captured_on_char_boundaries() {
+        assert_eq!(
+            apply("sip:{u}@{h}", "{h}/{u}", "sip:åsa@bü.se").as_deref(),
+            Some("bü.se/åsa")
+        );
+    }
+
+    #[test]
+    fn wait_marks_are_equivalent_in_tel_uris() {
+        let rule = |from: &str| Rule::new(&t(from), &t("sip:{ext}@pbx.com")).unwrap();
+        // Marks are equivalent; the scheme is compared exactly like every other literal.
+        for template in ["tel:+8888;{ext}", "tel:+8888w{ext}", "TEL:+8888W{ext}"] {
+            for uri in [
+                "tel:+8888;101",
+                "tel:+8888w101",
+                "tel:+8888W101",
+                "Tel:+8888;101",
+            ] {
+                let got = rule(template).apply(uri);
+                let expect = (template[..4] == uri[..4]).then_some("sip:101@pbx.com");
+                assert_eq!(got.as_deref(), expect, "{template} vs {uri}");
+            }
+        }
+        // The wait mark split across a parameter.
+        assert_eq!(
+            apply("tel:+{cig}w{ext}", "{cig}/{ext}", "tel:+8888;101").as_deref(),
+            Some("8888/101")
+        );
+        // Captured text keeps the caller's spelling.
+        assert_eq!(
+            apply("tel:+{all}", "{all}", "tel:+8888w101").as_deref(),
+            Some("8888w101")
+        );
+        // Only the dial string's first mark counts; parameters after `;` are untouched.
+        assert_eq!(
+            apply(
+                "tel:+1;phone-context=www.x{p}",
+                "{p}",
+                "tel:+1;phone-context=www.x"
+            )
+            .as_deref(),
+            Some("")
+        );
+        assert_eq!(apply("tel:+1;{a}w{b}", "{a}.{b}", "tel:+1w2;3"), None);
+        assert_eq!(
+            apply("tel:+1;{a}w{b}", "{a}.{b}", "tel:+1;2w3").as_deref(),
+            Some("2.3")
+        );
+        // Not a TEL template: `w` is an ordinary letter.
+        assert_eq!(apply("sip:{a}w{b}", "{a}.{b}", "sip:1;2"), None);
+        assert_eq!(wait_mark("tel:+1;2w3"), None);
+        assert_eq!(wait_mark("tel:"), None);
+        assert_eq!(wait_mark("te"), None);
+        assert_eq!(wait_mark("tel:w"), Some(4));
+    }
+
+    #[test]
+    fn too_many_parameters_is_an_error() {
+        let many: String = (0..=MAX_PARAMS).map(|i| format!("{{p{i}}}-")).collect();
+        assert!(matches!(
+            Pattern::new(&t(&many)),
+            Err(RouteError::TemplateTooLarge {
+                max_params: MAX_PARAMS,
+                ..
+            })
+        ));
+        let most: String = (0..MAX_PARAMS).map(|i| format!("{{p{i}}}-")).collect();
+        let p = Pattern::new(&t(&most)).unwrap();
+        let uri = "a-".repeat(MAX_PARAMS);
+        assert!(p.captures(&uri).unwrap().iter().all(|(_, v)| v == "a"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Property tests: the compiled matcher and the prefix-indexed router give exactly the answers
+//! of the naive backtracking matcher and linear walk in `cig_route::reference`.
+
+mod common;
+
+use cig_core::conf::{Config, InterfaceKind};
+use cig_route::pattern::{Pattern, Rule};
+use cig_route::{Router, reference};
+use common::*;
+use proptest::prelude::*;
+
+/// Template text over a small alphabet, so that random URIs often match: a scheme-like
+/// prefix, then literals and `{a}`/`{b}`/`{c}` parameters (adjacent ones included).
+fn template() -> impl Strategy<Value = String> {
+    let prefix = prop_oneof![
+        Just(""),
+        Just("tel:+"),
+        Just("tel:+1"),
+        Just("tel:+1w"),
+        Just("sip:"),
+        Just("sip:1"),
+        Just("{a}")
+    ];
+    let piece = prop_oneof![
+        "[12@w;.x]{0,3}",
+        Just("{a}".to_owned()),
+        Just("{b}".to_owned()),
+        Just("{c}".to_owned())
+    ];
+    (prefix, prop::collection::vec(piece, 0..4))
+        .prop_map(|(p, pieces)| format!("{p}{}", pieces.concat()))
+}
+
+/// URIs over the same alphabet, with `W`, as both TEL and SIP.
+fn uri() -> impl Strategy<Value = String> {
+    let prefix = prop_oneof![
+        Just(""),
+        Just("tel:+"),
+        Just("tel:+1"),
+        Just("TEL:+"),
+        Just("sip:"),
+        Just("sip:1")
+    ];
+    (prefix, "[12@wW;.x]{0,7}").prop_map(|(p, rest)| format!("{p}{rest}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pattern_captures_like_backtracking(m in template(), o in template(), uri in uri()) {
+        let (m, o) = (t(&m), t(&o));
+        let naive = reference::captures(&m, &uri);
+        let fast = Pattern::new(&m).unwrap().captures(&uri).map(|c| {
+            c.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(&fast, &naive);
+        let expanded = naive.map(|caps| reference::expand(&o, &caps));
+        prop_assert_eq!(Rule::new(&m, &o).unwrap().apply(&uri), expanded);
+    }
+}
+
+/// A map entry's two templates, one per side: TEL ones usually start `tel:`, SIP ones `sip:`.
+fn entry_templates() -> impl Strategy<Value = (String, String)> {
+    (template(), template())
+}
+
+/// A dial plan: up to four maps of up to 24 entries and the interfaces' map lists.
+fn plan() -> impl Strategy<Value = Config> {
+    let maps = prop::collection::vec(
+        prop::collection::vec((entry_templates(), any::<bool>()), 0..24),
+        1..5,
+    );
+    maps.prop_flat_map(|maps| {
+        let n = maps.len();
+        let lists = || prop::collection::vec(0..n, 0..4);
+        (Just(maps), lists(), lists(), lists(), lists(), any::<u8>())
+    })
+    .prop_map(|(maps, tel_ext, tel_src, sip_ext, sip_src, missing)| {
+        let name = |i: &usize| format!("m{i}");
+        let maps = maps
+            .into_iter()
+            .enumerate()
+            .map(|(i, entries)| {
+                let entries = entries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, ((sip, tel), auth))| {
+                        entry(
+                            &format!("e{j}"),
+                            &sip,
+                            &tel,
+                            auth.then(|| format!("auth{i}{j}")).as_deref(),
+                        )
+                    })
+                    .collect();
+                map(&format!("m{i}"), entries)
+            })
+            .collect();
+        let list = |v: &[usize]| v.iter().map(name).collect::<Vec<_>>();
+        let (te, ts, se, ss) = (
+            list(&tel_ext),
+            list(&tel_src),
+            list(&sip_ext),
+            list(&sip_src),
+        );
+        config(
+            maps,
+            (missing != 0).then(|| iface(&te, &ts)).flatten(),
+            (missing != 1).then(|| iface(&se, &ss)).flatten(),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn router_routes_like_linear_walk(
+        config in plan(),
+        calls in prop::collection::vec((any::<bool>(), uri(), uri()), 1..24),
+    ) {
+        let router = Router::from_config(&config).unwrap();
+        for (on_tel, from, to) in calls {
+            let on = if on_tel { InterfaceKind::Tel } else { InterfaceKind::Sip };
+            prop_assert_eq!(router.route(on, &from, &to), reference::route(&config, on, &from, &to));
+        }
+    }
+}
+
+/// Number-series plans: many keys nested in each other (`sip:1`, `sip:12`, `sip:121`…) in
+/// random order, catch-alls anywhere, so the index's parent chains and early stop are
+/// exercised on deep prefixes.
+fn series_plan() -> impl Strategy<Value = Config> {
+    let entry_strategy = prop_oneof![
+        4 => "[12]{0,5}".prop_map(|d| (format!("sip:{d}{{x}}@pbx.com"), format!("tel:+{d}{{x}}"))),
+        1 => "[12]{0,3}".prop_map(|d| (format!("sip:{d}{{x}}@{{h}}"), format!("tel:+9{d}{{x}}"))),
+        1 => "[12]{0,3}".prop_map(|d| (format!("{{any}}{d}@pbx.com"), "tel:+8{any}".to_owned())),
+    ];
+    prop::collection::vec(entry_strategy, 1..60).prop_map(|entries| {
+        let entries = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (sip, tel))| entry(&format!("e{i}"), sip, tel, None))
+            .collect();
+        config(
+            vec![map("m", entries)],
+            iface(&["m"], &[]),
+            iface(&["m"], &[]),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn router_routes_series_plans_like_linear_walk(
+        config in series_plan(),
+        calls in prop::collection::vec(("[12]{0,7}", "[12]{0,7}", prop_oneof![Just("pbx.com"), Just("x")]), 1..24),
+    ) {
+        let router = Router::from_config(&config).unwrap();
+        for (from, to, host) in calls {
+            let (from, to) = (format!("sip:{from}@pbx.com"), format!("sip:{to}@{host}"));
+            prop_assert_eq!(
+                router.route(InterfaceKind::Sip, &from, &to),
+                reference::route(&config, InterfaceKind::Sip, &from, &to)
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Arbitrary text (any Unicode, any length up to 64) as URIs and template literals: no
+    /// panic, and still the reference's answers.
+    #[test]
+    fn arbitrary_text_never_panics(
+        lits in prop::collection::vec(any::<String>().prop_map(|s| s.replace(['{', '}'], "")), 1..4),
+        uri in prop_oneof![any::<String>(), "tel:[+0-9wW;]{0,10}\\PC{0,8}"],
+    ) {
+        let template = format!("tel:{}", lits.join("{p}"));
+        let (m, o) = (t(&template), t("{p}|{q}"));
+        let expected = reference::captures(&m, &uri).map(|caps| reference::expand(&o, &caps));
+        prop_assert_eq!(Rule::new(&m, &o).unwrap().apply(&uri), expected);
+        let config = config(
+            vec![map("m", vec![entry("e", &lits.join("{p}"), &template, None)])],
+            iface(&["m"], &[]),
+            iface(&["m"], &[]),
+        );
+        let router = Router::from_config(&config).unwrap();
+        for on in [InterfaceKind::Tel, InterfaceKind::Sip] {
+            prop_assert_eq!(router.route(on, &uri, &uri), reference::route(&config, on, &uri, &uri));
+        }
+    }
+}
