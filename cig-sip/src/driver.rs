@@ -39,6 +39,7 @@ enum Inbound {
     Message(Box<Message>, SocketAddr),
     KeepAlive(SocketAddr),
     Closed(SocketAddr),
+    Unreachable(SocketAddr),
 }
 
 /// Commands to the running user agent. Cheap to clone; the agent stops when every handle is
@@ -172,7 +173,7 @@ impl Conns {
             match TcpStream::connect(dest).await {
                 Ok(s) => serve_conn(s, dest, rx, inbound).await,
                 Err(_) => {
-                    let _ = inbound.send(Inbound::Closed(dest));
+                    let _ = inbound.send(Inbound::Unreachable(dest));
                 }
             }
         });
@@ -277,6 +278,10 @@ async fn run(
                 Inbound::KeepAlive(src) => conns.send(src, Bytes::from_static(b"\r\n")),
                 Inbound::Closed(src) => {
                     conns.writers.remove(&src);
+                }
+                Inbound::Unreachable(dest) => {
+                    conns.writers.remove(&dest);
+                    ua.handle_transport_error(dest, Transport::Tcp);
                 }
             },
             r = listener.accept() => {

@@ -1688,33 +1688,54 @@ impl UserAgent {
         } else {
             self.schedule(TimerKey::Client(key.clone()), next);
         }
-        if !timed_out {
-            return;
+        if timed_out {
+            self.client_failed(&key, owner, 408);
         }
+    }
+
+    /// A client transaction ended without a final response: timer B/F (408) or a transport
+    /// error (503, RFC 3261 §8.1.3.1).
+    fn client_failed(&mut self, key: &TxKey, owner: Owner, status: u16) {
         match owner {
             Owner::Call(call) => {
-                let Some(c) = self.calls.get(&call) else {
+                let Some(c) = self.calls.get_mut(&call) else {
                     return;
                 };
-                if c.bye_key.as_ref() == Some(&key) {
+                if c.bye_key.as_ref() == Some(key) {
                     self.remove_call(call);
                     self.events.push_back(Event::Ended {
                         call,
                         reason: EndReason::Timeout,
                     });
-                } else if c.invite_key == key && c.state == CallState::Early {
-                    let r = Response::new(408, "Request Timeout");
+                } else if c.reinvite.as_ref().is_some_and(|(k, _)| k == key) {
+                    c.reinvite = None;
+                    self.events.push_back(Event::UpdateFailed { call, status });
+                } else if c.invite_key == *key && c.state == CallState::Early {
+                    let r = Response::new(status, reason_phrase(status));
                     self.invite_failed(call, &r);
                 }
             }
             Owner::Message(m) => {
                 self.messages.remove(&m);
-                self.events.push_back(Event::MessageResult {
-                    message: m,
-                    status: 408,
-                });
+                self.events
+                    .push_back(Event::MessageResult { message: m, status });
             }
             Owner::None => {}
+        }
+    }
+
+    /// The driver could not reach `destination` (TCP connect or write failed): every pending
+    /// client transaction towards it fails as if answered 503.
+    pub fn handle_transport_error(&mut self, destination: SocketAddr, transport: Transport) {
+        let failed: Vec<(TxKey, Owner)> = self
+            .clients
+            .iter()
+            .filter(|(_, (tx, _))| tx.destination == destination && tx.transport == transport)
+            .map(|(k, (_, o))| (k.clone(), *o))
+            .collect();
+        for (key, owner) in failed {
+            self.clients.remove(&key);
+            self.client_failed(&key, owner, 503);
         }
     }
 

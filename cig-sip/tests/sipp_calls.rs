@@ -12,6 +12,7 @@ use cig_sip::digest::Credentials;
 use cig_sip::driver::{self, AnswerStats, Events, SipHandle};
 use cig_sip::message::{NameAddr, Uri};
 use cig_sip::sdp::{self, AudioCapabilities};
+use cig_sip::transaction::Transport;
 use cig_sip::ua::{EndReason, Event, OutgoingCall, UaConfig};
 use tokio::process::{Child, Command};
 
@@ -226,6 +227,78 @@ async fn cig_uac_to_sipp_uas_call_and_bye() {
         }
     );
     assert!(wait(child).await.success());
+}
+
+/// `;transport=tcp` in the target selects TCP; sipp answers on the connection we opened and
+/// our BYE reuses it.
+#[tokio::test]
+async fn cig_uac_to_sipp_uas_over_tcp() {
+    let port = free_port();
+    let child = sipp(&[
+        "-sn",
+        "uas",
+        "-t",
+        "t1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+    ]);
+    let (h, mut ev) = ua().await;
+    let uri = Uri::parse(format!("sip:101@127.0.0.1:{port};transport=tcp")).unwrap();
+    let target = driver::resolve(&uri).await.unwrap();
+    assert_eq!(target.transport, Transport::Tcp);
+    let offer = Bytes::from(sdp::offer(&caps(), 1, 1).to_bytes());
+    // sipp may not listen yet: a refused connection fails the call at once with 503; retry.
+    let call = loop {
+        let call = h
+            .place_call(OutgoingCall {
+                target: target.clone(),
+                from: NameAddr::new(Uri::parse("sip:gateway@127.0.0.1").unwrap()),
+                to: NameAddr::new(uri.clone()),
+                sdp: offer.clone(),
+                credentials: None,
+            })
+            .await
+            .unwrap();
+        match next_final(&mut ev).await {
+            Event::Answered { .. } => break call,
+            Event::Rejected { status: 503, .. } => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            e => panic!("{e:?}"),
+        }
+    };
+    h.hangup(call).await.unwrap();
+    assert_eq!(
+        next_final(&mut ev).await,
+        Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        }
+    );
+    assert!(wait(child).await.success());
+}
+
+/// Host names go through the system resolver; port and transport come from the URI.
+#[tokio::test]
+async fn resolve_takes_port_and_transport_from_the_uri() {
+    let t = driver::resolve(&Uri::parse("sip:pbx@localhost").unwrap())
+        .await
+        .unwrap();
+    assert!(t.destination.ip().is_loopback());
+    assert_eq!((t.destination.port(), t.transport), (5060, Transport::Udp));
+    let t = driver::resolve(&Uri::parse("sip:pbx@localhost:5070;transport=TCP").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((t.destination.port(), t.transport), (5070, Transport::Tcp));
+    assert!(
+        driver::resolve(&Uri::parse("sip:pbx@localhost;transport=sctp").unwrap())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -396,3 +396,15 @@ fn hold_and_resume_by_reinvite() {
     }
     assert_eq!(ended(&n.events[0]), None);
 }
+
+#[test]
+fn transport_error_fails_the_call_with_503() {
+    let mut n = net(13, |_| {});
+    n.set_loss(1.0);
+    let call = call_to_b(&mut n, Transport::Tcp);
+    n.with_peer(0, |ua, _| {
+        ua.handle_transport_error(addr(B), Transport::Tcp)
+    });
+    assert!(matches!(n.events[0][..], [Event::Rejected { call: c, status: 503, .. }] if c == call));
+    assert_eq!(n.peers[0].call_count(), 0);
+}
