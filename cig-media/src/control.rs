@@ -813,6 +813,40 @@ mod tests {
         assert!(validate_session_id(&"x".repeat(129)).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever bytes a controller sends, in whatever pieces, the decoder returns frames,
+        /// errors or "need more" — never a panic.
+        #[test]
+        fn decoder_survives_arbitrary_streams(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..8),
+            prefix_len in 0u32..400,
+        ) {
+            let mut dec = FrameDecoder::new();
+            dec.push(&prefix_len.to_be_bytes());
+            'outer: for c in &chunks {
+                dec.push(c);
+                loop {
+                    match dec.next_message::<Request>() {
+                        Ok(Some(_)) | Err(ControlError::Json(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'outer,
+                    }
+                }
+            }
+        }
+
+        /// Any session name and id survive a frame round trip.
+        #[test]
+        fn requests_round_trip(id in proptest::prelude::any::<u64>(), name in "[!-~]{1,128}") {
+            let req = Request { id, command: Command::DeleteSession { session: name } };
+            let mut dec = FrameDecoder::new();
+            dec.push(&encode_frame(&req).unwrap());
+            proptest::prop_assert_eq!(dec.next_message::<Request>().unwrap(), Some(req));
+        }
+    }
+
     #[test]
     fn replies_serialize_with_a_type_tag() {
         let r = Reply::MediaTimeout {

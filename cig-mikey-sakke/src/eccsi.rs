@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use p256::elliptic_curve::Field;
 use p256::elliptic_curve::group::Curve;
-use p256::elliptic_curve::ops::Reduce;
+use p256::elliptic_curve::ops::{Invert, Reduce};
 use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use p256::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use p256::elliptic_curve::{Group, PrimeField};
@@ -457,7 +457,8 @@ impl SigningKey {
     pub fn sign(&self, msg: &[u8], rng: &mut impl CryptoRngCore) -> Signature {
         loop {
             let mut j = random_nonzero_scalar(rng);
-            let sig = self.sign_with_ephemeral(msg, &j);
+            let blind = random_nonzero_scalar(rng);
+            let sig = self.sign_with_ephemeral(msg, &j, &blind);
             j.zeroize();
             if let Some(sig) = sig {
                 return sig;
@@ -466,7 +467,9 @@ impl SigningKey {
     }
 
     /// Steps 2–8 of §5.2.1 for a given ephemeral `j`; `None` when the RFC says to pick another.
-    fn sign_with_ephemeral(&self, msg: &[u8], j: &Scalar) -> Option<Signature> {
+    /// `blind` is a random non-zero scalar that hides the secret from the variable-time
+    /// inversion: `t^-1 = blind * (t * blind)^-1`.
+    fn sign_with_ephemeral(&self, msg: &[u8], j: &Scalar, blind: &Scalar) -> Option<Signature> {
         // 2) J = [j]G, r = Jx
         let big_j = mul_g(j).to_affine();
         let jx = big_j.to_encoded_point(false);
@@ -484,7 +487,9 @@ impl SigningKey {
         let he = <Scalar as Reduce<U256>>::reduce_bytes(&he);
         // 4) HE + r * SSK must be non-zero
         let mut t = he + r * self.ssk.0;
-        let inv: Option<Scalar> = t.invert().into();
+        let inv: Option<Scalar> = Invert::invert_vartime(&(t * blind))
+            .map(|i| i * blind)
+            .into();
         t.zeroize();
         // 5) s' = (HE + r * SSK)^-1 * j mod q; 6) s' < q always fits N octets, so s = s'
         let s = inv? * j;
@@ -507,7 +512,7 @@ impl SigningKey {
         j: &[u8],
     ) -> Option<Signature> {
         let j = secret_scalar_from_bytes(j, "j").ok()?;
-        self.sign_with_ephemeral(msg, &j)
+        self.sign_with_ephemeral(msg, &j, &Scalar::from(0x5eed_u64))
     }
 }
 

@@ -453,29 +453,33 @@ fn srtp_to_rtp_tone_and_dtmf_both_directions() {
 fn silent_leg_raises_media_timeout() {
     let mut relay = Relay::start(2);
     let mut client = relay.connect();
-    let call = create(&mut client, "quiet", 300);
+    let call = create(&mut client, "quiet", 400);
     let mut tx = ctx(&KEY_IN, &SALT_IN);
-    // Leg A talks for 600 ms; leg B (the PBX) never sends.
+    // Leg A talks every 20 ms until the relay reports leg B (the PBX, which never sends) silent.
     let start = Instant::now();
-    for f in 0..30u16 {
+    let mut seq = 0u16;
+    let first = loop {
         send_rtp(
             &call.phone,
             call.relay_a,
             Some(&mut tx),
-            (false, 0, f, u32::from(f) * 160),
+            (false, 0, seq, u32::from(seq) * 160),
             &[0xff; FRAME],
         );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let first = client.next_event(Duration::from_secs(2)).unwrap();
+        seq += 1;
+        if let Some(ev) = client.next_event(Duration::from_millis(20)).unwrap() {
+            break ev;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no media timeout");
+    };
     assert_eq!(
         first,
-        Some(Reply::MediaTimeout {
+        Reply::MediaTimeout {
             session: "quiet".into(),
             leg: LegId::B
-        })
+        }
     );
-    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert!(start.elapsed() >= Duration::from_millis(400));
     // Now A stops too.
     let second = client.next_event(Duration::from_secs(2)).unwrap();
     assert_eq!(
@@ -543,6 +547,46 @@ fn control_protocol_rules_and_controller_loss() {
             ..
         }
     ));
+    // An unknown op is answered (no id: the request could not be read) and the connection
+    // stays usable.
+    {
+        use std::io::{Read, Write};
+        let body = br#"{"id":3,"op":"teleport"}"#;
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        let mut raw = std::os::unix::net::UnixStream::connect(&relay.control).unwrap();
+        raw.write_all(&frame).unwrap();
+        let mut dec = cig_media::control::FrameDecoder::new();
+        let reply: Reply = loop {
+            if let Some(r) = dec.next_message().unwrap() {
+                break r;
+            }
+            let mut b = [0u8; 4096];
+            let n = raw.read(&mut b).unwrap();
+            dec.push(&b[..n]);
+        };
+        assert!(matches!(
+            reply,
+            Reply::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ));
+        // A frame longer than the limit closes the connection.
+        raw.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
+        let mut rest = Vec::new();
+        raw.read_to_end(&mut rest).unwrap();
+        dec.push(&rest);
+        assert!(matches!(
+            dec.next_message::<Reply>().unwrap(),
+            Some(Reply::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ));
+    }
 
     let mut client = Client::connect(&relay.control, "controller-1").unwrap().0;
     let status = client.call(Command::Status).unwrap();

@@ -6,7 +6,7 @@
 //! functions use the constant-time fast path; [`reference`] is the slow, readable big-integer
 //! version the fast path is tested against.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
@@ -122,13 +122,22 @@ impl ConstantTimeEq for MasterSecret {
 
 /// The KMS public key Z = [z]P, `04 || x || y` (257 octets).
 ///
-/// The fixed-base table for Z (about 1 MiB) is built on first use and shared by clones.
+/// The fixed-base table for Z (2.7 MiB) is built on first use and shared by clones. Recipients
+/// encapsulated to more than once get a table of their own `[b]P + Z` (the second time; at most
+/// [`RECIPIENT_TABLES`] kept), which halves the cost of later encapsulations to them.
 #[derive(Clone)]
 pub struct KmsPublicKey {
     bytes: [u8; POINT_LEN],
     point: fast::curve::Affine,
     table: OnceLock<Arc<fast::curve::FixedBaseTable>>,
+    recipients: Arc<Mutex<RecipientCache>>,
 }
+
+/// How many per-recipient tables a [`KmsPublicKey`] keeps (2.7 MiB each).
+pub const RECIPIENT_TABLES: usize = 4;
+
+/// Identifiers seen by [`encapsulate`], most recent last, with a table once seen twice.
+type RecipientCache = Vec<(Vec<u8>, Option<Arc<fast::curve::FixedBaseTable>>)>;
 
 impl KmsPublicKey {
     /// Parses `04 || x || y`; the point must lie on the curve.
@@ -140,6 +149,7 @@ impl KmsPublicKey {
             bytes: arr,
             point,
             table: OnceLock::new(),
+            recipients: Arc::default(),
         })
     }
     /// The 257-octet encoding.
@@ -149,6 +159,48 @@ impl KmsPublicKey {
     /// Builds the per-KMS fixed-base table now rather than on the first encapsulation.
     pub fn prepare(&self) {
         self.table();
+    }
+    /// The table of `[b]P + Z` for a recipient seen before (building it the second time).
+    fn recipient_table(&self, id: &[u8]) -> Option<Arc<fast::curve::FixedBaseTable>> {
+        let seen = {
+            let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.iter().position(|(known, _)| known == id) {
+                Some(i) => {
+                    let entry = cache.remove(i);
+                    let table = entry.1.clone();
+                    cache.push(entry);
+                    if table.is_some() {
+                        return table;
+                    }
+                    true
+                }
+                None => {
+                    // keep at most RECIPIENT_TABLES tables and as many bare identifiers
+                    if cache.len() == 2 * RECIPIENT_TABLES {
+                        cache.remove(0);
+                    }
+                    cache.push((id.to_vec(), None));
+                    false
+                }
+            }
+        };
+        if !seen {
+            return None;
+        }
+        let table = Arc::new(fast::curve::FixedBaseTable::new(&fast::id_point(
+            &self.point,
+            id,
+        )?));
+        let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.iter().filter(|(_, t)| t.is_some()).count() == RECIPIENT_TABLES {
+            if let Some(oldest) = cache.iter_mut().find(|(_, t)| t.is_some()) {
+                oldest.1 = None;
+            }
+        }
+        if let Some(entry) = cache.iter_mut().find(|(known, _)| known == id) {
+            entry.1 = Some(table.clone());
+        }
+        Some(table)
     }
     fn table(&self) -> &fast::curve::FixedBaseTable {
         self.table
@@ -397,7 +449,12 @@ pub fn validate_rsk(zpub: &KmsPublicKey, id: &[u8], rsk: &Rsk) -> Result<(), Err
 ///
 /// Fails only for the one identifier with `b = -z (mod q)` or an SSV that hashes to `r = 0`.
 pub fn encapsulate(zpub: &KmsPublicKey, id: &[u8], ssv: &Ssv) -> Result<EncapsulatedData, Error> {
-    fast::encapsulate(&fast::IdPoint::split(zpub.table(), id), id, &ssv.0)
+    let own = zpub.recipient_table(id);
+    let id_point = match &own {
+        Some(t) => fast::IdPoint::Table(t),
+        None => fast::IdPoint::split(zpub.table(), id),
+    };
+    fast::encapsulate(&id_point, id, &ssv.0)
         .map(EncapsulatedData)
         .ok_or(Error::ScalarRange("r(b + z)"))
 }
