@@ -408,3 +408,22 @@ fn transport_error_fails_the_call_with_503() {
     assert!(matches!(n.events[0][..], [Event::Rejected { call: c, status: 503, .. }] if c == call));
     assert_eq!(n.peers[0].call_count(), 0);
 }
+
+#[test]
+fn requests_outside_a_dialog_and_unknown_extensions_are_refused() {
+    let mut n = net(14, |_| {});
+    let bye = request("BYE", "").replace(
+        "To: <sip:bob@192.0.2.2:5062>",
+        "To: <sip:bob@192.0.2.2:5062>;tag=gone",
+    );
+    assert_eq!(status(&raw_to_b(&mut n, &bye)[0]), 481);
+    let out = raw_to_b(&mut n, &request("INVITE", "Require: 100rel, timer\r\n"));
+    assert_eq!(status(&out[0]), 420);
+    let unsupported = out[0]
+        .headers()
+        .get(&cig_sip::message::HeaderName::Unsupported)
+        .map(|v| v.to_string());
+    assert_eq!(unsupported.as_deref(), Some("100rel"));
+    assert_eq!(status(&raw_to_b(&mut n, &request("SUBSCRIBE", ""))[0]), 405);
+    assert!(n.peers[1].poll_event().is_none());
+}
