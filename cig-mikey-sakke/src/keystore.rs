@@ -208,7 +208,17 @@ impl KeyMaterial {
             switch_addresses: self.switch_addresses.clone(),
             switch_ca_cert: self.switch_ca_cert.clone(),
         };
-        let mut out = Zeroizing::new(Vec::with_capacity(4096));
+        // Sized up front so serialising never reallocates (a reallocation would leave an
+        // unzeroized copy of the secrets behind): ~1.3 KiB per period plus the rest.
+        let cap = 4096
+            + 1536 * self.periods.len()
+            + self.switch_ca_cert.as_ref().map_or(0, |c| 2 * c.len())
+            + self
+                .switch_addresses
+                .iter()
+                .map(|a| 2 * a.len() + 8)
+                .sum::<usize>();
+        let mut out = Zeroizing::new(Vec::with_capacity(cap));
         // Writing plain structs of strings into a Vec cannot fail.
         serde_json::to_writer_pretty(&mut *out, &j).expect("serialising key material");
         out.push(b'\n');

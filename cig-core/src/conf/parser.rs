@@ -297,6 +297,13 @@ impl<'a> Parser<'a> {
         self.line_starts.partition_point(|&s| s <= offset)
     }
 
+    /// Is there a line break between the end of `a` and the start of `b`?
+    fn newline_between(&self, a: Span, b: Span) -> bool {
+        self.src
+            .get(a.end..b.start)
+            .is_some_and(|s| s.contains('\n'))
+    }
+
     fn too_many(&self) -> bool {
         self.sink.errors >= MAX_ERRORS
     }
@@ -402,12 +409,7 @@ impl<'a> Parser<'a> {
             "expected `;` after {after}, found {}",
             self.tok().describe()
         );
-        if self
-            .src
-            .get(prev.end..next.start)
-            .is_some_and(|s| s.contains('\n'))
-            || *self.tok() == Tok::RBrace
-            || *self.tok() == Tok::Eof
+        if self.newline_between(prev, next) || *self.tok() == Tok::RBrace || *self.tok() == Tok::Eof
         {
             self.error(
                 Span {
@@ -738,9 +740,7 @@ impl<'a> Parser<'a> {
                     // a new line) means the `;` is missing.
                     let prev = self.prev_span();
                     let next = self.span();
-                    if matches!(self.tok(), Tok::Word(_))
-                        && !self.src[prev.end..next.start].contains('\n')
-                    {
+                    if matches!(self.tok(), Tok::Word(_)) && !self.newline_between(prev, next) {
                         return Err(self.unknown("entry attribute", &["sip", "tel", "auth", ";"]));
                     }
                     self.expect_semi(&format!("entry `{name}`"))?;
