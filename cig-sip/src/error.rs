@@ -53,6 +53,18 @@ pub enum Error {
     /// The input ended before the end of the header section.
     #[error("incomplete message")]
     Incomplete,
+    /// An SDP body is malformed.
+    #[error("malformed SDP: {0}")]
+    Sdp(&'static str),
+    /// The offer shares no codec with this side (a UAS answers 488).
+    #[error("no codec shared with the offer")]
+    NoSharedCodec,
+    /// A digest challenge cannot be answered.
+    #[error("digest authentication: {0}")]
+    Digest(&'static str),
+    /// A user agent command does not fit the call's state (or names no call).
+    #[error("call: {0}")]
+    CallState(&'static str),
     /// An I/O error from the stream under a codec.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -65,6 +77,7 @@ impl Error {
             Error::Version => 505,
             Error::HeadersTooLarge(_) | Error::BodyTooLarge(_) => 513,
             Error::Io(_) => 500,
+            Error::NoSharedCodec => 488,
             _ => 400,
         }
     }

@@ -24,7 +24,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod dialog;
+pub mod digest;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod error;
 pub mod message;
+pub mod sdp;
+pub mod sim;
+pub mod transaction;
+pub mod ua;
 
 pub use error::{Error, Result};
