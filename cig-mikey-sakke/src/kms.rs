@@ -160,6 +160,11 @@ impl Community {
         if ksak.public_key() != kpak {
             return Err(Error::Keystore("KSAK does not match KPAK".into()));
         }
+        if sakke::kms_public_key(&z)? != zpub {
+            return Err(Error::Keystore(
+                "SAKKE master secret z does not match Z".into(),
+            ));
+        }
         Ok(Self {
             domain: public.domain,
             ksak,
@@ -167,5 +172,35 @@ impl Community {
             z,
             zpub,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn save_load_and_refuse_mismatched_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Community::generate("example.org", &mut OsRng).unwrap();
+        c.save(dir.path()).unwrap();
+        assert!(c.save(dir.path()).is_err(), "never replaces a community");
+        let back = Community::load(dir.path()).unwrap();
+        assert_eq!((back.kpak, &back.zpub), (c.kpak, &c.zpub));
+        assert!(Community::generate("bad domain", &mut OsRng).is_err());
+
+        // Another community's public file next to these secrets: refused.
+        let other = tempfile::tempdir().unwrap();
+        Community::generate("example.org", &mut OsRng)
+            .unwrap()
+            .save(other.path())
+            .unwrap();
+        std::fs::copy(
+            other.path().join(COMMUNITY_FILE),
+            dir.path().join(COMMUNITY_FILE),
+        )
+        .unwrap();
+        assert!(Community::load(dir.path()).is_err());
     }
 }
