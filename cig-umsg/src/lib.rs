@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod register;
 
 /// Errors of the UMSG crate. Any of them on a connection closes it (the reason is logged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,4 +28,7 @@ pub enum Error {
     /// A frame is malformed or over a cap.
     #[error("malformed frame: {0}")]
     Frame(&'static str),
+    /// A MIKEY-SAKKE step failed (signature, key, encapsulation).
+    #[error("MIKEY-SAKKE: {0}")]
+    Crypto(cig_mikey_sakke::Error),
 }
