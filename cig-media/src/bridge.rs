@@ -354,6 +354,30 @@ impl Session {
         self.legs_mut(leg).0.set_remote(rtp, rtcp, overrides);
     }
 
+    /// Changes a leg's codec in place (a re-INVITE that switches law or payload types): its
+    /// G.711 law, audio payload type and telephone-event payload type (`None`: DTMF is not
+    /// carried to or from this leg). The outgoing SSRC, sequence and timestamp continue, the
+    /// learned peer and the SRTP state are kept; whether packets are transcoded is decided
+    /// per packet from the two legs' laws, so it changes with the next packet.
+    pub fn set_codec(
+        &mut self,
+        leg: Leg,
+        law: Law,
+        payload_type: u8,
+        dtmf_payload_type: Option<u8>,
+    ) {
+        let state = self.legs_mut(leg).0;
+        state.law = law;
+        state.payload_type = payload_type;
+        state.dtmf_payload_type = dtmf_payload_type;
+    }
+
+    /// A leg's current codec: law, audio payload type, telephone-event payload type.
+    pub fn codec(&self, leg: Leg) -> (Law, u8, Option<u8>) {
+        let state = self.leg(leg);
+        (state.law, state.payload_type, state.dtmf_payload_type)
+    }
+
     /// Replaces a leg's SRTP keys (`None`: plain RTP from now on). Stream state restarts.
     pub fn set_srtp(&mut self, leg: Leg, keys: Option<&LegSrtp>) {
         self.legs_mut(leg).0.set_srtp(keys);
@@ -367,9 +391,11 @@ impl Session {
     /// Bytes this session occupies, inline and on the heap (the boxed SRTP contexts).
     pub fn memory_size(&self) -> usize {
         let crypto = |l: &LegState| {
-            l.srtp
-                .as_ref()
-                .map_or(0, |_| std::mem::size_of::<LegCrypto>())
+            l.srtp.as_ref().map_or(0, |c| {
+                std::mem::size_of::<LegCrypto>() - 2 * std::mem::size_of::<SrtpContext>()
+                    + c.rx.memory_size()
+                    + c.tx.memory_size()
+            })
         };
         std::mem::size_of::<Session>() + crypto(&self.a) + crypto(&self.b)
     }

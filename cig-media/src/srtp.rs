@@ -282,6 +282,62 @@ impl GcmKeys {
     }
 }
 
+/// SRTCP session keys, derived on the first RTCP packet of the context: RTCP is rare (one
+/// compound packet every ~5 s), so a session that has not sent or received any yet keeps only
+/// the zeroizing master key (32 bytes) instead of a second expanded key set (~900 bytes).
+/// Once derived they live on the heap for the rest of the context's life, expanded once.
+/// The RTP path never looks at this.
+#[derive(Clone)]
+enum LazyRtcp<K> {
+    Pending(MasterKey),
+    Ready(Box<K>),
+}
+
+impl<K> LazyRtcp<K> {
+    /// The SRTCP keys, deriving them (once) from the master key on first use; the master key
+    /// is zeroized (dropped) right after.
+    fn get(&mut self, derive: fn(&MasterKey) -> K) -> &K {
+        if let LazyRtcp::Pending(master) = self {
+            *self = LazyRtcp::Ready(Box::new(derive(master)));
+        }
+        match self {
+            LazyRtcp::Ready(keys) => keys,
+            LazyRtcp::Pending(_) => unreachable!("SRTCP keys derived just above"),
+        }
+    }
+
+    /// Heap bytes held (the derived keys, once they exist).
+    fn heap_size(&self) -> usize {
+        match self {
+            LazyRtcp::Pending(_) => 0,
+            LazyRtcp::Ready(_) => std::mem::size_of::<K>(),
+        }
+    }
+}
+
+impl CmKeys {
+    fn derive_rtcp(master: &MasterKey) -> CmKeys {
+        let cipher = Aes128::new(&(*master.key).into());
+        CmKeys::derive(
+            &cipher,
+            &master.salt,
+            [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],
+        )
+    }
+}
+
+impl GcmKeys {
+    fn derive_rtcp(master: &MasterKey) -> GcmKeys {
+        let cipher = Aes128::new(&(*master.key).into());
+        GcmKeys::derive(
+            &cipher,
+            &master.salt,
+            Label::RtcpEncryption,
+            Label::RtcpSalt,
+        )
+    }
+}
+
 // Boxing the larger variant would only add an allocation and a pointer chase per packet; a
 // context holds exactly one `Keys`.
 #[allow(clippy::large_enum_variant)]
@@ -289,12 +345,12 @@ impl GcmKeys {
 enum Keys {
     Cm {
         rtp: CmKeys,
-        rtcp: CmKeys,
+        rtcp: LazyRtcp<CmKeys>,
         rtp_tag: usize,
     },
     Gcm {
         rtp: GcmKeys,
-        rtcp: GcmKeys,
+        rtcp: LazyRtcp<GcmKeys>,
     },
 }
 
@@ -442,14 +498,16 @@ impl fmt::Debug for SrtpContext {
 }
 
 impl SrtpContext {
-    /// Derives the session keys (kdr 0) and expands them once.
+    /// Derives the SRTP session keys (kdr 0) and expands them once. The SRTCP session keys
+    /// are derived (and expanded once) on the first RTCP packet; until then the context keeps
+    /// a zeroizing copy of the master key.
     pub fn new(master: &MasterKey) -> SrtpContext {
         let cipher = Aes128::new(&(*master.key).into());
         let salt = &master.salt;
         let keys = match master.profile {
             SrtpProfile::AeadAes128Gcm => Keys::Gcm {
                 rtp: GcmKeys::derive(&cipher, salt, Label::RtpEncryption, Label::RtpSalt),
-                rtcp: GcmKeys::derive(&cipher, salt, Label::RtcpEncryption, Label::RtcpSalt),
+                rtcp: LazyRtcp::Pending(master.clone()),
             },
             profile => Keys::Cm {
                 rtp: CmKeys::derive(
@@ -457,11 +515,7 @@ impl SrtpContext {
                     salt,
                     [Label::RtpEncryption, Label::RtpAuth, Label::RtpSalt],
                 ),
-                rtcp: CmKeys::derive(
-                    &cipher,
-                    salt,
-                    [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],
-                ),
+                rtcp: LazyRtcp::Pending(master.clone()),
                 rtp_tag: profile.rtp_overhead(),
             },
         };
@@ -471,6 +525,16 @@ impl SrtpContext {
             streams: [None; STREAMS],
             uses: 0,
         }
+    }
+
+    /// Bytes this context occupies: itself plus the SRTCP session keys once the first RTCP
+    /// packet has derived them (they live on the heap).
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<SrtpContext>()
+            + match &self.keys {
+                Keys::Cm { rtcp, .. } => rtcp.heap_size(),
+                Keys::Gcm { rtcp, .. } => rtcp.heap_size(),
+            }
     }
 
     /// The profile of this context.
@@ -608,8 +672,9 @@ impl SrtpContext {
             return Err(Error::IndexExhausted);
         }
         let e_index = (0x8000_0000 | index).to_be_bytes();
-        match &self.keys {
+        match &mut self.keys {
             Keys::Cm { rtcp, .. } => {
+                let rtcp = rtcp.get(CmKeys::derive_rtcp);
                 let iv = rtcp.iv(ssrc, u64::from(index));
                 aes_cm_xor(&rtcp.cipher, &iv, &mut buf[8..len]);
                 buf[len..len + 4].copy_from_slice(&e_index);
@@ -617,6 +682,7 @@ impl SrtpContext {
                 buf[len + 4..out_len].copy_from_slice(&tag[..10]);
             }
             Keys::Gcm { rtcp, .. } => {
+                let rtcp = rtcp.get(GcmKeys::derive_rtcp);
                 let nonce = rtcp.nonce(ssrc, index >> 16, index as u16);
                 let mut aad = [0u8; 12];
                 aad[..8].copy_from_slice(&buf[..8]);
@@ -642,8 +708,9 @@ impl SrtpContext {
         let plain_len = len.checked_sub(overhead).ok_or(Error::Truncated)?;
         let ssrc = rtcp_ssrc(&pkt[..plain_len])?;
         let mut stream = self.stream(ssrc);
-        match &self.keys {
+        match &mut self.keys {
             Keys::Cm { rtcp, .. } => {
+                let rtcp = rtcp.get(CmKeys::derive_rtcp);
                 let auth_end = len - 10;
                 let e_index = read_u32(&pkt[plain_len..auth_end]);
                 let index = u64::from(e_index & 0x7fff_ffff);
@@ -659,6 +726,7 @@ impl SrtpContext {
                 stream.accept_rtcp(index);
             }
             Keys::Gcm { rtcp, .. } => {
+                let rtcp = rtcp.get(GcmKeys::derive_rtcp);
                 let e_index = read_u32(&pkt[len - 4..len]);
                 if e_index & 0x8000_0000 == 0 {
                     return Err(Error::Unsupported("unencrypted SRTCP with AEAD"));

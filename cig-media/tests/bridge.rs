@@ -383,3 +383,62 @@ fn session_memory_stays_small() {
     eprintln!("SRTP<->RTP session: {size} bytes");
     assert!(size <= 4608, "Session is {size} bytes");
 }
+
+#[test]
+fn a_codec_change_mid_call_changes_the_transcoding_and_keeps_continuity() {
+    let mut c = call();
+    let phone = addr("192.0.2.99:41000");
+    let mut ulaw = [0u8; 160];
+    g711::encode_ulaw(&tone(0), &mut ulaw);
+    let send = |c: &mut Call, pt: u8, seq: u16| {
+        let (action, buf) = c.phone_sends(
+            phone,
+            &packet(pt, seq, u32::from(seq) * 160, PHONE_SSRC, &ulaw),
+            Duration::ZERO,
+        );
+        let Action::Forward { len, .. } = action else {
+            panic!("{action:?}")
+        };
+        let h = RtpHeader::parse(&buf[..len]).unwrap();
+        (h, buf[12..len].to_vec())
+    };
+    // μ-law on A, A-law on B: transcoded.
+    let (before, payload) = send(&mut c, 0, 10);
+    let mut alaw = ulaw;
+    g711::transcode(Law::Ulaw, Law::Alaw, &mut alaw);
+    assert_eq!((before.payload_type, &payload[..]), (8, &alaw[..]));
+    assert_eq!(c.session.codec(Leg::B), (Law::Alaw, 8, Some(96)));
+
+    // Re-INVITE: leg B switches to μ-law with a dynamic payload type; no transcoding now.
+    c.session.set_codec(Leg::B, Law::Ulaw, 110, Some(97));
+    assert_eq!(c.session.codec(Leg::B), (Law::Ulaw, 110, Some(97)));
+    let (after, payload) = send(&mut c, 0, 11);
+    assert_eq!((after.payload_type, &payload[..]), (110, &ulaw[..]));
+    assert_eq!(after.ssrc, before.ssrc, "outgoing SSRC kept");
+    assert_eq!(
+        after.sequence,
+        before.sequence.wrapping_add(1),
+        "sequence continues"
+    );
+    assert_eq!(
+        after.timestamp,
+        before.timestamp.wrapping_add(160),
+        "timestamp continues"
+    );
+
+    // Leg A moves to A-law (PT 8): its μ-law payload type is now foreign, A-law is
+    // converted to B's μ-law.
+    c.session.set_codec(Leg::A, Law::Alaw, 8, Some(101));
+    let (action, _) = c.phone_sends(
+        phone,
+        &packet(0, 12, 12 * 160, PHONE_SSRC, &ulaw),
+        Duration::ZERO,
+    );
+    assert_eq!(action, Action::Drop(DropReason::PayloadType(0)));
+    let (h, payload) = send(&mut c, 8, 13);
+    let mut back = ulaw;
+    g711::transcode(Law::Alaw, Law::Ulaw, &mut back);
+    assert_eq!((h.payload_type, &payload[..]), (110, &back[..]));
+    // The dropped packet leaves its gap in the outgoing sequence, as a lost one would.
+    assert_eq!(h.sequence, after.sequence.wrapping_add(2));
+}

@@ -290,16 +290,24 @@ impl PacketPath for Bridge {
     }
 
     fn update(&mut self, leg: LegId, update: &LegUpdate) -> Result<(), (ErrorCode, String)> {
+        let keys = update.srtp.as_ref().map(leg_srtp).transpose()?;
         if update.codec.is_some()
             || update.payload_type.is_some()
             || update.telephone_event_pt.is_some()
         {
-            return Err((
-                ErrorCode::Unsupported,
-                "changing a leg's codec or payload types needs a new session".into(),
-            ));
+            // A new codec without a payload type takes its static one; a new payload type
+            // alone keeps the law.
+            let (law_now, pt_now, dtmf_now) = self.session.codec(leg_of(leg));
+            let (law, static_pt) = update.codec.map_or((law_now, pt_now), |c| {
+                (law(c), law(c).static_payload_type())
+            });
+            self.session.set_codec(
+                leg_of(leg),
+                law,
+                update.payload_type.unwrap_or(static_pt),
+                update.telephone_event_pt.or(dtmf_now),
+            );
         }
-        let keys = update.srtp.as_ref().map(leg_srtp).transpose()?;
         if let Some(r) = update.remote {
             let r = apply_overrides(&self.overrides[leg_index(leg)], r);
             self.session.set_remote(leg_of(leg), Some(r), None, &[]);

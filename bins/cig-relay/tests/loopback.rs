@@ -450,6 +450,79 @@ fn srtp_to_rtp_tone_and_dtmf_both_directions() {
 }
 
 #[test]
+fn codec_change_mid_call_changes_the_transcoding() {
+    let mut relay = Relay::start(1);
+    let mut client = relay.connect();
+    let call = create(&mut client, "reinvite", 30_000);
+    let mut tx = ctx(&KEY_IN, &SALT_IN);
+    let mut ulaw = [0u8; FRAME];
+    g711::encode_ulaw(&tone(0, FRAME), &mut ulaw);
+    // Leg A μ-law, leg B A-law: transcoded.
+    send_rtp(
+        &call.phone,
+        call.relay_a,
+        Some(&mut tx),
+        (true, 0, 1, 0),
+        &ulaw,
+    );
+    let (before, payload) = recv_rtp(&call.pbx, None);
+    let mut alaw = ulaw;
+    g711::transcode(g711::Law::Ulaw, g711::Law::Alaw, &mut alaw);
+    assert_eq!((before.payload_type, &payload[..]), (8, &alaw[..]));
+
+    // Re-INVITE: the PBX moves to μ-law on a dynamic payload type; nothing to transcode now.
+    let upd = LegUpdate {
+        codec: Some(Codec::Pcmu),
+        payload_type: Some(112),
+        ..LegUpdate::default()
+    };
+    let reply = client
+        .call(Command::UpdateSession {
+            session: "reinvite".into(),
+            a: None,
+            b: Some(upd),
+        })
+        .unwrap();
+    assert!(matches!(reply, Reply::SessionUpdated { .. }), "{reply:?}");
+    send_rtp(
+        &call.phone,
+        call.relay_a,
+        Some(&mut tx),
+        (false, 0, 2, 160),
+        &ulaw,
+    );
+    let (after, payload) = recv_rtp(&call.pbx, None);
+    assert_eq!((after.payload_type, &payload[..]), (112, &ulaw[..]));
+    assert_eq!(after.ssrc, before.ssrc);
+    assert_eq!(after.sequence, before.sequence.wrapping_add(1));
+    assert_eq!(after.timestamp, before.timestamp.wrapping_add(160));
+
+    // A codec alone takes its static payload type: back to A-law, PT 8, transcoded again.
+    let upd = LegUpdate {
+        codec: Some(Codec::Pcma),
+        ..LegUpdate::default()
+    };
+    client
+        .call(Command::UpdateSession {
+            session: "reinvite".into(),
+            a: None,
+            b: Some(upd),
+        })
+        .unwrap();
+    send_rtp(
+        &call.phone,
+        call.relay_a,
+        Some(&mut tx),
+        (false, 0, 3, 320),
+        &ulaw,
+    );
+    let (h, payload) = recv_rtp(&call.pbx, None);
+    assert_eq!((h.payload_type, &payload[..]), (8, &alaw[..]));
+    assert_eq!(h.sequence, after.sequence.wrapping_add(1));
+    assert!(relay.stop().success());
+}
+
+#[test]
 fn silent_leg_raises_media_timeout() {
     let mut relay = Relay::start(2);
     let mut client = relay.connect();
