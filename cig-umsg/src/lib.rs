@@ -18,6 +18,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod frame;
 pub mod register;
 

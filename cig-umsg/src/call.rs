@@ -1,0 +1,489 @@
+//! Call sessions (docs/umsg.md §5): the client's call table (BANG built with SAKKE to the
+//! callee's routing identity and ECCSI-signed; a received BANG checked for time, replay and
+//! signature before decapsulation; SRTP keys derived) and the switch's call relay.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use cig_mikey_sakke::eccsi::Kpak;
+use cig_mikey_sakke::kdf::{self, SrtpKeys};
+use cig_mikey_sakke::keystore::KeyMaterial;
+use cig_mikey_sakke::mikey::{self, KeyLookup, KeyPeriod, Profile, Receiver, ReceiverConfig};
+use cig_mikey_sakke::sakke::{KmsPublicKey, Rsk};
+use rand_core::CryptoRngCore;
+
+use crate::Error;
+use crate::frame::{Frame, FrameType, tag};
+use crate::register::{ConnId, Registrar, Transmit, routing_identity};
+
+/// A 12-byte call session id.
+pub type SessionId = [u8; 12];
+
+/// The 16-character base64 form of a session id.
+pub fn session_id_text(id: &SessionId) -> String {
+    base64::engine::general_purpose::STANDARD.encode(id)
+}
+
+/// Call states as `show umsg` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Created, BANG sent, not yet routed.
+    Create,
+    /// Routed (caller) or received and verified (callee).
+    Bang,
+    /// Ringing.
+    Growl,
+    /// Answered.
+    Talk,
+    /// Ended.
+    Hangup,
+}
+
+impl CallState {
+    /// The name in the session table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE",
+            Self::Bang => "BANG",
+            Self::Growl => "GROWL",
+            Self::Talk => "TALK",
+            Self::Hangup => "HANGUP",
+        }
+    }
+}
+
+/// HANGUP reasons (docs/umsg.md §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum HangupReason {
+    /// Normal clearing.
+    Normal = 0,
+    /// Callee busy.
+    Busy = 1,
+    /// Callee declined.
+    Declined = 2,
+    /// No registration for the routing identity.
+    NoRoute = 3,
+    /// The other end lost its connection.
+    Unavailable = 4,
+    /// No answer in time.
+    Timeout = 5,
+    /// Verification failed or protocol misuse.
+    Error = 6,
+}
+
+impl HangupReason {
+    /// The reason of a code (unknown codes read as `Error`).
+    pub fn from_code(c: u8) -> Self {
+        match c {
+            0 => Self::Normal,
+            1 => Self::Busy,
+            2 => Self::Declined,
+            3 => Self::NoRoute,
+            4 => Self::Unavailable,
+            5 => Self::Timeout,
+            _ => Self::Error,
+        }
+    }
+}
+
+/// A media offer or answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// RTP payload types in preference order (8 PCMA, 0 PCMU).
+    pub codecs: Vec<u8>,
+    /// telephone-event payload type.
+    pub dtmf_pt: u8,
+    /// The sender's SSRC.
+    pub ssrc: u32,
+}
+
+impl Media {
+    fn add_to(&self, f: Frame) -> Frame {
+        f.with(tag::CODECS, self.codecs.clone())
+            .with(tag::DTMF_PT, [self.dtmf_pt])
+            .with(tag::SSRC, self.ssrc.to_be_bytes())
+    }
+
+    fn from_frame(f: &Frame) -> Result<Self, Error> {
+        let codecs = f.get(tag::CODECS).ok_or(Error::Frame("CODECS missing"))?;
+        let dtmf = f.get(tag::DTMF_PT).ok_or(Error::Frame("DTMF_PT missing"))?;
+        let ssrc = exact::<4>(f, tag::SSRC)?;
+        Ok(Self {
+            codecs: codecs.to_vec(),
+            dtmf_pt: *dtmf.first().ok_or(Error::Frame("DTMF_PT empty"))?,
+            ssrc: u32::from_be_bytes(ssrc),
+        })
+    }
+}
+
+fn exact<const N: usize>(f: &Frame, t: u16) -> Result<[u8; N], Error> {
+    f.get(t)
+        .and_then(|v| <[u8; N]>::try_from(v).ok())
+        .ok_or(Error::Frame("required field missing or of the wrong size"))
+}
+
+fn text(f: &Frame, t: u16) -> Result<String, Error> {
+    f.get(t)
+        .and_then(|v| core::str::from_utf8(v).ok())
+        .map(str::to_owned)
+        .ok_or(Error::Frame("required text field missing or not UTF-8"))
+}
+
+/// One call session at a client.
+#[derive(Debug)]
+pub struct Call {
+    /// From URI.
+    pub from: String,
+    /// To URI as dialled.
+    pub to: String,
+    /// State.
+    pub state: CallState,
+    /// When the session was created.
+    pub created: SystemTime,
+    /// SRTP master key and salt (from the SSV).
+    pub keys: SrtpKeys,
+    /// The far end's media offer or answer, once known.
+    pub remote_media: Option<Media>,
+    /// The switch relay's media address for this leg, once known.
+    pub media_addr: Option<String>,
+    /// Why it ended.
+    pub reason: Option<HangupReason>,
+}
+
+/// One row of `show umsg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// FROM.
+    pub from: String,
+    /// TO.
+    pub to: String,
+    /// STATE.
+    pub state: &'static str,
+    /// TIME: whole seconds since created.
+    pub time: u64,
+    /// ID: 16 base64 characters.
+    pub id: String,
+}
+
+struct Keys<'a>(&'a KeyMaterial);
+
+impl KeyLookup for Keys<'_> {
+    fn kpak(&self) -> &Kpak {
+        &self.0.kpak
+    }
+    fn zpub(&self) -> &KmsPublicKey {
+        &self.0.zpub
+    }
+    fn rsk(&self, receiver_id: &[u8]) -> Option<&Rsk> {
+        self.0
+            .periods
+            .iter()
+            .find(|p| self.0.identifier(p.period) == receiver_id)
+            .map(|p| &p.rsk)
+    }
+}
+
+/// The client's call sessions (sans-IO: frames and `now` in, frames out).
+#[derive(Debug)]
+pub struct Calls {
+    keys: KeyMaterial,
+    receiver: Receiver,
+    calls: HashMap<SessionId, Call>,
+    created: SystemTime,
+}
+
+impl Calls {
+    /// A call table for the identity of `keys`, created at `now`.
+    pub fn new(keys: KeyMaterial, now: SystemTime) -> Self {
+        Self {
+            keys,
+            receiver: Receiver::new(ReceiverConfig::default()),
+            calls: HashMap::new(),
+            created: now,
+        }
+    }
+
+    /// A session.
+    pub fn get(&self, id: &SessionId) -> Option<&Call> {
+        self.calls.get(id)
+    }
+
+    /// Dials `to`: a BANG with an I_MESSAGE to the routing identity of `to`, signed with our
+    /// key of the current period, and our media offer. The session starts in CREATE.
+    pub fn dial(
+        &mut self,
+        to: &str,
+        offer: &Media,
+        now: SystemTime,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(SessionId, Frame), Error> {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let period = KeyPeriod::from_unix(secs).map_err(Error::Crypto)?;
+        let signer = self.keys.signing_key(period).map_err(Error::Crypto)?;
+        let sender_id = self.keys.identifier(period);
+        let receiver_id = period.identifier(routing_identity(to));
+        let req = mikey::Request {
+            profile: Profile::Rfc6509,
+            sender_id: &sender_id,
+            receiver_id: &receiver_id,
+            now,
+        };
+        let created = mikey::create(&req, &signer, &self.keys.zpub, rng).map_err(Error::Crypto)?;
+        let m = &created.message;
+        let keys = kdf::srtp_keys(
+            m.header.prf,
+            created.ssv.as_bytes(),
+            1,
+            m.header.csb_id,
+            &m.rand,
+        )
+        .map_err(Error::Crypto)?;
+        let mut id = [0u8; 12];
+        rng.fill_bytes(&mut id);
+        let frame = offer.add_to(
+            Frame::new(FrameType::Bang)
+                .with(tag::SESSION_ID, id)
+                .with(tag::FROM, self.keys.identity.as_bytes().to_vec())
+                .with(tag::TO, to.as_bytes().to_vec())
+                .with(tag::IMESSAGE, m.as_bytes().to_vec()),
+        );
+        self.calls.insert(
+            id,
+            Call {
+                from: self.keys.identity.clone(),
+                to: to.to_owned(),
+                state: CallState::Create,
+                created: now,
+                keys,
+                remote_media: None,
+                media_addr: None,
+                reason: None,
+            },
+        );
+        Ok((id, frame))
+    }
+
+    /// Handles a call frame from the switch. A BANG that fails any check is answered with
+    /// HANGUP(error) (returned) and the error; nothing else is answered.
+    pub fn on_frame(
+        &mut self,
+        f: &Frame,
+        now: SystemTime,
+    ) -> Result<Option<Frame>, (Error, Option<Frame>)> {
+        let id = exact::<12>(f, tag::SESSION_ID).map_err(|e| (e, None))?;
+        match f.kind {
+            FrameType::Bang => self
+                .incoming(id, f, now)
+                .map(|()| None)
+                .map_err(|e| (e, Some(hangup_frame(&id, HangupReason::Error)))),
+            FrameType::Routed => {
+                let addr = text(f, tag::MEDIA_ADDR).map_err(|e| (e, None))?;
+                self.update(&id, CallState::Create, |c| {
+                    c.state = CallState::Bang;
+                    c.media_addr = Some(addr);
+                });
+                Ok(None)
+            }
+            FrameType::Growl => {
+                self.update(&id, CallState::Bang, |c| c.state = CallState::Growl);
+                Ok(None)
+            }
+            FrameType::Talk => {
+                let media = Media::from_frame(f).map_err(|e| (e, None))?;
+                if let Some(c) = self.calls.get_mut(&id) {
+                    if matches!(c.state, CallState::Bang | CallState::Growl) {
+                        c.state = CallState::Talk;
+                        c.remote_media = Some(media);
+                    }
+                }
+                Ok(None)
+            }
+            FrameType::Hangup => {
+                let r = f.get(tag::REASON).and_then(|r| r.first().copied());
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.state = CallState::Hangup;
+                    c.reason = Some(HangupReason::from_code(r.unwrap_or(6)));
+                }
+                Ok(None)
+            }
+            _ => Err((Error::Frame("not a call frame"), None)),
+        }
+    }
+
+    fn update(&mut self, id: &SessionId, from: CallState, f: impl FnOnce(&mut Call)) {
+        if let Some(c) = self.calls.get_mut(id) {
+            if c.state == from {
+                f(c);
+            }
+        }
+    }
+
+    fn incoming(&mut self, id: SessionId, f: &Frame, now: SystemTime) -> Result<(), Error> {
+        if self.calls.contains_key(&id) {
+            return Err(Error::Frame("session id in use"));
+        }
+        let from = text(f, tag::FROM)?;
+        let to = text(f, tag::TO)?;
+        let media = Media::from_frame(f)?;
+        let addr = text(f, tag::MEDIA_ADDR)?;
+        let im = f
+            .get(tag::IMESSAGE)
+            .ok_or(Error::Frame("IMESSAGE missing"))?;
+        // Time, replay and the ECCSI signature are checked before any SAKKE work.
+        let acc = self
+            .receiver
+            .receive(im, now, &Keys(&self.keys))
+            .map_err(Error::Crypto)?;
+        let (_, sender_uri) =
+            mikey::split_rfc6509_identifier(acc.message.sender_id()).map_err(Error::Crypto)?;
+        if sender_uri != routing_identity(&from) {
+            return Err(Error::Frame("I_MESSAGE sender is not FROM"));
+        }
+        let keys = acc
+            .srtp
+            .into_iter()
+            .find(|(cs, _)| *cs == 1)
+            .map(|(_, k)| k)
+            .ok_or(Error::Frame("I_MESSAGE without crypto session 1"))?;
+        self.calls.insert(
+            id,
+            Call {
+                from,
+                to,
+                state: CallState::Bang,
+                created: now,
+                keys,
+                remote_media: Some(media),
+                media_addr: Some(addr),
+                reason: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Callee: ringing.
+    pub fn growl(&mut self, id: &SessionId) -> Option<Frame> {
+        let c = self.calls.get_mut(id)?;
+        (c.state == CallState::Bang).then(|| {
+            c.state = CallState::Growl;
+            Frame::new(FrameType::Growl).with(tag::SESSION_ID, *id)
+        })
+    }
+
+    /// Callee: answer with `media`.
+    pub fn answer(&mut self, id: &SessionId, media: &Media) -> Option<Frame> {
+        let c = self.calls.get_mut(id)?;
+        matches!(c.state, CallState::Bang | CallState::Growl).then(|| {
+            c.state = CallState::Talk;
+            media.add_to(Frame::new(FrameType::Talk).with(tag::SESSION_ID, *id))
+        })
+    }
+
+    /// Either end: hang up.
+    pub fn hangup(&mut self, id: &SessionId, reason: HangupReason) -> Option<Frame> {
+        let c = self.calls.get_mut(id)?;
+        (c.state != CallState::Hangup).then(|| {
+            c.state = CallState::Hangup;
+            c.reason = Some(reason);
+            hangup_frame(id, reason)
+        })
+    }
+
+    /// The `show umsg` rows: the messaging descriptor row, then the calls oldest first.
+    pub fn table(&self, now: SystemTime) -> Vec<Row> {
+        let secs = |t: SystemTime| now.duration_since(t).map_or(0, |d| d.as_secs());
+        let mut rows = vec![Row {
+            from: self.keys.identity.clone(),
+            to: "*".into(),
+            state: "MSG",
+            time: secs(self.created),
+            id: session_id_text(&[0; 12]),
+        }];
+        let mut calls: Vec<_> = self.calls.iter().collect();
+        calls.sort_by_key(|(id, c)| (c.created, **id));
+        rows.extend(calls.into_iter().map(|(id, c)| Row {
+            from: c.from.clone(),
+            to: c.to.clone(),
+            state: c.state.name(),
+            time: secs(c.created),
+            id: session_id_text(id),
+        }));
+        rows
+    }
+}
+
+fn hangup_frame(id: &SessionId, reason: HangupReason) -> Frame {
+    Frame::new(FrameType::Hangup)
+        .with(tag::SESSION_ID, *id)
+        .with(tag::REASON, [reason as u8])
+}
+
+/// The switch's call relay: routes BANGs by identity and forwards GROWL/TALK/HANGUP.
+#[derive(Debug)]
+pub struct CallRelay {
+    media_addr: String,
+    legs: HashMap<SessionId, (ConnId, ConnId)>,
+}
+
+impl CallRelay {
+    /// A relay announcing `media_addr` (the switch's public media address).
+    pub fn new(media_addr: String) -> Self {
+        Self {
+            media_addr,
+            legs: HashMap::new(),
+        }
+    }
+
+    /// A call frame from `conn`.
+    pub fn on_frame(&mut self, conn: ConnId, f: &Frame, reg: &Registrar) -> Vec<Transmit> {
+        let Ok(id) = exact::<12>(f, tag::SESSION_ID) else {
+            return Vec::new();
+        };
+        let send = |conn, frame| Transmit {
+            conn,
+            frame,
+            close: false,
+        };
+        if f.kind == FrameType::Bang {
+            let from = f.get(tag::FROM);
+            let Some(me) = reg.identity(conn) else {
+                return vec![send(conn, hangup_frame(&id, HangupReason::Error))];
+            };
+            if from != Some(me.as_bytes()) || self.legs.contains_key(&id) {
+                return vec![send(conn, hangup_frame(&id, HangupReason::Error))];
+            }
+            let callee = text(f, tag::TO).ok().and_then(|to| reg.route(&to));
+            let Some(callee) = callee else {
+                return vec![send(conn, hangup_frame(&id, HangupReason::NoRoute))];
+            };
+            self.legs.insert(id, (conn, callee));
+            let addr = self.media_addr.as_bytes().to_vec();
+            let routed = Frame::new(FrameType::Routed)
+                .with(tag::SESSION_ID, id)
+                .with(tag::MEDIA_ADDR, addr.clone());
+            let mut fwd = f.clone();
+            fwd.fields.retain(|x| x.tag != tag::MEDIA_ADDR);
+            return vec![
+                send(conn, routed),
+                send(callee, fwd.with(tag::MEDIA_ADDR, addr)),
+            ];
+        }
+        let Some(&(caller, callee)) = self.legs.get(&id) else {
+            return Vec::new();
+        };
+        let to = match f.kind {
+            FrameType::Growl | FrameType::Talk if conn == callee => caller,
+            FrameType::Hangup if conn == callee => caller,
+            FrameType::Hangup if conn == caller => callee,
+            _ => return Vec::new(),
+        };
+        if f.kind == FrameType::Hangup {
+            self.legs.remove(&id);
+        }
+        vec![send(to, f.clone())]
+    }
+}
