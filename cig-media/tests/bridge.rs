@@ -378,10 +378,35 @@ fn remote_address_override_applies_to_updates() {
 
 #[test]
 fn session_memory_stays_small() {
-    // Two SRTP contexts (leg A) dominate; recorded in docs/perf.md.
-    let size = call().session.memory_size();
-    eprintln!("SRTP<->RTP session: {size} bytes");
-    assert!(size <= 4608, "Session is {size} bytes");
+    // Two SRTP contexts (leg A) dominate; recorded in docs/perf.md. Their SRTCP keys are
+    // derived on the first RTCP packet of each direction.
+    let mut c = call();
+    let size = c.session.memory_size();
+    let phone = addr("192.0.2.99:41000");
+    c.phone_sends(
+        phone,
+        &packet(0, 1, 0, PHONE_SSRC, &[0xff; 160]),
+        Duration::ZERO,
+    );
+    let mut buf = vec![0u8; 64 + srtp::MAX_RTCP_OVERHEAD];
+    let n = rtcp::write_receiver_report(&mut buf, PHONE_SSRC, &[]).unwrap();
+    let len = c.phone_tx.protect_rtcp(&mut buf, n).unwrap();
+    let inbound = c.session.on_rtcp(Leg::A, phone, &mut buf, len);
+    assert!(matches!(inbound, Action::Forward { leg: Leg::B, .. }));
+    let after_rx = c.session.memory_size();
+    let n = rtcp::write_receiver_report(&mut buf, PBX_SSRC, &[]).unwrap();
+    let outbound = c
+        .session
+        .on_rtcp(Leg::B, addr("127.0.0.1:5005"), &mut buf, n);
+    assert!(matches!(outbound, Action::Forward { leg: Leg::A, .. }));
+    let with_rtcp = c.session.memory_size();
+    eprintln!("SRTP<->RTP session: {size} bytes; {with_rtcp} once SRTCP ran both ways");
+    assert!(size <= 3072, "Session is {size} bytes before RTCP");
+    assert!(
+        size < after_rx && after_rx < with_rtcp,
+        "SRTCP keys derived lazily, per direction"
+    );
+    assert!(with_rtcp <= 4608, "Session is {with_rtcp} bytes with SRTCP");
 }
 
 #[test]
