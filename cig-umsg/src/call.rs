@@ -167,7 +167,7 @@ pub struct Row {
     pub id: String,
 }
 
-struct Keys<'a>(&'a KeyMaterial);
+pub(crate) struct Keys<'a>(pub(crate) &'a KeyMaterial);
 
 impl KeyLookup for Keys<'_> {
     fn kpak(&self) -> &Kpak {

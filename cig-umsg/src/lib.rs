@@ -20,6 +20,7 @@
 
 pub mod call;
 pub mod frame;
+pub mod message;
 pub mod register;
 
 /// Errors of the UMSG crate. Any of them on a connection closes it (the reason is logged).

@@ -1,0 +1,305 @@
+//! Text messages (docs/umsg.md §6): body encoding, per-message encryption (fresh SSV in an
+//! I_MESSAGE to the recipient, ChaCha20-Poly1305 under a key derived from it), receiving with
+//! verification before decapsulation, acknowledgements and duplicate suppression by id.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::SystemTime;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use cig_mikey_sakke::kdf::{self, CONST_ENCR, CS_ID_MESSAGE, Prf};
+use cig_mikey_sakke::keystore::KeyMaterial;
+use cig_mikey_sakke::mikey::{self, KeyPeriod, Profile, Receiver, ReceiverConfig};
+use rand_core::CryptoRngCore;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::call::Keys;
+use crate::frame::{Field, Frame, FrameType, decode_fields, encode_fields, tag};
+use crate::register::routing_identity;
+
+/// A 16-byte message id.
+pub type MessageId = [u8; 16];
+/// Most attachments in one body.
+pub const MAX_ATTACHMENTS: usize = 16;
+/// Message ids remembered for duplicate suppression.
+pub const SEEN_IDS: usize = 4096;
+
+/// An attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// File name.
+    pub name: String,
+    /// Content type.
+    pub content_type: String,
+    /// Bytes.
+    pub data: Vec<u8>,
+}
+
+/// A message body: text and attachments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Body {
+    /// Text.
+    pub text: String,
+    /// Attachments in order.
+    pub attachments: Vec<Attachment>,
+}
+
+impl Body {
+    /// The plaintext TLV encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut fields = vec![Field {
+            tag: tag::BODY_TEXT,
+            value: self.text.as_bytes().to_vec(),
+        }];
+        for a in &self.attachments {
+            for (t, v) in [
+                (tag::ATTACH_NAME, a.name.as_bytes()),
+                (tag::ATTACH_TYPE, a.content_type.as_bytes()),
+                (tag::ATTACH_DATA, a.data.as_slice()),
+            ] {
+                fields.push(Field {
+                    tag: t,
+                    value: v.to_vec(),
+                });
+            }
+        }
+        let mut out = Vec::new();
+        encode_fields(&fields, &mut out);
+        out
+    }
+
+    /// Decodes a plaintext body (text first, then name/type/data triples).
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let fields = decode_fields(bytes)?;
+        let utf8 = |f: &Field| {
+            String::from_utf8(f.value.clone()).map_err(|_| Error::Frame("body text not UTF-8"))
+        };
+        let (first, rest) = fields
+            .split_first()
+            .filter(|(f, _)| f.tag == tag::BODY_TEXT)
+            .ok_or(Error::Frame("body without text"))?;
+        if rest.len() % 3 != 0 || rest.len() / 3 > MAX_ATTACHMENTS {
+            return Err(Error::Frame("malformed attachments"));
+        }
+        let mut attachments = Vec::new();
+        for t in rest.chunks_exact(3) {
+            if (t[0].tag, t[1].tag, t[2].tag)
+                != (tag::ATTACH_NAME, tag::ATTACH_TYPE, tag::ATTACH_DATA)
+            {
+                return Err(Error::Frame("malformed attachments"));
+            }
+            attachments.push(Attachment {
+                name: utf8(&t[0])?,
+                content_type: utf8(&t[1])?,
+                data: t[2].value.clone(),
+            });
+        }
+        Ok(Self {
+            text: utf8(first)?,
+            attachments,
+        })
+    }
+}
+
+/// MSG_ACK status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AckStatus {
+    /// Stored by the switch for an offline recipient.
+    Stored = 1,
+    /// Delivered to the recipient.
+    Delivered = 2,
+    /// Refused (verification, decryption or store full).
+    Refused = 3,
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Message id.
+    pub id: MessageId,
+    /// Sender.
+    pub from: String,
+    /// Body.
+    pub body: Body,
+}
+
+fn aad(id: &MessageId, from: &str, to: &str) -> Vec<u8> {
+    let mut a = b"UMSG/1 msg".to_vec();
+    a.extend_from_slice(id);
+    for s in [from, to] {
+        a.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        a.extend_from_slice(s.as_bytes());
+    }
+    a
+}
+
+fn aead(prf: Prf, ssv: &[u8], csb_id: u32, rand: &[u8]) -> Result<ChaCha20Poly1305, Error> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    kdf::derive(
+        prf,
+        ssv,
+        CONST_ENCR,
+        CS_ID_MESSAGE,
+        csb_id,
+        rand,
+        &mut k[..],
+    )
+    .map_err(Error::Crypto)?;
+    ChaCha20Poly1305::new_from_slice(&k[..]).map_err(|_| Error::Frame("AEAD key length"))
+}
+
+/// The client's messaging endpoint (sans-IO).
+#[derive(Debug)]
+pub struct Messenger {
+    keys: KeyMaterial,
+    receiver: Receiver,
+    seen: HashSet<MessageId>,
+    order: VecDeque<MessageId>,
+}
+
+impl Messenger {
+    /// A messenger for the identity of `keys`.
+    pub fn new(keys: KeyMaterial) -> Self {
+        Self {
+            keys,
+            receiver: Receiver::new(ReceiverConfig::default()),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// An encrypted MSG to `to` (fresh SSV, new id).
+    pub fn send(
+        &self,
+        to: &str,
+        body: &Body,
+        now: SystemTime,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(MessageId, Frame), Error> {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let period = KeyPeriod::from_unix(secs).map_err(Error::Crypto)?;
+        let signer = self.keys.signing_key(period).map_err(Error::Crypto)?;
+        let sender_id = self.keys.identifier(period);
+        let receiver_id = period.identifier(routing_identity(to));
+        let req = mikey::Request {
+            profile: Profile::Rfc6509,
+            sender_id: &sender_id,
+            receiver_id: &receiver_id,
+            now,
+        };
+        let c = mikey::create(&req, &signer, &self.keys.zpub, rng).map_err(Error::Crypto)?;
+        let m = &c.message;
+        let cipher = aead(m.header.prf, c.ssv.as_bytes(), m.header.csb_id, &m.rand)?;
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let plain = Zeroizing::new(body.encode());
+        let ct = cipher
+            .encrypt(
+                &Nonce::default(),
+                Payload {
+                    msg: &plain,
+                    aad: &aad(&id, &self.keys.identity, to),
+                },
+            )
+            .map_err(|_| Error::Frame("message too large to encrypt"))?;
+        let frame = Frame::new(FrameType::Msg)
+            .with(tag::MESSAGE_ID, id)
+            .with(tag::FROM, self.keys.identity.as_bytes().to_vec())
+            .with(tag::TO, to.as_bytes().to_vec())
+            .with(tag::IMESSAGE, m.as_bytes().to_vec())
+            .with(tag::CIPHERTEXT, ct);
+        Ok((id, frame))
+    }
+
+    /// A MSG from the switch: the MSG_ACK to send and the message if new (a duplicate id is
+    /// acknowledged as delivered and not shown again).
+    pub fn receive(
+        &mut self,
+        f: &Frame,
+        now: SystemTime,
+    ) -> Result<(Frame, Option<Received>), Error> {
+        let id: MessageId = f
+            .get(tag::MESSAGE_ID)
+            .and_then(|v| v.try_into().ok())
+            .ok_or(Error::Frame("MESSAGE_ID missing"))?;
+        let ack = |s: AckStatus| {
+            Frame::new(FrameType::MsgAck)
+                .with(tag::MESSAGE_ID, id)
+                .with(tag::ACK_STATUS, [s as u8])
+        };
+        if self.seen.contains(&id) {
+            return Ok((ack(AckStatus::Delivered), None));
+        }
+        match self.open(id, f, now) {
+            Ok(r) => {
+                if self.order.len() >= SEEN_IDS {
+                    if let Some(old) = self.order.pop_front() {
+                        self.seen.remove(&old);
+                    }
+                }
+                self.seen.insert(id);
+                self.order.push_back(id);
+                Ok((ack(AckStatus::Delivered), Some(r)))
+            }
+            Err(_) => Ok((ack(AckStatus::Refused), None)),
+        }
+    }
+
+    fn open(&mut self, id: MessageId, f: &Frame, now: SystemTime) -> Result<Received, Error> {
+        let s = |t| {
+            f.get(t)
+                .and_then(|v| core::str::from_utf8(v).ok())
+                .ok_or(Error::Frame("FROM/TO missing"))
+        };
+        let (from, to) = (s(tag::FROM)?, s(tag::TO)?);
+        let im = f
+            .get(tag::IMESSAGE)
+            .ok_or(Error::Frame("IMESSAGE missing"))?;
+        let ct = f
+            .get(tag::CIPHERTEXT)
+            .ok_or(Error::Frame("CIPHERTEXT missing"))?;
+        let acc = self
+            .receiver
+            .receive(im, now, &Keys(&self.keys))
+            .map_err(Error::Crypto)?;
+        let (_, sender) =
+            mikey::split_rfc6509_identifier(acc.message.sender_id()).map_err(Error::Crypto)?;
+        if sender != routing_identity(from) {
+            return Err(Error::Frame("I_MESSAGE sender is not FROM"));
+        }
+        let m = acc.message.message();
+        let cipher = aead(m.header.prf, acc.ssv.as_bytes(), m.header.csb_id, &m.rand)?;
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(
+                    &Nonce::default(),
+                    Payload {
+                        msg: ct,
+                        aad: &aad(&id, from, to),
+                    },
+                )
+                .map_err(|_| Error::Frame("message does not decrypt"))?,
+        );
+        Ok(Received {
+            id,
+            from: from.to_owned(),
+            body: Body::decode(&plain)?,
+        })
+    }
+}
+
+/// The (id, status) of a MSG_ACK.
+pub fn ack_status(f: &Frame) -> Option<(MessageId, AckStatus)> {
+    let id = f.get(tag::MESSAGE_ID)?.try_into().ok()?;
+    let s = match f.get(tag::ACK_STATUS)? {
+        [1] => AckStatus::Stored,
+        [2] => AckStatus::Delivered,
+        [3] => AckStatus::Refused,
+        _ => return None,
+    };
+    Some((id, s))
+}
