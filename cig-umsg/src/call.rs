@@ -486,4 +486,25 @@ impl CallRelay {
         }
         vec![send(to, f.clone())]
     }
+
+    /// `conn` closed: HANGUP(unavailable) to the other leg of each of its calls.
+    pub fn disconnect(&mut self, conn: ConnId) -> Vec<Transmit> {
+        let mut out = Vec::new();
+        self.legs.retain(|id, (a, b)| {
+            let other = if *a == conn {
+                *b
+            } else if *b == conn {
+                *a
+            } else {
+                return true;
+            };
+            out.push(Transmit {
+                conn: other,
+                frame: hangup_frame(id, HangupReason::Unavailable),
+                close: false,
+            });
+            false
+        });
+        out
+    }
 }

@@ -22,6 +22,7 @@ pub mod call;
 pub mod frame;
 pub mod message;
 pub mod register;
+pub mod switch;
 
 /// Errors of the UMSG crate. Any of them on a connection closes it (the reason is logged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
