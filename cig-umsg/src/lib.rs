@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod client;
 pub mod frame;
 pub mod message;
 pub mod register;
