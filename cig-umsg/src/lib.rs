@@ -4,6 +4,10 @@
 //! Cores take frames and the current time in and hand frames, events and the next timer out;
 //! they never read a clock or touch a socket. A TLS driver carries the frames.
 //!
+//! Modules: [`frame`] (codec), [`register`] (registration, routing identity), [`call`] (call
+//! sessions, switch relay, `show umsg` rows), [`message`] (encrypted text messages),
+//! [`client`] (client core), [`switch`] (switch core).
+//!
 //! ```
 //! use cig_umsg::frame::{Frame, FrameDecoder, FrameType, tag};
 //!
