@@ -185,6 +185,31 @@ impl KeyLookup for Keys<'_> {
     }
 }
 
+/// A fresh RFC 6509 I_MESSAGE (new SSV) from our identity to the routing identity of `to`,
+/// signed with our key of the period that contains `now`. Calls and text messages both start
+/// with one.
+pub(crate) fn imessage_to(
+    keys: &KeyMaterial,
+    to: &str,
+    now: SystemTime,
+    rng: &mut impl CryptoRngCore,
+) -> Result<mikey::Created, Error> {
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let period = KeyPeriod::from_unix(secs).map_err(Error::Crypto)?;
+    let signer = keys.signing_key(period).map_err(Error::Crypto)?;
+    let sender_id = keys.identifier(period);
+    let receiver_id = period.identifier(routing_identity(to));
+    let req = mikey::Request {
+        profile: Profile::Rfc6509,
+        sender_id: &sender_id,
+        receiver_id: &receiver_id,
+        now,
+    };
+    mikey::create(&req, &signer, &keys.zpub, rng).map_err(Error::Crypto)
+}
+
 /// The client's call sessions (sans-IO: frames and `now` in, frames out).
 #[derive(Debug)]
 pub struct Calls {
@@ -219,20 +244,7 @@ impl Calls {
         now: SystemTime,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(SessionId, Frame), Error> {
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let period = KeyPeriod::from_unix(secs).map_err(Error::Crypto)?;
-        let signer = self.keys.signing_key(period).map_err(Error::Crypto)?;
-        let sender_id = self.keys.identifier(period);
-        let receiver_id = period.identifier(routing_identity(to));
-        let req = mikey::Request {
-            profile: Profile::Rfc6509,
-            sender_id: &sender_id,
-            receiver_id: &receiver_id,
-            now,
-        };
-        let created = mikey::create(&req, &signer, &self.keys.zpub, rng).map_err(Error::Crypto)?;
+        let created = imessage_to(&self.keys, to, now, rng)?;
         let m = &created.message;
         let keys = kdf::srtp_keys(
             m.header.prf,

@@ -9,12 +9,12 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use cig_mikey_sakke::kdf::{self, CONST_ENCR, CS_ID_MESSAGE, Prf};
 use cig_mikey_sakke::keystore::KeyMaterial;
-use cig_mikey_sakke::mikey::{self, KeyPeriod, Profile, Receiver, ReceiverConfig};
+use cig_mikey_sakke::mikey::{self, Receiver, ReceiverConfig};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::call::Keys;
+use crate::call::{Keys, imessage_to};
 use crate::frame::{Field, Frame, FrameType, decode_fields, encode_fields, tag};
 use crate::register::routing_identity;
 
@@ -178,20 +178,7 @@ impl Messenger {
         now: SystemTime,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(MessageId, Frame), Error> {
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let period = KeyPeriod::from_unix(secs).map_err(Error::Crypto)?;
-        let signer = self.keys.signing_key(period).map_err(Error::Crypto)?;
-        let sender_id = self.keys.identifier(period);
-        let receiver_id = period.identifier(routing_identity(to));
-        let req = mikey::Request {
-            profile: Profile::Rfc6509,
-            sender_id: &sender_id,
-            receiver_id: &receiver_id,
-            now,
-        };
-        let c = mikey::create(&req, &signer, &self.keys.zpub, rng).map_err(Error::Crypto)?;
+        let c = imessage_to(&self.keys, to, now, rng)?;
         let m = &c.message;
         let cipher = aead(m.header.prf, c.ssv.as_bytes(), m.header.csb_id, &m.rand)?;
         let mut id = [0u8; 16];
