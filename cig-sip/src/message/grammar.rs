@@ -8,7 +8,6 @@ use std::fmt;
 
 use bytestring::ByteString;
 use nom::IResult;
-use nom::bytes::complete::take_while1;
 
 /// nom result with the unit error: the callers map failures onto [`crate::Error`] themselves.
 pub(crate) type PResult<'a, T> = IResult<&'a str, T, ()>;
@@ -17,17 +16,56 @@ pub(crate) fn fail<T>() -> Result<T, nom::Err<()>> {
     Err(nom::Err::Error(()))
 }
 
+/// A set of ASCII octets, looked up by octet value (the scanners run on bytes, not `char`s).
+pub(crate) type Class = [bool; 256];
+
+/// The class holding ASCII letters and digits (when `alnum`) and the octets of `extra`.
+pub(crate) const fn class(alnum: bool, extra: &[u8]) -> Class {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = alnum && (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut k = 0;
+    while k < extra.len() {
+        t[extra[k] as usize] = true;
+        k += 1;
+    }
+    t
+}
+
 /// `token` characters (RFC 3261 §25.1).
+pub(crate) const TOKEN: Class = class(true, b"-.!%*_+`'~");
+/// ASCII digits.
+pub(crate) const DIGIT: Class = class(false, b"0123456789");
+const WSP: Class = class(false, b" \t");
+
+/// Whether `c` is a `token` character.
 pub(crate) fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
-        )
+    c.is_ascii() && TOKEN[c as usize]
+}
+
+/// Length of the run of octets of `class` at the start of `i`.
+pub(crate) fn span(i: &str, class: &Class) -> usize {
+    i.bytes()
+        .position(|b| !class[usize::from(b)])
+        .unwrap_or(i.len())
+}
+
+/// One or more octets of `class` (which holds only ASCII, so the split is a char boundary).
+pub(crate) fn take1<'a>(i: &'a str, class: &Class) -> PResult<'a, &'a str> {
+    match span(i, class) {
+        0 => fail(),
+        n => {
+            let (run, rest) = i.split_at(n);
+            Ok((rest, run))
+        }
+    }
 }
 
 pub(crate) fn token(i: &str) -> PResult<'_, &str> {
-    take_while1(is_token_char)(i)
+    take1(i, &TOKEN)
 }
 
 pub(crate) fn is_wsp(c: char) -> bool {
@@ -36,12 +74,12 @@ pub(crate) fn is_wsp(c: char) -> bool {
 
 /// Optional white space (`SWS` after unfolding).
 pub(crate) fn sws(i: &str) -> &str {
-    i.trim_start_matches(is_wsp)
+    &i[span(i, &WSP)..]
 }
 
 /// Mandatory white space (`LWS` after unfolding).
 pub(crate) fn lws(i: &str) -> PResult<'_, &str> {
-    take_while1(is_wsp)(i)
+    take1(i, &WSP)
 }
 
 /// `SWS c SWS`: consumes the separator `c` with white space around it.
@@ -207,9 +245,7 @@ impl fmt::Display for Params {
 }
 
 /// `gen-value` characters other than a quoted string: token, host (with IPv6 brackets).
-fn is_gen_value_char(c: char) -> bool {
-    is_token_char(c) || matches!(c, ':' | '[' | ']')
-}
+const GEN_VALUE: Class = class(true, b"-.!%*_+`'~:[]");
 
 /// Header parameters: `*( SEMI generic-param )`. `src` is the header value that `i` lies in.
 pub(crate) fn header_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
@@ -221,7 +257,7 @@ pub(crate) fn header_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a,
                 let (r, v) = if r.starts_with('"') {
                     quoted_string(r)?
                 } else {
-                    take_while1(is_gen_value_char)(r)?
+                    take1(r, &GEN_VALUE)?
                 };
                 (r, Some(src.slice_ref(v)))
             }

@@ -76,7 +76,7 @@ fn start_line(src: &ByteString, line: &str) -> Result<StartLine> {
             "request line needs method, Request-URI and version",
         ));
     };
-    if m.is_empty() || !m.chars().all(grammar::is_token_char) {
+    if m.is_empty() || grammar::span(m, &grammar::TOKEN) != m.len() {
         return Err(Error::StartLine("method is not a token"));
     }
     if u.is_empty() {
@@ -148,9 +148,7 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
         }
         let field = &rest[..end];
         rest = &rest[end + 2..];
-        let n = field
-            .find(|c| !grammar::is_token_char(c))
-            .unwrap_or(field.len());
+        let n = grammar::span(field, &grammar::TOKEN);
         if n == 0 {
             return Err(Error::HeaderLine("empty header name"));
         }

@@ -6,12 +6,15 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytestring::ByteString;
-use nom::bytes::complete::take_while1;
 
 use super::grammar::{
-    self, PResult, Params, fail, header_params, lws, quoted_string, sep, sws, token,
+    self, Class, DIGIT, PResult, Params, class, fail, header_params, lws, quoted_string, sep, sws,
+    take1, token,
 };
 use super::uri::{self, Host, Uri, UriCtx};
+
+/// Unquoted auth-param values: token characters and `/:=@`.
+const AUTH_PARAM_VALUE: Class = class(true, b"-.!%*_+`'~/:=@");
 
 /// A SIP method. Methods are case-sensitive.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -344,7 +347,7 @@ pub struct CSeq {
 
 impl CSeq {
     pub(crate) fn parse<'a>(src: &ByteString, i: &'a str) -> PResult<'a, CSeq> {
-        let (i, digits) = take_while1(|c: char| c.is_ascii_digit())(i)?;
+        let (i, digits) = take1(i, &DIGIT)?;
         let seq = grammar::number(digits, (1 << 31) - 1).ok_or(nom::Err::Error(()))? as u32;
         let (i, _) = lws(i)?;
         let (i, m) = token(i)?;
@@ -474,9 +477,7 @@ impl AuthValue {
                 let (after, v) = if after.starts_with('"') {
                     quoted_string(after)?
                 } else {
-                    take_while1(|c: char| {
-                        grammar::is_token_char(c) || matches!(c, '/' | ':' | '=' | '@')
-                    })(after)?
+                    take1(after, &AUTH_PARAM_VALUE)?
                 };
                 cur.params.push((src.slice_ref(name), src.slice_ref(v)));
                 match grammar::list_next(after)? {

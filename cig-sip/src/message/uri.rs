@@ -9,9 +9,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytestring::ByteString;
-use nom::bytes::complete::take_while1;
 
-use super::grammar::{PResult, Params, fail};
+use super::grammar::{Class, DIGIT, PResult, Params, class, fail, span, take1};
 use crate::Error;
 
 /// A URI as found in a Request-URI or a name-addr.
@@ -113,25 +112,16 @@ pub(crate) enum UriCtx {
     AddrSpec,
 }
 
-fn is_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '!' | '~' | '*' | '\'' | '(' | ')')
-}
-
-fn is_userinfo_char(c: char) -> bool {
-    is_unreserved(c) || matches!(c, '%' | '&' | '=' | '+' | '$' | ',' | ';' | '?' | '/' | ':')
-}
-
-fn is_param_char(c: char) -> bool {
-    is_unreserved(c) || matches!(c, '%' | '[' | ']' | '/' | ':' | '&' | '+' | '$')
-}
-
-fn is_header_char(c: char) -> bool {
-    is_unreserved(c) || matches!(c, '%' | '[' | ']' | '/' | '?' | ':' | '+' | '$' | '&' | '=')
-}
-
-fn is_host_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
-}
+/// `unreserved` octets are letters, digits and `-_.!~*'()`; each class below adds its own.
+const USERINFO: Class = class(true, b"-_.!~*'()%&=+$,;?/:");
+const PARAM: Class = class(true, b"-_.!~*'()%[]/:&+$");
+const HEADER: Class = class(true, b"-_.!~*'()%[]/?:+$&=");
+const HOST: Class = class(true, b"-._");
+const TEL: Class = class(false, b"0123456789abcdefABCDEF+-.()*#");
+const SCHEME: Class = class(true, b"+-.");
+/// `uric` octets of an opaque absolute URI, minus what ends it in context.
+const URIC: Class = class(true, b"-_.!~*'()%/:@&=+$[]#;,?");
+const URIC_ADDR_SPEC: Class = class(true, b"-_.!~*'()%/:@&=+$[]#");
 
 /// Checks that every `%` starts a `%HH` escape.
 fn escapes_ok(s: &str) -> bool {
@@ -180,7 +170,7 @@ pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
         let a: Ipv6Addr = r[..end].parse().map_err(|_| nom::Err::Error(()))?;
         return Ok((&r[end + 1..], Host::Ipv6(a)));
     }
-    let (rest, h) = take_while1(is_host_char)(i)?;
+    let (rest, h) = take1(i, &HOST)?;
     if h.starts_with(['-', '.']) {
         return fail();
     }
@@ -199,7 +189,7 @@ pub(crate) fn port(i: &str, lws: bool) -> PResult<'_, Option<u16>> {
         i.strip_prefix(':')
     };
     let Some(r) = after else { return Ok((i, None)) };
-    let (rest, digits) = take_while1(|c: char| c.is_ascii_digit())(r)?;
+    let (rest, digits) = take1(r, &DIGIT)?;
     let p = super::grammar::number(digits, u64::from(u16::MAX)).ok_or(nom::Err::Error(()))?;
     Ok((rest, Some(p as u16)))
 }
@@ -208,10 +198,10 @@ pub(crate) fn port(i: &str, lws: bool) -> PResult<'_, Option<u16>> {
 fn uri_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
     let mut params = Params::new();
     while let Some(r) = i.strip_prefix(';') {
-        let (r, name) = take_while1(is_param_char)(r)?;
+        let (r, name) = take1(r, &PARAM)?;
         let (r, value) = match r.strip_prefix('=') {
             Some(r) => {
-                let (r, v) = take_while1(is_param_char)(r)?;
+                let (r, v) = take1(r, &PARAM)?;
                 (r, Some(v))
             }
             None => (r, None),
@@ -230,7 +220,7 @@ fn uri_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
 
 fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResult<'a, SipUri> {
     let (user, password, i) = {
-        let n = i.find(|c: char| !is_userinfo_char(c)).unwrap_or(i.len());
+        let n = span(i, &USERINFO);
         if i[n..].starts_with('@') {
             let info = &i[..n];
             let (u, p) = match info.find(':') {
@@ -262,7 +252,7 @@ fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResu
     let (i, headers) = match i.strip_prefix('?') {
         Some(_) if ctx == UriCtx::AddrSpec => return fail(),
         Some(r) => {
-            let (r, h) = take_while1(is_header_char)(r)?;
+            let (r, h) = take1(r, &HEADER)?;
             if !escapes_ok(h) {
                 return fail();
             }
@@ -284,12 +274,8 @@ fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResu
     ))
 }
 
-fn is_tel_char(c: char) -> bool {
-    c.is_ascii_hexdigit() || matches!(c, '+' | '-' | '.' | '(' | ')' | '*' | '#')
-}
-
 fn tel_uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, TelUri> {
-    let (i, number) = take_while1(is_tel_char)(i)?;
+    let (i, number) = take1(i, &TEL)?;
     if number[1..].contains('+')
         || (number.starts_with('+') && !number.bytes().any(|b| b.is_ascii_digit()))
     {
@@ -309,20 +295,9 @@ fn tel_uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, TelUri>
     ))
 }
 
-/// Characters of an opaque absolute URI (RFC 3261 `uric`, minus what ends it in context).
-fn is_uric(c: char, ctx: UriCtx) -> bool {
-    match c {
-        ';' | ',' | '?' => ctx != UriCtx::AddrSpec,
-        c if is_unreserved(c) => true,
-        '%' | '/' | ':' | '@' | '&' | '=' | '+' | '$' | '[' | ']' | '#' => true,
-        _ => false,
-    }
-}
-
 /// Parses a URI at the start of `i` (a slice of `src`).
 pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, Uri> {
-    let (rest, scheme) =
-        take_while1(|c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))(i)?;
+    let (rest, scheme) = take1(i, &SCHEME)?;
     let Some(rest) = rest.strip_prefix(':') else {
         return fail();
     };
@@ -336,7 +311,14 @@ pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, 
         let (r, u) = tel_uri(src, rest, ctx)?;
         Ok((r, Uri::Tel(u)))
     } else {
-        let (r, body) = take_while1(|c| is_uric(c, ctx))(rest)?;
+        let (r, body) = take1(
+            rest,
+            if ctx == UriCtx::AddrSpec {
+                &URIC_ADDR_SPEC
+            } else {
+                &URIC
+            },
+        )?;
         if !escapes_ok(body) {
             return fail();
         }
