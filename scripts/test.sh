@@ -9,4 +9,6 @@ scripts/install-test-deps.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Binaries first: integration tests start other packages' binaries (cig-testkit::bin).
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
