@@ -35,11 +35,14 @@
 pub mod bridge;
 pub mod control;
 pub mod dtmf;
+pub mod endpoint;
 pub mod g711;
 pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
+pub mod tone;
+pub mod wav;
 
 /// The errors of this crate. Every one is about a single packet or a configuration value; none
 /// leaves a context in a changed state.
