@@ -1,0 +1,43 @@
+//! Messaging for CIG, the interconnect gateway between a MIKEY-SAKKE secure domain and SIP,
+//! Maildir and SMS: Maildir mailboxes as the manual's "Text message interface" describes them.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("inbox");
+//! cig_msg::maildir::create_maildir(&path).unwrap();
+//! assert!(path.join("new").is_dir() && path.join("cur").is_dir() && path.join("tmp").is_dir());
+//! ```
+//!
+//! Modules: [`maildir`] owns mailbox directories.
+#![forbid(unsafe_code)]
+
+pub mod maildir;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in messaging.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(
+    op: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { op, path, source }
+}
