@@ -42,13 +42,15 @@
 //! ```
 //!
 //! Modules: [`pattern`] owns template matching and expansion; the crate root owns the routing
-//! rules and the [`Router`]; a private `index` module owns the prefix index; [`reference`](mod@reference) is a
+//! rules and the [`Router`]; private modules own the packed routing tables (`table`) and the
+//! prefix index (`index`); [`reference`](mod@reference) is a
 //! deliberately naive router used to check the fast one.
 #![forbid(unsafe_code)]
 
 mod index;
 pub mod pattern;
 pub mod reference;
+mod table;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,8 +59,8 @@ use std::sync::Arc;
 use cig_core::Config;
 use cig_core::conf::InterfaceKind;
 
-use crate::index::PrefixIndex;
-use crate::pattern::{Rule, Subject};
+use crate::pattern::Rule;
+use crate::table::{RuleSpec, Table};
 
 /// Why a [`Router`] cannot be built from a configuration. A configuration that `cig_core`
 /// validated without errors always builds, except for templates
@@ -194,33 +196,62 @@ impl fmt::Display for Untranslated {
     }
 }
 
-/// The map entry a routing step used. Both names share one allocation with the router, so
-/// a result costs one reference-count increment per entry and owns no borrow.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// The map entry a routing step used. The names live in their routing table's names string,
+/// shared with the router, so a result costs one reference-count increment per entry and owns
+/// no borrow.
+#[derive(Clone, Debug)]
 pub struct EntryRef {
-    /// `map` + `entry`, concatenated.
+    /// Holds `map` + `entry`, concatenated, at `start..end`.
     names: Arc<str>,
-    /// Length of the map name.
+    start: usize,
+    /// Where the map name ends and the entry name starts.
     split: usize,
+    end: usize,
 }
 
 impl EntryRef {
     /// Names entry `entry` of map `map`.
     pub fn new(map: &str, entry: &str) -> EntryRef {
+        EntryRef::in_table(
+            Arc::from(format!("{map}{entry}")),
+            0,
+            map.len(),
+            map.len() + entry.len(),
+        )
+    }
+
+    /// The names at `names[start..split]` (map) and `names[split..end]` (entry).
+    pub(crate) fn in_table(names: Arc<str>, start: usize, split: usize, end: usize) -> EntryRef {
         EntryRef {
-            names: Arc::from(format!("{map}{entry}")),
-            split: map.len(),
+            names,
+            start,
+            split,
+            end,
         }
     }
 
     /// The map's name.
     pub fn map(&self) -> &str {
-        self.names.get(..self.split).unwrap_or_default()
+        self.names.get(self.start..self.split).unwrap_or_default()
     }
 
     /// The entry's name.
     pub fn entry(&self) -> &str {
-        self.names.get(self.split..).unwrap_or_default()
+        self.names.get(self.split..self.end).unwrap_or_default()
+    }
+}
+
+impl PartialEq for EntryRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.map() == other.map() && self.entry() == other.entry()
+    }
+}
+
+impl Eq for EntryRef {}
+
+impl std::hash::Hash for EntryRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.map(), self.entry()).hash(state);
     }
 }
 
@@ -260,75 +291,14 @@ pub struct Translated {
     pub rule: usize,
 }
 
-/// One routing rule: a compiled direction of a map entry, and where it came from.
-#[derive(Clone, Debug)]
-struct Step {
-    rule: Rule,
-    entry: EntryRef,
-    auth: Option<Arc<str>>,
-}
-
-/// An ordered list of rules with its prefix index: "the first rule that matches".
-#[derive(Clone, Debug)]
-struct Table<T> {
-    rules: Vec<T>,
-    index: PrefixIndex,
-}
-
-impl<T: AsRef<Rule>> Table<T> {
-    fn new(rules: Vec<T>) -> Result<Self, RouteError> {
-        if u32::try_from(rules.len()).is_err() {
-            return Err(RouteError::TooManyRules {
-                max: u32::MAX as usize,
-            });
-        }
-        let index = PrefixIndex::new(rules.iter().map(|r| r.as_ref().pattern()));
-        Ok(Table { rules, index })
-    }
-
-    /// The first rule matching `uri` and its output.
-    fn apply(&self, uri: &str) -> Option<(&T, usize, String)> {
-        let subject = Subject::new(uri);
-        // Captures of the best match so far and of the current attempt.
-        let mut caps = [pattern::capture_buf(); 2];
-        let mut best_slot = 0;
-        let prefix_of = |i: usize| self.rules.get(i).map(|r| r.as_ref().pattern().prefix());
-        let i = self.index.first_match(subject, prefix_of, |i| {
-            let attempt = 1 - best_slot;
-            let hit = self
-                .rules
-                .get(i)
-                .is_some_and(|r| r.as_ref().pattern().match_into(subject, &mut caps[attempt]));
-            if hit {
-                best_slot = attempt;
-            }
-            hit
-        })?;
-        let rule = self.rules.get(i)?;
-        Some((rule, i, rule.as_ref().expand(uri, &caps[best_slot])))
-    }
-}
-
-impl AsRef<Rule> for Step {
-    fn as_ref(&self) -> &Rule {
-        &self.rule
-    }
-}
-
-impl AsRef<Rule> for Rule {
-    fn as_ref(&self) -> &Rule {
-        self
-    }
-}
-
 /// Routing state of one interface.
 #[derive(Clone, Debug)]
 struct Side {
     /// Calls arriving here: its extension maps, matching this side, expanding the other.
-    to: Table<Step>,
+    to: Table,
     /// Calls leaving here: its source maps (or extension maps), matching the other side,
     /// expanding this side.
-    from: Table<Step>,
+    from: Table,
     from_maps: FromMaps,
 }
 
@@ -341,7 +311,7 @@ struct Side {
 pub struct Router {
     /// Indexed by `InterfaceKind` (`tel`, `sip`); `None` when not configured.
     sides: [Option<Side>; 2],
-    translate: HashMap<String, Table<Rule>>,
+    translate: HashMap<String, Table>,
 }
 
 fn slot(kind: InterfaceKind) -> usize {
@@ -351,21 +321,14 @@ fn slot(kind: InterfaceKind) -> usize {
     }
 }
 
-/// The steps of `maps` (in order, entries in order) matching side `from` and expanding
+/// The rules of `maps` (in order, entries in order) matching side `from` and expanding
 /// side `from.other()`, for routing on interface `interface`.
-fn steps(
-    config: &Config,
+fn steps<'c>(
+    config: &'c Config,
     interface: InterfaceKind,
     maps: &[String],
     from: InterfaceKind,
-    names: &mut HashMap<String, Arc<str>>,
-) -> Result<Vec<Step>, RouteError> {
-    let mut share = |s: &str| -> Arc<str> {
-        names
-            .entry(s.to_owned())
-            .or_insert_with(|| Arc::from(s))
-            .clone()
-    };
+) -> Result<Vec<RuleSpec<'c>>, RouteError> {
     let mut out = Vec::new();
     for map_name in maps {
         let map = config.map(map_name).ok_or_else(|| RouteError::UnknownMap {
@@ -381,11 +344,10 @@ fn steps(
                     interface,
                 })
             };
-            let rule = Rule::new(side_template(from)?, side_template(from.other())?)?;
-            out.push(Step {
-                rule,
-                entry: EntryRef::new(&map.name, &entry.name),
-                auth: entry.auth.as_deref().map(&mut share),
+            out.push(RuleSpec {
+                rule: Rule::new(side_template(from)?, side_template(from.other())?)?,
+                entry: (&map.name, &entry.name),
+                auth: entry.auth.as_deref(),
             });
         }
     }
@@ -395,25 +357,22 @@ fn steps(
 impl Router {
     /// Compiles the maps of every configured interface and every translate map.
     pub fn from_config(config: &Config) -> Result<Router, RouteError> {
-        let mut names = HashMap::new();
+        let mut auths = Vec::new();
         let mut sides = [None, None];
         for kind in InterfaceKind::ALL {
             let Some(iface) = config.interface(kind) else {
                 continue;
             };
-            let to = Table::new(steps(
-                config,
-                kind,
-                &iface.extension_maps,
-                kind,
-                &mut names,
-            )?)?;
+            let to = Table::new(
+                steps(config, kind, &iface.extension_maps, kind)?,
+                &mut auths,
+            )?;
             let (from_maps, list) = if iface.source_maps.is_empty() {
                 (FromMaps::Extension, &iface.extension_maps)
             } else {
                 (FromMaps::Source, &iface.source_maps)
             };
-            let from = Table::new(steps(config, kind, list, kind.other(), &mut names)?)?;
+            let from = Table::new(steps(config, kind, list, kind.other())?, &mut auths)?;
             sides[slot(kind)] = Some(Side {
                 to,
                 from,
@@ -427,9 +386,15 @@ impl Router {
                 let rules = map
                     .rules
                     .iter()
-                    .map(|r| Rule::new(&r.match_, &r.translation))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((map.name.clone(), Table::new(rules)?))
+                    .map(|r| {
+                        Ok(RuleSpec {
+                            rule: Rule::new(&r.match_, &r.translation)?,
+                            entry: ("", ""),
+                            auth: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, RouteError>>()?;
+                Ok((map.name.clone(), Table::new(rules, &mut auths)?))
             })
             .collect::<Result<_, RouteError>>()?;
         Ok(Router { sides, translate })
@@ -448,22 +413,27 @@ impl Router {
                 .ok_or(Rejected::InterfaceNotConfigured { interface: k })
         };
         let (incoming, outgoing) = (side(on)?, side(out)?);
-        let (to_step, _, new_to) = incoming
+        // Both lookups are started before either is finished, so their memory reads overlap.
+        let (to_lookup, from_lookup) = (incoming.to.prepare(to), outgoing.from.prepare(from));
+        let to_hit = incoming
             .to
-            .apply(to)
+            .apply_prepared(to_lookup)
             .ok_or(Rejected::NoExtensionMatch { interface: on })?;
-        let (from_step, _, new_from) =
-            outgoing.from.apply(from).ok_or(Rejected::NoSourceMatch {
-                interface: out,
-                maps: outgoing.from_maps,
-            })?;
+        let from_hit =
+            outgoing
+                .from
+                .apply_prepared(from_lookup)
+                .ok_or(Rejected::NoSourceMatch {
+                    interface: out,
+                    maps: outgoing.from_maps,
+                })?;
         Ok(Routed {
             out_interface: out,
-            from: new_from,
-            to: new_to,
-            auth: to_step.auth.clone(),
-            to_match: to_step.entry.clone(),
-            from_match: from_step.entry.clone(),
+            auth: to_hit.auth(),
+            to_match: to_hit.entry(),
+            from_match: from_hit.entry(),
+            from: from_hit.uri,
+            to: to_hit.uri,
             from_maps: outgoing.from_maps,
         })
     }
@@ -472,7 +442,10 @@ impl Router {
     /// gives the expanded `translation`.
     pub fn translate(&self, map: &str, uri: &str) -> Result<Translated, Untranslated> {
         let table = self.translate.get(map).ok_or(Untranslated::UnknownMap)?;
-        let (_, rule, uri) = table.apply(uri).ok_or(Untranslated::NoMatch)?;
-        Ok(Translated { uri, rule })
+        let hit = table.apply(uri).ok_or(Untranslated::NoMatch)?;
+        Ok(Translated {
+            rule: hit.rule(),
+            uri: hit.uri,
+        })
     }
 }

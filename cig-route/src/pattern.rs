@@ -191,19 +191,13 @@ impl Pattern {
         })
     }
 
-    /// Literal `i` (normalised).
-    fn lit(&self, i: usize) -> &[u8] {
-        let (start, end) = (self.bounds[i], self.bounds[i + 1]);
-        self.lits
-            .as_bytes()
-            .get(usize::from(start)..usize::from(end))
-            .unwrap_or_default()
-    }
-
-    /// The leading literal `L0`, normalised the way [`Subject::tel_byte`] reads subjects. The
-    /// prefix index is keyed on it.
-    pub(crate) fn prefix(&self) -> &[u8] {
-        self.lit(0)
+    /// The compiled form that matching reads.
+    pub(crate) fn view(&self) -> PatternView<'_> {
+        PatternView {
+            lits: self.lits.as_bytes(),
+            bounds: &self.bounds[..usize::from(self.k) + 2],
+            tel: self.tel,
+        }
     }
 
     /// Parameter names in template order.
@@ -216,15 +210,57 @@ impl Pattern {
         self.params().position(|n| n == name)
     }
 
-    /// Matches `subject`, writing capture `i` to `caps[i]`. `caps` holds at least
-    /// [`MAX_PARAMS`] ranges.
+    /// Matches `subject`, writing capture `i` to `caps[i]`.
+    pub(crate) fn match_into(&self, subject: Subject<'_>, caps: &mut CaptureBuf) -> bool {
+        self.view().match_into(subject, caps)
+    }
+
+    /// Does `uri` match?
+    pub fn is_match(&self, uri: &str) -> bool {
+        self.match_into(Subject::new(uri), &mut capture_buf())
+    }
+
+    /// Matches `uri` and returns what each parameter captured.
+    pub fn captures<'u>(&self, uri: &'u str) -> Option<Captures<'_, 'u>> {
+        let mut caps = capture_buf();
+        let matched = self.match_into(Subject::new(uri), &mut caps);
+        matched.then_some(Captures {
+            pattern: self,
+            uri,
+            caps,
+        })
+    }
+}
+
+/// A compiled template as matching reads it, borrowed from a [`Pattern`] or from a routing
+/// table's packed rule record: literals `L0..=Lk` concatenated, their `k + 2` bounds, and
+/// whether it is a TEL template.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PatternView<'a> {
+    pub(crate) lits: &'a [u8],
+    pub(crate) bounds: &'a [u16],
+    pub(crate) tel: bool,
+}
+
+impl<'a> PatternView<'a> {
+    /// Literal `i` (normalised).
+    pub(crate) fn lit(&self, i: usize) -> &'a [u8] {
+        let (Some(&start), Some(&end)) = (self.bounds.get(i), self.bounds.get(i + 1)) else {
+            return &[];
+        };
+        self.lits
+            .get(usize::from(start)..usize::from(end))
+            .unwrap_or_default()
+    }
+
+    /// Matches `subject`, writing capture `i` to `caps[i]`.
     pub(crate) fn match_into(&self, subject: Subject<'_>, caps: &mut CaptureBuf) -> bool {
         let view = View {
             bytes: subject.uri.as_bytes(),
             wait: if self.tel { subject.wait } else { None },
         };
         let n = view.bytes.len();
-        let k = usize::from(self.k);
+        let k = self.bounds.len().saturating_sub(2).min(MAX_PARAMS);
         let head = self.lit(0);
         if k == 0 {
             return n == head.len() && view.eq_at(0, head);
@@ -247,22 +283,6 @@ impl Pattern {
         }
         caps[k - 1] = (pos, end);
         true
-    }
-
-    /// Does `uri` match?
-    pub fn is_match(&self, uri: &str) -> bool {
-        self.match_into(Subject::new(uri), &mut capture_buf())
-    }
-
-    /// Matches `uri` and returns what each parameter captured.
-    pub fn captures<'u>(&self, uri: &'u str) -> Option<Captures<'_, 'u>> {
-        let mut caps = capture_buf();
-        let matched = self.match_into(Subject::new(uri), &mut caps);
-        matched.then_some(Captures {
-            pattern: self,
-            uri,
-            caps,
-        })
     }
 }
 
@@ -306,22 +326,41 @@ impl<'u> Captures<'_, 'u> {
 }
 
 /// A piece of an output template, resolved against the match side.
-#[derive(Clone, Copy, Debug)]
-enum OutPiece {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutPiece {
     /// Literal text, as written in the configuration: `lits[start..end]` of the rule's
     /// pattern (after the pattern's own literals).
-    Literal(u32, u32),
+    Literal(u16, u16),
     /// The capture of the match side's parameter with this index.
-    Capture(usize),
+    Capture(u8),
 }
 
 /// The text `piece` stands for: literals from `lits`, captures from `uri`.
-fn piece_text<'a>(piece: OutPiece, lits: &'a str, uri: &'a str, caps: &CaptureBuf) -> &'a str {
+fn piece_text<'a>(piece: OutPiece, lits: &'a [u8], uri: &'a str, caps: &CaptureBuf) -> &'a [u8] {
     match piece {
-        OutPiece::Literal(start, end) => lits.get(start as usize..end as usize),
-        OutPiece::Capture(i) => caps.get(i).and_then(|&(start, end)| uri.get(start..end)),
+        OutPiece::Literal(start, end) => lits.get(usize::from(start)..usize::from(end)),
+        OutPiece::Capture(i) => caps
+            .get(usize::from(i))
+            .and_then(|&(start, end)| uri.get(start..end))
+            .map(str::as_bytes),
     }
     .unwrap_or_default()
+}
+
+/// Expands output `pieces` (literals from `lits`, captures of `uri` in `caps`); one allocation
+/// of the exact size. `None` only if `lits` is not the UTF-8 a rule was compiled from.
+pub(crate) fn expand(
+    pieces: impl Iterator<Item = OutPiece> + Clone,
+    lits: &[u8],
+    uri: &str,
+    caps: &CaptureBuf,
+) -> Option<String> {
+    let text = |p: OutPiece| piece_text(p, lits, uri, caps);
+    let mut out = Vec::with_capacity(pieces.clone().map(|p| text(p).len()).sum());
+    for piece in pieces {
+        out.extend_from_slice(text(piece));
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A match template paired with an output template: one direction of a map entry, or a
@@ -353,20 +392,34 @@ impl Rule {
     pub fn new(matching: &Template, output: &Template) -> Result<Rule, RouteError> {
         let mut pattern = Pattern::new(matching)?;
         let mut lits = String::from(std::mem::take(&mut pattern.lits));
-        let pieces = output
-            .segments()
-            .iter()
-            .filter_map(|segment| match segment {
+        let mut pieces = Vec::new();
+        for segment in output.segments() {
+            match segment {
                 Segment::Literal(lit) => {
-                    let start = lits.len() as u32;
+                    let start = lits.len();
                     lits.push_str(lit);
-                    Some(OutPiece::Literal(start, lits.len() as u32))
+                    let (Ok(start), Ok(end)) = (u16::try_from(start), u16::try_from(lits.len()))
+                    else {
+                        return Err(RouteError::TemplateTooLarge {
+                            template: output.as_str().to_owned(),
+                            max_params: MAX_PARAMS,
+                        });
+                    };
+                    pieces.push(OutPiece::Literal(start, end));
                 }
-                Segment::Param(name) => pattern.param_index(name).map(OutPiece::Capture),
-            })
-            .collect();
+                // Indexes are below MAX_PARAMS, so they fit a u8.
+                Segment::Param(name) => pieces.extend(
+                    pattern
+                        .param_index(name)
+                        .map(|i| OutPiece::Capture(i as u8)),
+                ),
+            }
+        }
         pattern.lits = lits.into();
-        Ok(Rule { pattern, pieces })
+        Ok(Rule {
+            pattern,
+            pieces: pieces.into(),
+        })
     }
 
     /// The match side.
@@ -374,23 +427,19 @@ impl Rule {
         &self.pattern
     }
 
-    /// Expands the output from captures of `uri` that this rule's pattern made; one
-    /// allocation of the exact size.
-    pub(crate) fn expand(&self, uri: &str, caps: &CaptureBuf) -> String {
-        let text = |&p: &OutPiece| piece_text(p, &self.pattern.lits, uri, caps);
-        let mut out = String::with_capacity(self.pieces.iter().map(|p| text(p).len()).sum());
-        for piece in self.pieces.iter() {
-            out.push_str(text(piece));
-        }
-        out
+    /// The output template's pieces.
+    pub(crate) fn pieces(&self) -> &[OutPiece] {
+        &self.pieces
     }
 
     /// Matches `uri` and, on success, returns the expanded output template.
     pub fn apply(&self, uri: &str) -> Option<String> {
         let mut caps = capture_buf();
-        self.pattern
-            .match_into(Subject::new(uri), &mut caps)
-            .then(|| self.expand(uri, &caps))
+        if !self.pattern.match_into(Subject::new(uri), &mut caps) {
+            return None;
+        }
+        let lits = self.pattern.lits.as_bytes();
+        expand(self.pieces.iter().copied(), lits, uri, &caps)
     }
 }
 
