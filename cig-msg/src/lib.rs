@@ -11,6 +11,7 @@
 //! Modules: [`maildir`] owns mailbox directories.
 #![forbid(unsafe_code)]
 
+pub mod format;
 pub mod maildir;
 
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A message is not in the manual's format, or over a size cap.
+    #[error("message format: {0}")]
+    Format(String),
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {
