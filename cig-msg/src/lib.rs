@@ -8,11 +8,15 @@
 //! assert!(path.join("new").is_dir() && path.join("cur").is_dir() && path.join("tmp").is_dir());
 //! ```
 //!
-//! Modules: [`maildir`] owns mailbox directories.
+//! Modules: [`format`] owns the manual's message format (parse and write); [`maildir`] owns
+//! mailbox directories (create, durable delivery, the watching reader, `failed/`);
+//! [`service`] owns the boundary towards the secure side ([`service::Inbound`] with its
+//! [`service::AckHandle`], [`service::Outbound::deliver`]).
 #![forbid(unsafe_code)]
 
 pub mod format;
 pub mod maildir;
+pub mod service;
 
 use std::path::PathBuf;
 
@@ -23,6 +27,9 @@ pub enum Error {
     /// A message is not in the manual's format, or over a size cap.
     #[error("message format: {0}")]
     Format(String),
+    /// The mailbox watcher could not be set up.
+    #[error("watching a mailbox: {0}")]
+    Watch(String),
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

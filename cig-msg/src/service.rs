@@ -1,0 +1,192 @@
+//! The service boundary towards the secure side (cig-server wires it to UMSG).
+//!
+//! **Inbound** (mailbox / SMS → secure user): a source sends [`Inbound`] values on a
+//! `tokio::sync::mpsc` channel. The message's `from` is already a TEL URI of the gateway and
+//! `to` the secure recipient's TEL URI. The source keeps its copy (the Maildir file, the SMPP
+//! acknowledgement) until [`AckHandle::delivered`] is called, i.e. after the switch accepted the
+//! message; dropping the handle instead means "not delivered", and the source offers the
+//! message again later (never in a hot loop). Delivery is therefore at-least-once: the
+//! message's `id` is stable across retries and restarts so the receiver can drop duplicates.
+//!
+//! **Outbound** (secure user → mailboxes / SMS): [`Outbound::deliver`] takes a message whose
+//! `from`/`to` are the secure source and target URIs, translates them for every write
+//! mailbox (its `map_from`/`map_to`) and writes a copy durably into each one whose maps both
+//! translate; it returns only after every copy is on disk (fsynced). [`Delivered`] says where
+//! copies went; an empty result means no mailbox matched (the caller reports "no route").
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use std::collections::HashSet;
+
+use cig_core::Config;
+use cig_route::Router;
+
+use crate::format::{self, Message, X_SENDER_URI};
+use crate::maildir;
+use crate::{Error, Result};
+
+/// One message from a mailbox or message centre for a secure user, with its acknowledgement.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The translated message (`from`: gateway TEL URI, `to`: recipient TEL URI).
+    pub message: Message,
+    /// Call [`AckHandle::delivered`] once the switch accepted the message.
+    pub ack: AckHandle,
+}
+
+/// Confirms delivery of an [`Inbound`] message to its source. Dropping it unconfirmed leaves
+/// the message at the source for a later retry.
+#[must_use = "the source keeps the message until delivered() is called"]
+pub struct AckHandle {
+    kind: AckKind,
+}
+
+enum AckKind {
+    /// A Maildir file: deleted on delivery; released from the in-flight set either way.
+    File {
+        path: PathBuf,
+        in_flight: Arc<Mutex<HashSet<PathBuf>>>,
+    },
+    /// Any other source: called with `true` on delivery, `false` when dropped unconfirmed.
+    Callback(Option<Box<dyn FnOnce(bool) -> Result<()> + Send>>),
+    Done,
+}
+
+impl std::fmt::Debug for AckHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            AckKind::File { path, .. } => write!(f, "AckHandle(file {})", path.display()),
+            AckKind::Callback(_) => f.write_str("AckHandle(callback)"),
+            AckKind::Done => f.write_str("AckHandle(done)"),
+        }
+    }
+}
+
+impl AckHandle {
+    pub(crate) fn file(path: PathBuf, in_flight: Arc<Mutex<HashSet<PathBuf>>>) -> AckHandle {
+        AckHandle {
+            kind: AckKind::File { path, in_flight },
+        }
+    }
+
+    /// A handle that runs `f(true)` on delivery and `f(false)` when dropped unconfirmed.
+    pub fn callback(f: impl FnOnce(bool) -> Result<()> + Send + 'static) -> AckHandle {
+        AckHandle {
+            kind: AckKind::Callback(Some(Box::new(f))),
+        }
+    }
+
+    /// The switch accepted the message: the source forgets it (deletes the file, …).
+    pub fn delivered(mut self) -> Result<()> {
+        match std::mem::replace(&mut self.kind, AckKind::Done) {
+            AckKind::File { path, in_flight } => {
+                let removed = match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                        op: "delete",
+                        path: path.clone(),
+                        source: e,
+                    }),
+                    _ => Ok(()),
+                };
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&path);
+                removed
+            }
+            AckKind::Callback(Some(f)) => f(true),
+            AckKind::Callback(None) | AckKind::Done => Ok(()),
+        }
+    }
+}
+
+impl Drop for AckHandle {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.kind, AckKind::Done) {
+            AckKind::File { path, in_flight } => {
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&path);
+            }
+            AckKind::Callback(Some(f)) => {
+                if let Err(e) = f(false) {
+                    tracing::warn!("releasing an unacknowledged message: {e}");
+                }
+            }
+            AckKind::Callback(None) | AckKind::Done => {}
+        }
+    }
+}
+
+/// Where [`Outbound::deliver`] put a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivered {
+    /// The files written, one per matching write mailbox.
+    pub files: Vec<PathBuf>,
+}
+
+impl Delivered {
+    /// No destination matched.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// One write mailbox with its translate maps.
+#[derive(Clone, Debug)]
+struct WriteBox {
+    path: PathBuf,
+    map_from: String,
+    map_to: String,
+}
+
+/// Outbound delivery: secure user → every matching write mailbox.
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    router: Arc<Router>,
+    boxes: Vec<WriteBox>,
+}
+
+impl Outbound {
+    /// The write mailboxes of `config`, translated with `router` (built from the same config).
+    pub fn new(config: &Config, router: Arc<Router>) -> Outbound {
+        let boxes = config
+            .mailboxes
+            .write
+            .iter()
+            .map(|m| WriteBox {
+                path: m.path.clone(),
+                map_from: m.maps.map_from.clone(),
+                map_to: m.maps.map_to.clone(),
+            })
+            .collect();
+        Outbound { router, boxes }
+    }
+
+    /// Writes `msg` (from/to: secure source and target URIs) to every write mailbox whose
+    /// `map_from` translates `from` and whose `map_to` translates `to`; `X-Sender-URI` is set to
+    /// the untranslated source when absent. Returns after every copy is durable.
+    pub fn deliver(&self, msg: &Message) -> Result<Delivered> {
+        let mut out = Delivered::default();
+        for b in &self.boxes {
+            let (Ok(from), Ok(to)) = (
+                self.router.translate(&b.map_from, &msg.from),
+                self.router.translate(&b.map_to, &msg.to),
+            ) else {
+                continue;
+            };
+            let mut copy = msg.clone();
+            copy.from = from.uri;
+            copy.to = to.uri;
+            if copy.header(X_SENDER_URI).is_none() {
+                copy.set_header(X_SENDER_URI, msg.from.clone());
+            }
+            let bytes = format::write(&copy)?;
+            out.files.push(maildir::deliver(&b.path, &bytes)?);
+        }
+        Ok(out)
+    }
+}
