@@ -19,3 +19,20 @@ fi
 
 # libsrtp 2.7 + OpenSSL as a Python wheel: the independent SRTP implementation for interop tests.
 python3 -c 'import pylibsrtp' 2>/dev/null || python3 -m pip install -q pylibsrtp
+
+# npm `smpp` 0.5 (node 20) is the independent SMSC of the cig-msg SMPP tests; installed into a
+# cache outside the repository (CIG_NPM_DIR, default ~/.cache/cig-test-npm).
+npm_dir="${CIG_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cig-test-npm}"
+if [ ! -f "$npm_dir/node_modules/smpp/package.json" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends nodejs npm
+    else
+      echo "install-test-deps: not root, cannot install nodejs/npm; the SMPP tests will fail" >&2
+    fi
+  fi
+  mkdir -p "$npm_dir"
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" smpp@0.5
+fi

@@ -17,6 +17,7 @@
 pub mod format;
 pub mod maildir;
 pub mod service;
+pub mod smpp;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,9 @@ pub enum Error {
     /// The mailbox watcher could not be set up.
     #[error("watching a mailbox: {0}")]
     Watch(String),
+    /// SMPP: a malformed PDU, a refused bind or a connection problem.
+    #[error("smpp: {0}")]
+    Smpp(String),
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

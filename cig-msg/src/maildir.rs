@@ -237,7 +237,7 @@ impl Reader {
 }
 
 /// The regular files of `new/` (names starting with `.` skipped), oldest name first.
-fn list_new(new_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn list_new(new_dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = match fs::read_dir(new_dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
@@ -321,7 +321,7 @@ fn take(
 }
 
 /// The file's bytes; `Ok(None)` if it vanished; `Err` if unreadable or over the cap.
-fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, String> {
+pub(crate) fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, String> {
     match fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot stat: {e}")),
@@ -339,7 +339,7 @@ fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// Moves `path` into `<mailbox>/failed/` with a `.reason` file, and logs why.
-fn fail(mailbox: &Path, path: &Path, reason: &str) {
+pub(crate) fn fail(mailbox: &Path, path: &Path, reason: &str) {
     tracing::warn!(
         "mailbox {}: {} moved to {FAILED_DIR}/: {reason}",
         mailbox.display(),
