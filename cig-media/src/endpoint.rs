@@ -52,6 +52,9 @@
 //! assert_eq!(detector.summary().dominant, Some(1000.0));
 //! ```
 
+#[cfg(feature = "tokio")]
+pub mod udp;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

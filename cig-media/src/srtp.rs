@@ -17,7 +17,8 @@ use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Tag};
-use hmac::{Hmac, Mac};
+use hmac::digest::core_api::CoreWrapper;
+use hmac::{HmacCore, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -205,7 +206,9 @@ fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
 struct CmKeys {
     cipher: Aes128,
     salt: Zeroizing<[u8; 14]>,
-    auth: Hmac<Sha1>,
+    /// The keyed HMAC state without the streaming buffer (64 bytes less per key set): each
+    /// packet clones it into a fresh `Hmac` wrapper.
+    auth: HmacCore<Sha1>,
 }
 
 impl CmKeys {
@@ -219,7 +222,7 @@ impl CmKeys {
         CmKeys {
             cipher: Aes128::new(&(*enc).into()),
             salt,
-            auth: <Hmac<Sha1> as KeyInit>::new_from_slice(&auth[..])
+            auth: <HmacCore<Sha1> as KeyInit>::new_from_slice(&auth[..])
                 .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
         }
     }
@@ -239,7 +242,7 @@ impl CmKeys {
 
     /// HMAC-SHA1 over `parts` (keyed state cloned, never re-keyed).
     fn tag(&self, parts: [&[u8]; 2]) -> [u8; 20] {
-        let mut mac = self.auth.clone();
+        let mut mac = CoreWrapper::from_core(self.auth.clone());
         mac.update(parts[0]);
         mac.update(parts[1]);
         mac.finalize().into_bytes().into()
@@ -359,11 +362,20 @@ enum Keys {
 struct ReplayWindow {
     /// Highest accepted index (48-bit SRTP index or 31-bit SRTCP index).
     highest: u64,
-    /// Bit i set: index `highest - i` was accepted.
-    seen: u128,
+    /// Bit i set: index `highest - i` was accepted. A u128 kept as two u64 halves (low
+    /// first), so the window is 8-byte aligned and every stream of every call 16 bytes smaller.
+    seen_halves: [u64; 2],
 }
 
 impl ReplayWindow {
+    fn seen(&self) -> u128 {
+        u128::from(self.seen_halves[0]) | u128::from(self.seen_halves[1]) << 64
+    }
+
+    fn set_seen(&mut self, seen: u128) {
+        self.seen_halves = [seen as u64, (seen >> 64) as u64];
+    }
+
     fn check(&self, index: u64) -> Result<()> {
         if index > self.highest {
             return Ok(());
@@ -371,7 +383,7 @@ impl ReplayWindow {
         let behind = self.highest - index;
         if behind >= REPLAY_WINDOW {
             Err(Error::TooOld)
-        } else if self.seen >> behind & 1 == 1 {
+        } else if self.seen() >> behind & 1 == 1 {
             Err(Error::Replayed)
         } else {
             Ok(())
@@ -381,15 +393,15 @@ impl ReplayWindow {
     fn accept(&mut self, index: u64) {
         if index > self.highest {
             let ahead = index - self.highest;
-            self.seen = if ahead >= REPLAY_WINDOW {
+            let moved = if ahead >= REPLAY_WINDOW {
                 0
             } else {
-                self.seen << ahead
+                self.seen() << ahead
             };
-            self.seen |= 1;
+            self.set_seen(moved | 1);
             self.highest = index;
         } else if self.highest - index < REPLAY_WINDOW {
-            self.seen |= 1 << (self.highest - index);
+            self.set_seen(self.seen() | 1 << (self.highest - index));
         }
     }
 }
@@ -449,7 +461,7 @@ impl Stream {
         } else {
             self.rtp = ReplayWindow {
                 highest: index,
-                seen: 1,
+                seen_halves: [1, 0],
             };
             self.rtp_seen = true;
         }
@@ -469,7 +481,7 @@ impl Stream {
         } else {
             self.rtcp = ReplayWindow {
                 highest: index,
-                seen: 1,
+                seen_halves: [1, 0],
             };
             self.rtcp_seen = true;
         }
@@ -970,7 +982,7 @@ mod tests {
     fn replay_window_edges() {
         let mut w = ReplayWindow {
             highest: 1000,
-            seen: 1,
+            seen_halves: [1, 0],
         };
         assert_eq!(w.check(1000), Err(Error::Replayed));
         assert_eq!(w.check(1000 - 127), Ok(()));
@@ -1024,7 +1036,7 @@ mod tests {
             start in 0u64..1 << 40,
             steps in proptest::collection::vec(-200i64..300, 1..300),
         ) {
-            let mut window = ReplayWindow { highest: start, seen: 1 };
+            let mut window = ReplayWindow { highest: start, seen_halves: [1, 0] };
             let mut model = std::collections::BTreeSet::from([start]);
             let mut index = start;
             for step in steps {
