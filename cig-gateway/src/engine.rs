@@ -1,0 +1,1370 @@
+//! The call engine: the table of calls, each joining a SIP leg and a UMSG leg (docs/calls.md).
+//!
+//! Inputs: [`Engine::on_sip`] (user-agent events), [`Engine::on_sip_placed`] (the handle of an
+//! INVITE the runtime placed), [`Engine::on_umsg_call`] (a UMSG session changed),
+//! [`Engine::on_relay_reply`] / [`Engine::on_relay_event`], link state changes and
+//! [`Engine::handle_timeout`]. Outputs: [`Engine::poll_action`]. The secure side is reached
+//! through the [`Secure`] trait, synchronously.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use cig_core::conf::{Config, Interface, InterfaceKind};
+use cig_media::control::{
+    AddrOverride, Codec as RelayCodec, Command, KeyMaterial, LegConfig, LegUpdate, LocalPorts,
+    PortRange, Reply, SecretBytes, SrtpConfig, SrtpProfileName,
+};
+use cig_mikey_sakke::kdf::SrtpKeys;
+use cig_route::Router;
+use cig_sip::digest::Credentials;
+use cig_sip::message::{NameAddr, Uri};
+use cig_sip::sdp::{self, AudioCapabilities, Codec, NegotiatedAudio, SessionDescription};
+use cig_sip::ua::{CallHandle, EndReason, Event};
+use cig_umsg::call::{CallState as UmsgState, HangupReason, Media, SessionId, session_id_text};
+
+use crate::Error;
+use crate::logfmt::{self, Level, SessionEvent, SessionState};
+use crate::mapping::{reason_for_status, reason_name, status_for_reason};
+use crate::secure::{Secure, SecureCall};
+
+/// A call's number inside the engine (also names its relay session `call-N`).
+pub type CallId = u64;
+
+/// `show call` states (the manual's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Routed.
+    Routed,
+    /// The gateway initiated the call to the receiver.
+    Try,
+    /// Ringing at the receiver.
+    Ring,
+    /// Rejected / declined.
+    Reject,
+    /// Answered, media up.
+    Answer,
+    /// Ended.
+    Hangup,
+}
+
+impl CallState {
+    /// `ROUTED`, `TRY`, `RING`, `REJECT`, `ANSWER` or `HANGUP`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallState::Routed => "ROUTED",
+            CallState::Try => "TRY",
+            CallState::Ring => "RING",
+            CallState::Reject => "REJECT",
+            CallState::Answer => "ANSWER",
+            CallState::Hangup => "HANGUP",
+        }
+    }
+}
+
+/// One `show call` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRow {
+    /// The caller as it came in.
+    pub in_from: String,
+    /// The dialled number as it came in.
+    pub in_to: String,
+    /// The caller as the gateway presents it on the other side.
+    pub out_from: String,
+    /// The mapped destination.
+    pub out_to: String,
+    /// The last completed event.
+    pub state: CallState,
+}
+
+/// What the runtime must do for the SIP side.
+#[derive(Debug, Clone)]
+pub enum SipCommand {
+    /// Place an INVITE (resolve the Request-URI's next hop first) and report the handle with
+    /// [`Engine::on_sip_placed`].
+    Place(Box<Invite>),
+    /// 180 Ringing.
+    Ringing(CallHandle),
+    /// 200 OK with this SDP answer.
+    Answer(CallHandle, Bytes),
+    /// A final error status for an incoming INVITE.
+    Reject(CallHandle, u16),
+    /// BYE (answered) or CANCEL (early).
+    Hangup(CallHandle),
+}
+
+/// An INVITE for the runtime to place.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    /// The engine's call.
+    pub call: CallId,
+    /// Request-URI.
+    pub uri: Uri,
+    /// From.
+    pub from: NameAddr,
+    /// To.
+    pub to: NameAddr,
+    /// SDP offer.
+    pub sdp: Bytes,
+    /// Digest credentials from the map entry's `auth`.
+    pub credentials: Option<Credentials>,
+}
+
+/// What the engine asks of the runtime.
+#[derive(Debug)]
+pub enum Action {
+    /// A SIP user-agent command.
+    Sip(SipCommand),
+    /// A relay request on behalf of `call`; feed the reply to [`Engine::on_relay_reply`].
+    Relay {
+        /// The engine's call.
+        call: CallId,
+        /// The request.
+        command: Box<Command>,
+    },
+    /// One session.log line (with newline).
+    SessionLog(String),
+    /// One cig.log line (with newline).
+    Log(Level, String),
+}
+
+/// Engine settings that do not come from cig.conf.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The address put in SDP when the relay reports an unspecified bind address.
+    pub media_ip: IpAddr,
+    /// The relay's media timeout per session (0: none).
+    pub media_timeout_ms: u32,
+    /// How long an unanswered call may take before it is given up (408 / HANGUP timeout).
+    pub setup_timeout: Duration,
+    /// How long an ended call stays in `show call` (as REJECT or HANGUP).
+    pub linger: Duration,
+    /// RFC 4733 payload type offered on both sides.
+    pub dtmf_pt: u8,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            media_timeout_ms: 30_000,
+            setup_timeout: Duration::from_secs(60),
+            linger: Duration::from_secs(5),
+            dtmf_pt: sdp::DEFAULT_TELEPHONE_EVENT_PT,
+        }
+    }
+}
+
+/// A secure side that is not there (switch disconnected): every dial fails and no session
+/// exists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSecure;
+
+impl Secure for NoSecure {
+    fn dial(
+        &mut self,
+        _to: &str,
+        _offer: &Media,
+        _now: SystemTime,
+    ) -> Result<(SessionId, SrtpKeys), Error> {
+        Err(Error::SwitchUnavailable)
+    }
+    fn growl(&mut self, _id: &SessionId) {}
+    fn answer(&mut self, _id: &SessionId, _media: &Media) {}
+    fn hangup(&mut self, _id: &SessionId, _reason: HangupReason) {}
+    fn call(&self, _id: &SessionId) -> Option<SecureCall> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    SipToSecure,
+    SecureToSip,
+}
+
+#[derive(Debug)]
+enum RelayState {
+    None,
+    Creating,
+    Up { b: LocalPorts },
+    Gone,
+}
+
+#[derive(Debug)]
+struct Call {
+    dir: Dir,
+    in_from: String,
+    in_to: String,
+    out_from: String,
+    out_to: String,
+    state: CallState,
+    created: SystemTime,
+    sip: Option<CallHandle>,
+    umsg: Option<SessionId>,
+    /// SIP → secure: the PBX's offer.
+    sip_offer: Option<SessionDescription>,
+    /// Codec on the relay's legs as created/last updated.
+    a_codec: RelayCodec,
+    b_codec: RelayCodec,
+    relay: RelayState,
+    /// The secure far end's announced media address was given to the relay.
+    a_remote_sent: bool,
+    sip_placed: bool,
+    sip_answered: bool,
+    secure_trying_logged: bool,
+    ring_done: bool,
+    answered: bool,
+    ended_at: Option<SystemTime>,
+    sip_done: bool,
+    secure_done: bool,
+    auth: Option<Credentials>,
+    /// Secure → SIP: the offer's capabilities (relay leg B).
+    b_caps: Option<AudioCapabilities>,
+}
+
+impl Call {
+    fn caller_if(&self) -> String {
+        match self.dir {
+            Dir::SipToSecure => self.sip.map(sip_if_id).unwrap_or_default(),
+            Dir::SecureToSip => self.umsg.as_ref().map(session_id_text).unwrap_or_default(),
+        }
+    }
+    fn callee_if(&self) -> String {
+        match self.dir {
+            Dir::SipToSecure => self.umsg.as_ref().map(session_id_text).unwrap_or_default(),
+            Dir::SecureToSip => self.sip.map(sip_if_id).unwrap_or_default(),
+        }
+    }
+}
+
+/// The SIP interface id of a call in session.log: `sip/N`, the user agent's call handle.
+fn sip_if_id(h: CallHandle) -> String {
+    format!("sip/{}", h.0)
+}
+
+fn relay_session(call: CallId) -> String {
+    format!("call-{call}")
+}
+
+fn call_of_session(s: &str) -> Option<CallId> {
+    s.strip_prefix("call-")?.parse().ok()
+}
+
+fn relay_codec(c: Codec) -> RelayCodec {
+    match c {
+        Codec::Pcmu => RelayCodec::Pcmu,
+        Codec::Pcma => RelayCodec::Pcma,
+    }
+}
+
+fn sip_codec(c: RelayCodec) -> Codec {
+    match c {
+        RelayCodec::Pcmu => Codec::Pcmu,
+        RelayCodec::Pcma => Codec::Pcma,
+    }
+}
+
+fn codec_of_pt(pt: u8) -> Option<RelayCodec> {
+    match pt {
+        0 => Some(RelayCodec::Pcmu),
+        8 => Some(RelayCodec::Pcma),
+        _ => None,
+    }
+}
+
+fn other_codec(c: RelayCodec) -> RelayCodec {
+    match c {
+        RelayCodec::Pcmu => RelayCodec::Pcma,
+        RelayCodec::Pcma => RelayCodec::Pcmu,
+    }
+}
+
+/// `tel:+8888w101` → `tel:+8888;101`: the secure phones' "wait for connect" mark `w` is routed
+/// like the manual's `;` (design.md §3), so maps written with `;` match both.
+pub fn normalize_wait_mark(uri: &str) -> String {
+    match uri.strip_prefix("tel:") {
+        Some(rest) => match rest.find(['w', 'W']) {
+            Some(i) if !rest[..i].contains(';') => {
+                format!("tel:{};{}", &rest[..i], &rest[i + 1..])
+            }
+            _ => uri.to_owned(),
+        },
+        None => uri.to_owned(),
+    }
+}
+
+fn srtp_config(keys: &SrtpKeys) -> SrtpConfig {
+    // UMSG: both directions use the call's one master key and salt (docs/umsg.md §5).
+    let km = || KeyMaterial {
+        key: SecretBytes::new(&keys.master_key),
+        salt: SecretBytes::new(&keys.master_salt),
+    };
+    SrtpConfig {
+        profile: SrtpProfileName::AesCm128HmacSha1_80,
+        inbound: km(),
+        outbound: km(),
+    }
+}
+
+fn leg_config(
+    iface: Option<&Interface>,
+    codec: RelayCodec,
+    dtmf_pt: Option<u8>,
+    remote: Option<SocketAddr>,
+) -> LegConfig {
+    let mut leg = LegConfig::rtp(codec);
+    leg.telephone_event_pt = dtmf_pt;
+    leg.remote = remote;
+    if let Some(i) = iface {
+        leg.bind = i.bind;
+        leg.port_range = i
+            .rtp_port_range
+            .and_then(|(low, high)| PortRange::new(low, high).ok());
+        leg.remote_addr_overrides = i
+            .rtp_remote_addr_override
+            .iter()
+            .map(|&(from, to)| AddrOverride { from, to })
+            .collect();
+    }
+    leg
+}
+
+/// The call engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    router: Router,
+    settings: EngineConfig,
+    calls: BTreeMap<CallId, Call>,
+    by_sip: HashMap<CallHandle, CallId>,
+    by_umsg: HashMap<SessionId, CallId>,
+    out: VecDeque<Action>,
+    next_id: CallId,
+    relay_up: bool,
+    switch_up: bool,
+    ssrc_seed: u32,
+}
+
+impl Engine {
+    /// An engine routing with `config`'s maps. Both links start down ([`Engine::set_links`]).
+    pub fn new(config: &Config, settings: EngineConfig) -> Result<Engine, Error> {
+        Ok(Engine {
+            router: Router::from_config(config)?,
+            config: config.clone(),
+            settings,
+            calls: BTreeMap::new(),
+            by_sip: HashMap::new(),
+            by_umsg: HashMap::new(),
+            out: VecDeque::new(),
+            next_id: 1,
+            relay_up: false,
+            switch_up: false,
+            ssrc_seed: 0x4349_4700,
+        })
+    }
+
+    /// Replaces the configuration for new calls (SIGHUP); calls in progress keep theirs.
+    pub fn reload(&mut self, config: &Config) -> Result<(), Error> {
+        self.router = Router::from_config(config)?;
+        self.config = config.clone();
+        Ok(())
+    }
+
+    /// The configuration new calls use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Sets whether the relay and the switch are connected (new calls are refused with 503
+    /// while either is down). Use [`Engine::relay_lost`] / [`Engine::switch_lost`] to also end
+    /// the calls that depended on a link.
+    pub fn set_links(&mut self, relay_up: bool, switch_up: bool) {
+        self.relay_up = relay_up;
+        self.switch_up = switch_up;
+    }
+
+    /// The relay connection is gone: every call ends (its media is gone), new calls get 503.
+    pub fn relay_lost(&mut self, now: SystemTime, secure: &mut dyn Secure) {
+        self.relay_up = false;
+        let ids: Vec<CallId> = self.live_calls().collect();
+        for id in ids {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.relay = RelayState::Gone;
+            }
+            self.end(id, now, secure, End::local(HangupReason::Error, 503));
+        }
+    }
+
+    /// The relay is connected (again).
+    pub fn relay_restored(&mut self) {
+        self.relay_up = true;
+    }
+
+    /// The switch connection is gone: the UMSG sessions went with it, so every call's SIP leg
+    /// ends; new calls get 503.
+    pub fn switch_lost(&mut self, now: SystemTime, secure: &mut dyn Secure) {
+        self.switch_up = false;
+        let ids: Vec<CallId> = self.live_calls().collect();
+        for id in ids {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.secure_done = true;
+            }
+            self.end(id, now, secure, End::local(HangupReason::Unavailable, 503));
+        }
+    }
+
+    /// The switch is connected and we are registered (again).
+    pub fn switch_restored(&mut self) {
+        self.switch_up = true;
+    }
+
+    /// Ends every call (SIGTERM): BYE / CANCEL / 503 towards SIP, HANGUP(normal) towards UMSG.
+    pub fn hangup_all(&mut self, now: SystemTime, secure: &mut dyn Secure) {
+        let ids: Vec<CallId> = self.live_calls().collect();
+        for id in ids {
+            self.end(id, now, secure, End::local(HangupReason::Normal, 503));
+        }
+    }
+
+    /// Calls not yet ended.
+    pub fn active_calls(&self) -> usize {
+        self.calls.values().filter(|c| c.ended_at.is_none()).count()
+    }
+
+    fn live_calls(&self) -> impl Iterator<Item = CallId> + '_ {
+        self.calls
+            .iter()
+            .filter(|(_, c)| c.ended_at.is_none())
+            .map(|(id, _)| *id)
+    }
+
+    /// The `show call` rows, oldest first (ended calls stay for the linger time).
+    pub fn rows(&self) -> Vec<CallRow> {
+        self.calls
+            .values()
+            .map(|c| CallRow {
+                in_from: c.in_from.clone(),
+                in_to: c.in_to.clone(),
+                out_from: c.out_from.clone(),
+                out_to: c.out_to.clone(),
+                state: c.state,
+            })
+            .collect()
+    }
+
+    /// The next thing for the runtime to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.calls
+            .values()
+            .map(|c| match c.ended_at {
+                Some(t) => t + self.settings.linger,
+                None if !c.answered => c.created + self.settings.setup_timeout,
+                None => SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
+            })
+            .min()
+            .filter(|t| *t < SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4))
+    }
+
+    /// Timers: unanswered calls past the set-up timeout end (408 / HANGUP timeout); ended
+    /// calls leave `show call` after the linger time.
+    pub fn handle_timeout(&mut self, now: SystemTime, secure: &mut dyn Secure) {
+        let linger = self.settings.linger;
+        let setup = self.settings.setup_timeout;
+        let expired: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.ended_at.is_none() && !c.answered && now >= c.created + setup)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.log(
+                now,
+                "Call",
+                Level::Info,
+                format!("call {id}: no answer in time"),
+            );
+            self.end(id, now, secure, End::local(HangupReason::Timeout, 408));
+        }
+        let gone: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.ended_at.is_some_and(|t| now >= t + linger))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(c) = self.calls.remove(&id) {
+                if let Some(h) = c.sip {
+                    self.by_sip.remove(&h);
+                }
+                if let Some(u) = c.umsg {
+                    self.by_umsg.remove(&u);
+                }
+            }
+        }
+    }
+
+    fn log(&mut self, now: SystemTime, module: &str, level: Level, text: String) {
+        self.out.push_back(Action::Log(
+            level,
+            logfmt::log_line(now, module, level, format_args!("{text}")),
+        ));
+    }
+
+    fn session_log(&mut self, now: SystemTime, id: CallId, state: SessionState) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let (ci, cei) = (c.caller_if(), c.callee_if());
+        let line = logfmt::session_line(
+            now,
+            &SessionEvent {
+                caller: &c.in_from,
+                callee: &c.in_to,
+                routed_caller: &c.out_from,
+                routed_callee: &c.out_to,
+                state,
+                caller_if_id: &ci,
+                callee_if_id: &cei,
+            },
+        );
+        self.out.push_back(Action::SessionLog(line));
+    }
+
+    fn sip(&mut self, cmd: SipCommand) {
+        self.out.push_back(Action::Sip(cmd));
+    }
+
+    fn relay(&mut self, call: CallId, command: Command) {
+        self.out.push_back(Action::Relay {
+            call,
+            command: Box::new(command),
+        });
+    }
+
+    fn next_ssrc(&mut self) -> u32 {
+        // A distinct SSRC per offer; the relay keeps its own per leg, this is informational.
+        self.ssrc_seed = self
+            .ssrc_seed
+            .wrapping_mul(1_664_525)
+            .wrapping_add(1_013_904_223);
+        self.ssrc_seed
+    }
+
+    fn new_call(&mut self, dir: Dir, in_from: String, in_to: String, now: SystemTime) -> CallId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.calls.insert(
+            id,
+            Call {
+                dir,
+                in_from,
+                in_to,
+                out_from: String::new(),
+                out_to: String::new(),
+                state: CallState::Routed,
+                created: now,
+                sip: None,
+                umsg: None,
+                sip_offer: None,
+                a_codec: RelayCodec::Pcmu,
+                b_codec: RelayCodec::Pcmu,
+                relay: RelayState::None,
+                a_remote_sent: false,
+                sip_placed: false,
+                sip_answered: false,
+                secure_trying_logged: false,
+                ring_done: false,
+                answered: false,
+                ended_at: None,
+                sip_done: false,
+                secure_done: false,
+                auth: None,
+                b_caps: None,
+            },
+        );
+        id
+    }
+
+    /// Routes a new call, logging `routing` then `routed` or `failed`. On failure the call is
+    /// already marked ended (REJECT) and `None` is returned.
+    fn route(&mut self, id: CallId, on: InterfaceKind, now: SystemTime) -> Option<()> {
+        self.session_log(now, id, SessionState::Routing);
+        let c = self.calls.get(&id)?;
+        let to = match on {
+            InterfaceKind::Tel => normalize_wait_mark(&c.in_to),
+            InterfaceKind::Sip => c.in_to.clone(),
+        };
+        match self.router.route(on, &c.in_from, &to) {
+            Ok(r) => {
+                let auth = r
+                    .auth
+                    .as_deref()
+                    .and_then(|a| self.config.auth(a))
+                    .map(|a| Credentials::new(a.user.clone(), a.password.expose().to_owned()));
+                let c = self.calls.get_mut(&id)?;
+                c.out_from = r.from;
+                c.out_to = r.to;
+                c.auth = auth;
+                let text = format!(
+                    "call {id}: {} -> {} routed to {} -> {} by {} / {}",
+                    c.in_from, c.in_to, c.out_from, c.out_to, r.to_match, r.from_match
+                );
+                self.log(now, "Route", Level::Info, text);
+                self.session_log(now, id, SessionState::Routed);
+                Some(())
+            }
+            Err(e) => {
+                let text = format!("call {id}: {} -> {}: {e}", c.in_from, c.in_to);
+                self.log(now, "Route", Level::Info, text);
+                self.session_log(now, id, SessionState::Failed);
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.state = CallState::Reject;
+                    c.ended_at = Some(now);
+                }
+                None
+            }
+        }
+    }
+
+    // ----- SIP side -------------------------------------------------------------------
+
+    /// A SIP user-agent event.
+    pub fn on_sip(&mut self, ev: Event, now: SystemTime, secure: &mut dyn Secure) {
+        match ev {
+            Event::IncomingCall {
+                call,
+                from,
+                to,
+                sdp,
+                source,
+                ..
+            } => self.incoming_sip(call, &from, &to, &sdp, source, now, secure),
+            Event::Trying { call } => {
+                if let Some(id) = self.by_sip.get(&call).copied() {
+                    self.session_log(now, id, SessionState::Trying);
+                }
+            }
+            Event::Ringing { call, sdp, .. } => {
+                let Some(id) = self.by_sip.get(&call).copied() else {
+                    return;
+                };
+                if let Some(body) = sdp {
+                    self.sip_remote_sdp(id, &body, now);
+                }
+                let Some(c) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                if c.ring_done || c.ended_at.is_some() {
+                    return;
+                }
+                c.ring_done = true;
+                c.state = CallState::Ring;
+                if let Some(u) = c.umsg {
+                    secure.growl(&u);
+                }
+                self.session_log(now, id, SessionState::Ringing);
+            }
+            Event::Answered { call, sdp } => {
+                let Some(id) = self.by_sip.get(&call).copied() else {
+                    return;
+                };
+                self.sip_answered(id, &sdp, now, secure);
+            }
+            Event::Rejected { call, status, .. } => {
+                let Some(id) = self.by_sip.get(&call).copied() else {
+                    return;
+                };
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.sip_done = true;
+                }
+                let text = format!("call {id}: the PBX answered {status}");
+                self.log(now, "Call", Level::Info, text);
+                let mut end = End::local(reason_for_status(status), status);
+                end.reject = true;
+                self.end(id, now, secure, end);
+            }
+            Event::SessionUpdated {
+                call, remote_sdp, ..
+            } => {
+                // Hold / resume or a new address from the PBX: the relay follows.
+                if let Some(id) = self.by_sip.get(&call).copied() {
+                    self.sip_remote_sdp(id, &remote_sdp, now);
+                }
+            }
+            Event::Ended { call, reason } => {
+                let Some(id) = self.by_sip.get(&call).copied() else {
+                    return;
+                };
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.sip_done = true;
+                }
+                let r = match reason {
+                    EndReason::Timeout => HangupReason::Timeout,
+                    _ => HangupReason::Normal,
+                };
+                self.end(id, now, secure, End::local(r, 487));
+            }
+            _ => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn incoming_sip(
+        &mut self,
+        h: CallHandle,
+        from: &NameAddr,
+        to: &NameAddr,
+        body: &[u8],
+        source: SocketAddr,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
+        let (in_from, in_to) = (from.uri.to_string(), to.uri.to_string());
+        if !self.relay_up || !self.switch_up {
+            let text = format!(
+                "INVITE {in_from} -> {in_to} from {source} refused with 503: {} down",
+                if self.relay_up { "switch" } else { "relay" }
+            );
+            self.log(now, "Call", Level::Warn, text);
+            self.sip(SipCommand::Reject(h, 503));
+            return;
+        }
+        let id = self.new_call(Dir::SipToSecure, in_from, in_to, now);
+        self.by_sip.insert(h, id);
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.sip = Some(h);
+        }
+        if self.route(id, InterfaceKind::Sip, now).is_none() {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.sip_done = true;
+            }
+            self.sip(SipCommand::Reject(h, 404));
+            return;
+        }
+        // The PBX's offer decides leg B's codec; the secure side is offered the same first.
+        let probe = AudioCapabilities::new(self.settings.media_ip, 9);
+        let negotiated = SessionDescription::parse(body)
+            .map_err(Error::from)
+            .and_then(|o| {
+                let (_, n) = sdp::answer(&o, &probe, id, 1)?;
+                Ok((o, n))
+            });
+        let (offer, n) = match negotiated {
+            Ok(x) => x,
+            Err(e) => {
+                let text = format!("call {id}: unusable SDP offer ({e}); 488");
+                self.log(now, "Call", Level::Info, text);
+                let mut end = End::local(HangupReason::Error, 488);
+                end.reject = true;
+                self.end(id, now, secure, end);
+                return;
+            }
+        };
+        let codec = relay_codec(n.codec);
+        let media = Media {
+            codecs: vec![
+                codec.static_payload_type(),
+                other_codec(codec).static_payload_type(),
+            ],
+            dtmf_pt: self.settings.dtmf_pt,
+            ssrc: self.next_ssrc(),
+        };
+        let Some(out_to) = self.calls.get(&id).map(|c| c.out_to.clone()) else {
+            return;
+        };
+        let (sid, keys) = match secure.dial(&out_to, &media, now) {
+            Ok(x) => x,
+            Err(e) => {
+                let text = format!("call {id}: cannot call {out_to}: {e}");
+                self.log(now, "Call", Level::Warn, text);
+                let mut end = End::local(HangupReason::Error, 503);
+                end.reject = true;
+                self.end(id, now, secure, end);
+                return;
+            }
+        };
+        self.by_umsg.insert(sid, id);
+        let (tel, sip) = (
+            self.config.interfaces.tel.clone(),
+            self.config.interfaces.sip.clone(),
+        );
+        let mut a = leg_config(tel.as_ref(), codec, Some(self.settings.dtmf_pt), None);
+        a.srtp = Some(srtp_config(&keys));
+        let b = leg_config(
+            sip.as_ref(),
+            codec,
+            n.telephone_event,
+            Some(SocketAddr::new(n.remote_address, n.remote_port)),
+        );
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        c.umsg = Some(sid);
+        c.sip_offer = Some(offer);
+        c.a_codec = codec;
+        c.b_codec = codec;
+        c.state = CallState::Try;
+        c.relay = RelayState::Creating;
+        let timeout = self.settings.media_timeout_ms;
+        self.relay(
+            id,
+            Command::CreateSession {
+                session: relay_session(id),
+                a,
+                b,
+                media_timeout_ms: timeout,
+            },
+        );
+    }
+
+    /// A new remote SDP from the PBX (early media, answer, re-INVITE): leg B follows.
+    fn sip_remote_sdp(&mut self, id: CallId, body: &[u8], now: SystemTime) -> Option<()> {
+        let c = self.calls.get(&id)?;
+        let caps = match c.dir {
+            Dir::SecureToSip => c.b_caps.clone()?,
+            Dir::SipToSecure => AudioCapabilities::new(self.settings.media_ip, 9),
+        };
+        let parsed = SessionDescription::parse(body);
+        let n = match parsed.and_then(|d| match c.dir {
+            Dir::SecureToSip => sdp::accept_answer(&caps, &d),
+            Dir::SipToSecure => sdp::answer(&d, &caps, id, 1).map(|(_, n)| n),
+        }) {
+            Ok(n) => n,
+            Err(e) => {
+                let text = format!("call {id}: unusable SDP from the PBX: {e}");
+                self.log(now, "Call", Level::Warn, text);
+                return None;
+            }
+        };
+        self.update_leg_b(id, &n);
+        Some(())
+    }
+
+    fn update_leg_b(&mut self, id: CallId, n: &NegotiatedAudio) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !matches!(c.relay, RelayState::Up { .. }) {
+            return;
+        }
+        let codec = relay_codec(n.codec);
+        let changed = codec != c.b_codec;
+        c.b_codec = codec;
+        let update = LegUpdate {
+            remote: Some(SocketAddr::new(n.remote_address, n.remote_port)),
+            codec: changed.then_some(codec),
+            payload_type: changed.then_some(n.payload_type),
+            telephone_event_pt: n.telephone_event,
+            ..LegUpdate::default()
+        };
+        self.relay(
+            id,
+            Command::UpdateSession {
+                session: relay_session(id),
+                a: None,
+                b: Some(update),
+            },
+        );
+    }
+
+    fn sip_answered(&mut self, id: CallId, body: &[u8], now: SystemTime, secure: &mut dyn Secure) {
+        if self.sip_remote_sdp(id, body, now).is_none() {
+            // An answer we cannot use: hang up both legs.
+            self.end(id, now, secure, End::local(HangupReason::Error, 488));
+            return;
+        }
+        let dtmf = self.settings.dtmf_pt;
+        let ssrc = self.next_ssrc();
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if c.answered || c.ended_at.is_some() {
+            return;
+        }
+        c.answered = true;
+        c.sip_answered = true;
+        c.state = CallState::Answer;
+        let media = Media {
+            codecs: vec![c.a_codec.static_payload_type()],
+            dtmf_pt: dtmf,
+            ssrc,
+        };
+        if let Some(u) = c.umsg {
+            secure.answer(&u, &media);
+        }
+        self.session_log(now, id, SessionState::Talk);
+    }
+
+    /// The runtime placed the INVITE of [`SipCommand::Place`] (or could not: `None`).
+    pub fn on_sip_placed(
+        &mut self,
+        id: CallId,
+        handle: Option<CallHandle>,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            if let Some(h) = handle {
+                self.sip(SipCommand::Hangup(h));
+            }
+            return;
+        };
+        match handle {
+            Some(h) => {
+                c.sip = Some(h);
+                self.by_sip.insert(h, id);
+                if c.ended_at.is_some() {
+                    // Ended while the INVITE was being placed: cancel it.
+                    self.sip(SipCommand::Hangup(h));
+                }
+            }
+            None => {
+                c.sip_done = true;
+                let text = format!("call {id}: cannot reach {}", c.out_to);
+                self.log(now, "Call", Level::Warn, text);
+                let mut end = End::local(HangupReason::Unavailable, 503);
+                end.reject = true;
+                self.end(id, now, secure, end);
+            }
+        }
+    }
+
+    // ----- secure side ----------------------------------------------------------------
+
+    /// A UMSG call session changed (the client core's `Event::Call`).
+    pub fn on_umsg_call(&mut self, sid: SessionId, now: SystemTime, secure: &mut dyn Secure) {
+        let Some(sc) = secure.call(&sid) else { return };
+        let Some(id) = self.by_umsg.get(&sid).copied() else {
+            if sc.state == UmsgState::Bang && sc.remote_media.is_some() {
+                self.incoming_secure(sid, &sc, now, secure);
+            }
+            return;
+        };
+        if sc.state == UmsgState::Hangup {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.secure_done = true;
+            }
+            let reason = sc.reason.unwrap_or(HangupReason::Normal);
+            let text = format!(
+                "call {id}: secure side ended the call ({})",
+                reason_name(reason)
+            );
+            self.log(now, "Call", Level::Info, text);
+            let mut end = End::local(reason, status_for_reason(reason));
+            end.reject =
+                reason != HangupReason::Normal && !self.calls.get(&id).is_some_and(|c| c.answered);
+            self.end(id, now, secure, end);
+            return;
+        }
+        let Some(c) = self.calls.get(&id) else { return };
+        if c.dir != Dir::SipToSecure || c.ended_at.is_some() {
+            return;
+        }
+        // The state may have moved on by more than one step since the event: catch up.
+        if sc.media_addr.is_some() && !c.secure_trying_logged {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.secure_trying_logged = true;
+            }
+            self.session_log(now, id, SessionState::Trying);
+            self.send_a_remote(id, secure);
+        }
+        let ringing = matches!(sc.state, UmsgState::Growl | UmsgState::Talk);
+        if ringing && !self.calls.get(&id).is_some_and(|c| c.ring_done) {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.ring_done = true;
+                c.state = CallState::Ring;
+                if let Some(h) = c.sip {
+                    self.out.push_back(Action::Sip(SipCommand::Ringing(h)));
+                }
+            }
+            self.session_log(now, id, SessionState::Ringing);
+        }
+        if sc.state == UmsgState::Talk {
+            self.answer_sip_when_ready(id, now, secure);
+        }
+    }
+
+    fn send_a_remote(&mut self, id: CallId, secure: &dyn Secure) {
+        let Some(c) = self.calls.get(&id) else { return };
+        if c.a_remote_sent || !matches!(c.relay, RelayState::Up { .. }) {
+            return;
+        }
+        let Some(sc) = c.umsg.and_then(|u| secure.call(&u)) else {
+            return;
+        };
+        let Some(addr) = sc.media_addr.and_then(|a| a.parse::<SocketAddr>().ok()) else {
+            return;
+        };
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.a_remote_sent = true;
+        }
+        self.relay(
+            id,
+            Command::UpdateSession {
+                session: relay_session(id),
+                a: Some(LegUpdate {
+                    remote: Some(addr),
+                    ..LegUpdate::default()
+                }),
+                b: None,
+            },
+        );
+    }
+
+    /// SIP → secure: TALK arrived; answer the INVITE once the relay session is up.
+    fn answer_sip_when_ready(&mut self, id: CallId, now: SystemTime, secure: &mut dyn Secure) {
+        let Some(c) = self.calls.get(&id) else { return };
+        if c.sip_answered || c.ended_at.is_some() {
+            return;
+        }
+        let RelayState::Up { b, .. } = &c.relay else {
+            return;
+        };
+        let Some(sc) = c.umsg.and_then(|u| secure.call(&u)) else {
+            return;
+        };
+        if sc.state != UmsgState::Talk {
+            return;
+        }
+        let chosen = sc
+            .remote_media
+            .as_ref()
+            .and_then(|m| m.codecs.first().copied())
+            .and_then(codec_of_pt);
+        let Some(chosen) = chosen else {
+            let text = format!("call {id}: the secure callee answered without a G.711 codec");
+            self.log(now, "Call", Level::Warn, text);
+            self.end(id, now, secure, End::local(HangupReason::Error, 488));
+            return;
+        };
+        let ip = if b.ip.is_unspecified() {
+            self.settings.media_ip
+        } else {
+            b.ip
+        };
+        let mut caps = AudioCapabilities::new(ip, b.rtp_port);
+        caps.codecs = vec![sip_codec(c.b_codec)];
+        let Some(offer) = c.sip_offer.as_ref() else {
+            return;
+        };
+        let answer = match sdp::answer(offer, &caps, id, 1) {
+            Ok((a, _)) => Bytes::from(a.to_bytes()),
+            Err(e) => {
+                let text = format!("call {id}: cannot answer the PBX's offer: {e}");
+                self.log(now, "Call", Level::Warn, text);
+                self.end(id, now, secure, End::local(HangupReason::Error, 488));
+                return;
+            }
+        };
+        let a_changed = chosen != c.a_codec;
+        let Some(h) = c.sip else { return };
+        if a_changed {
+            self.relay(
+                id,
+                Command::UpdateSession {
+                    session: relay_session(id),
+                    a: Some(LegUpdate {
+                        codec: Some(chosen),
+                        payload_type: Some(chosen.static_payload_type()),
+                        telephone_event_pt: sc.remote_media.as_ref().map(|m| m.dtmf_pt),
+                        ..LegUpdate::default()
+                    }),
+                    b: None,
+                },
+            );
+        }
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.a_codec = chosen;
+            c.sip_answered = true;
+            c.answered = true;
+            c.state = CallState::Answer;
+        }
+        self.sip(SipCommand::Answer(h, answer));
+        self.session_log(now, id, SessionState::Talk);
+    }
+
+    fn incoming_secure(
+        &mut self,
+        sid: SessionId,
+        sc: &SecureCall,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
+        let id = self.new_call(Dir::SecureToSip, sc.from.clone(), sc.to.clone(), now);
+        self.by_umsg.insert(sid, id);
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.umsg = Some(sid);
+        }
+        if self.route(id, InterfaceKind::Tel, now).is_none() {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.secure_done = true;
+            }
+            secure.hangup(&sid, HangupReason::NoRoute);
+            return;
+        }
+        if !self.relay_up {
+            let text = format!("call {id}: refused, the relay is not connected");
+            self.log(now, "Call", Level::Warn, text);
+            self.end(id, now, secure, End::local(HangupReason::Error, 503));
+            return;
+        }
+        let offered = sc.remote_media.as_ref();
+        let codec = offered
+            .and_then(|m| m.codecs.iter().copied().find_map(codec_of_pt))
+            .unwrap_or(RelayCodec::Pcmu);
+        let remote = sc.media_addr.as_deref().and_then(|a| a.parse().ok());
+        let (tel, sip) = (
+            self.config.interfaces.tel.clone(),
+            self.config.interfaces.sip.clone(),
+        );
+        let mut a = leg_config(tel.as_ref(), codec, offered.map(|m| m.dtmf_pt), remote);
+        a.srtp = Some(srtp_config(&sc.keys));
+        let b = leg_config(sip.as_ref(), codec, Some(self.settings.dtmf_pt), None);
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        c.a_codec = codec;
+        c.b_codec = codec;
+        c.a_remote_sent = true;
+        c.relay = RelayState::Creating;
+        let timeout = self.settings.media_timeout_ms;
+        self.relay(
+            id,
+            Command::CreateSession {
+                session: relay_session(id),
+                a,
+                b,
+                media_timeout_ms: timeout,
+            },
+        );
+    }
+
+    /// Secure → SIP: the relay session is up, place the INVITE with its leg B address.
+    fn place_invite(&mut self, id: CallId, now: SystemTime, secure: &mut dyn Secure) {
+        let Some(c) = self.calls.get(&id) else { return };
+        if c.sip_placed || c.ended_at.is_some() {
+            return;
+        }
+        let RelayState::Up { b, .. } = &c.relay else {
+            return;
+        };
+        let ip = if b.ip.is_unspecified() {
+            self.settings.media_ip
+        } else {
+            b.ip
+        };
+        let mut caps = AudioCapabilities::new(ip, b.rtp_port);
+        caps.codecs = vec![sip_codec(c.b_codec), sip_codec(other_codec(c.b_codec))];
+        let offer = Bytes::from(sdp::offer(&caps, id, 1).to_bytes());
+        let (uri, from) = match (
+            Uri::parse(c.out_to.as_str()),
+            Uri::parse(c.out_from.as_str()),
+        ) {
+            (Ok(u), Ok(f)) => (u, f),
+            _ => {
+                let text = format!(
+                    "call {id}: routed URIs {} / {} are not SIP URIs",
+                    c.out_from, c.out_to
+                );
+                self.log(now, "Call", Level::Warn, text);
+                self.end(id, now, secure, End::local(HangupReason::Error, 500));
+                return;
+            }
+        };
+        let credentials = c.auth.clone();
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.sip_placed = true;
+            c.state = CallState::Try;
+            c.b_caps = Some(caps);
+        }
+        self.sip(SipCommand::Place(Box::new(Invite {
+            call: id,
+            to: NameAddr::new(uri.clone()),
+            uri,
+            from: NameAddr::new(from),
+            sdp: offer,
+            credentials,
+        })));
+    }
+
+    // ----- relay ----------------------------------------------------------------------
+
+    /// The relay's reply to a request made for `id` (an error reply included).
+    pub fn on_relay_reply(
+        &mut self,
+        id: CallId,
+        reply: Reply,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
+        match reply {
+            Reply::SessionCreated { a, b, .. } => {
+                let Some(c) = self.calls.get_mut(&id) else {
+                    self.relay(
+                        id,
+                        Command::DeleteSession {
+                            session: relay_session(id),
+                        },
+                    );
+                    return;
+                };
+                if c.ended_at.is_some() {
+                    c.relay = RelayState::Gone;
+                    self.relay(
+                        id,
+                        Command::DeleteSession {
+                            session: relay_session(id),
+                        },
+                    );
+                    return;
+                }
+                c.relay = RelayState::Up { b };
+                let text = format!(
+                    "call {id}: relay session up, secure leg {}:{}, PBX leg {}:{}",
+                    a.ip, a.rtp_port, b.ip, b.rtp_port
+                );
+                self.log(now, "Relay", Level::Debug, text);
+                let Some(c) = self.calls.get(&id) else { return };
+                match c.dir {
+                    Dir::SipToSecure => {
+                        self.send_a_remote(id, secure);
+                        self.answer_sip_when_ready(id, now, secure);
+                    }
+                    Dir::SecureToSip => self.place_invite(id, now, secure),
+                }
+            }
+            Reply::Error { code, message, .. } => {
+                let text = format!("call {id}: relay refused a request: {code:?} {message}");
+                self.log(now, "Relay", Level::Warn, text);
+                let creating = self
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| matches!(c.relay, RelayState::Creating));
+                if creating {
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.relay = RelayState::Gone;
+                    }
+                    let mut end = End::local(HangupReason::Error, 503);
+                    end.reject = true;
+                    self.end(id, now, secure, end);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An event from the relay (media timeout, session ended by the relay).
+    pub fn on_relay_event(&mut self, event: Reply, now: SystemTime, secure: &mut dyn Secure) {
+        let (session, why) = match &event {
+            Reply::MediaTimeout { session, leg } => (session, format!("no media on leg {leg:?}")),
+            Reply::SessionEnded { session, reason } => (session, reason.clone()),
+            _ => return,
+        };
+        let Some(id) = call_of_session(session) else {
+            return;
+        };
+        if self.calls.get(&id).is_none_or(|c| c.ended_at.is_some()) {
+            return;
+        }
+        let text = format!("call {id}: {why}; ending the call");
+        self.log(now, "Relay", Level::Info, text);
+        if matches!(event, Reply::SessionEnded { .. }) {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.relay = RelayState::Gone;
+            }
+        }
+        self.end(id, now, secure, End::local(HangupReason::Timeout, 408));
+    }
+
+    // ----- ending ---------------------------------------------------------------------
+
+    fn end(&mut self, id: CallId, now: SystemTime, secure: &mut dyn Secure, end: End) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if c.ended_at.is_some() {
+            return;
+        }
+        c.ended_at = Some(now);
+        let was_routed = !c.out_to.is_empty();
+        c.state = if end.reject {
+            CallState::Reject
+        } else {
+            CallState::Hangup
+        };
+        let mut cmds = Vec::new();
+        if !c.sip_done {
+            c.sip_done = true;
+            if let Some(h) = c.sip {
+                match (c.dir, c.sip_answered) {
+                    (Dir::SipToSecure, false) => cmds.push(SipCommand::Reject(h, end.status)),
+                    _ => cmds.push(SipCommand::Hangup(h)),
+                }
+            }
+        }
+        if !c.secure_done {
+            c.secure_done = true;
+            if let Some(u) = c.umsg {
+                secure.hangup(&u, end.reason);
+            }
+        }
+        let delete = matches!(c.relay, RelayState::Up { .. });
+        // A session still being created is deleted when its reply comes (ended_at is set).
+        if delete {
+            c.relay = RelayState::Gone;
+        }
+        for cmd in cmds {
+            self.sip(cmd);
+        }
+        if delete {
+            self.relay(
+                id,
+                Command::DeleteSession {
+                    session: relay_session(id),
+                },
+            );
+        }
+        if was_routed {
+            self.session_log(now, id, SessionState::Hangup);
+        }
+    }
+}
+
+/// How a call ends: the reason towards UMSG and the status towards an unanswered incoming
+/// INVITE, and whether `show call` says REJECT even if it was answered.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    reason: HangupReason,
+    status: u16,
+    reject: bool,
+}
+
+impl End {
+    fn local(reason: HangupReason, status: u16) -> End {
+        End {
+            reason,
+            status,
+            reject: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_mark_is_routed_like_a_semicolon() {
+        assert_eq!(normalize_wait_mark("tel:+8888w101"), "tel:+8888;101");
+        assert_eq!(normalize_wait_mark("tel:+8888;101"), "tel:+8888;101");
+        assert_eq!(normalize_wait_mark("tel:+8888"), "tel:+8888");
+        assert_eq!(normalize_wait_mark("sip:w@x"), "sip:w@x");
+        assert_eq!(call_of_session("call-17"), Some(17));
+        assert_eq!(call_of_session("x-17"), None);
+    }
+}
