@@ -11,6 +11,7 @@ const port = Number(process.argv[2]);
 const deliveries = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
 let throttle = Number(process.argv[4] || 0);
 let ids = 0;
+const quiet = Boolean(process.env.SMSC_QUIET); // perf runs: no line per submit_sm
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const server = smpp.createServer({}, (session) => {
@@ -40,7 +41,7 @@ const server = smpp.createServer({}, (session) => {
       return;
     }
     const sm = pdu.short_message;
-    out({
+    if (!quiet) out({
       ev: 'submit', source: pdu.source_addr, source_ton: pdu.source_addr_ton, dest: pdu.destination_addr,
       dest_ton: pdu.dest_addr_ton, esm_class: pdu.esm_class, data_coding: pdu.data_coding,
       text: sm.message, udh: (sm.udh || []).map((u) => Array.from(u)),
