@@ -1,17 +1,47 @@
 //! Messaging for CIG, the interconnect gateway between a MIKEY-SAKKE secure domain and SIP,
-//! Maildir and SMS: Maildir mailboxes as the manual's "Text message interface" describes them.
+//! Maildir and SMS: the manual's "Text message interface" (Maildir mailboxes in its message
+//! format) and "SMPP interface" (SMS centres over SMPP 3.4), with the translate maps of
+//! cig.conf deciding which mailbox or centre gets which message.
+//!
+//! A text from a secure user, written durably into every matching write mailbox:
 //!
 //! ```
+//! use std::sync::Arc;
+//! use cig_msg::format::{self, Message};
+//! use cig_msg::service::Outbound;
+//!
 //! let dir = tempfile::tempdir().unwrap();
-//! let path = dir.path().join("inbox");
-//! cig_msg::maildir::create_maildir(&path).unwrap();
-//! assert!(path.join("new").is_dir() && path.join("cur").is_dir() && path.join("tmp").is_dir());
+//! let outbox = dir.path().join("outbox");
+//! cig_msg::maildir::create_maildir(&outbox).unwrap(); // new/ cur/ tmp/, mode 2770
+//! let conf = format!(
+//!     r#"translate_map f {{ rule match "tel:+{{n}}" translation "sip:{{n}}@secure.com"; }}
+//!        translate_map t {{ rule match "tel:+8888;{{e}}" translation "sip:{{e}}@pbx.com"; }}
+//!        mailboxes {{ write {{ path "{}"; map_from translate_map f; map_to translate_map t; }} }}"#,
+//!     outbox.display()
+//! );
+//! let config = cig_core::conf::parse(&conf, "cig.conf").unwrap().config;
+//! let router = Arc::new(cig_route::Router::from_config(&config).unwrap());
+//! let outbound = Outbound::new(&config, router);
+//!
+//! let msg = Message {
+//!     from: "tel:+4670123".into(),
+//!     to: "tel:+8888;101".into(),
+//!     text: "Hello".into(),
+//!     ..Message::default()
+//! };
+//! let delivered = outbound.deliver(&msg).unwrap(); // returns after fsync
+//! let written = format::parse(&std::fs::read(&delivered.files[0]).unwrap()).unwrap();
+//! assert_eq!(written.from, "sip:4670123@secure.com");
+//! assert_eq!(written.to, "sip:101@pbx.com");
+//! assert_eq!(written.header("X-Sender-URI"), Some("tel:+4670123"));
 //! ```
 //!
 //! Modules: [`format`] owns the manual's message format (parse and write); [`maildir`] owns
 //! mailbox directories (create, durable delivery, the watching reader, `failed/`);
-//! [`service`] owns the boundary towards the secure side ([`service::Inbound`] with its
-//! [`service::AckHandle`], [`service::Outbound::deliver`]).
+//! [`smpp`] owns the SMS centre client (sans-IO [`smpp::pdu`] codec and [`smpp::text`]
+//! encoding/splitting/reassembly, the tokio driver and its durable spool); [`service`] owns
+//! the boundary towards the secure side ([`service::Inbound`] with its
+//! [`service::AckHandle`], [`service::Outbound::deliver`], [`service::Messaging::start`]).
 #![forbid(unsafe_code)]
 
 pub mod format;

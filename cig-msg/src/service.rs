@@ -11,19 +11,26 @@
 //! **Outbound** (secure user → mailboxes / SMS): [`Outbound::deliver`] takes a message whose
 //! `from`/`to` are the secure source and target URIs, translates them for every write
 //! mailbox (its `map_from`/`map_to`) and writes a copy durably into each one whose maps both
+//! translate, and likewise spools a copy for every message centre whose `write` maps both
 //! translate; it returns only after every copy is on disk (fsynced). [`Delivered`] says where
-//! copies went; an empty result means no mailbox matched (the caller reports "no route").
+//! copies went; an empty result means nothing matched (the caller reports "no route").
+//!
+//! [`Messaging::start`] sets all of this up from a configuration.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use std::collections::HashSet;
 
+use std::time::Duration;
+
 use cig_core::Config;
 use cig_route::Router;
+use tokio::sync::mpsc;
 
 use crate::format::{self, Message, X_SENDER_URI};
-use crate::maildir;
+use crate::maildir::{self, Reader, ReaderConfig};
+use crate::smpp::{Centre, CentreConfig};
 use crate::{Error, Result};
 
 /// One message from a mailbox or message centre for a secure user, with its acknowledgement.
@@ -126,12 +133,14 @@ impl Drop for AckHandle {
 pub struct Delivered {
     /// The files written, one per matching write mailbox.
     pub files: Vec<PathBuf>,
+    /// The spool files written, one per matching message centre.
+    pub spooled: Vec<PathBuf>,
 }
 
 impl Delivered {
     /// No destination matched.
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.files.is_empty() && self.spooled.is_empty()
     }
 }
 
@@ -143,11 +152,12 @@ struct WriteBox {
     map_to: String,
 }
 
-/// Outbound delivery: secure user → every matching write mailbox.
+/// Outbound delivery: secure user → every matching write mailbox and message centre.
 #[derive(Clone, Debug)]
 pub struct Outbound {
     router: Arc<Router>,
     boxes: Vec<WriteBox>,
+    centres: Vec<Arc<Centre>>,
 }
 
 impl Outbound {
@@ -163,7 +173,17 @@ impl Outbound {
                 map_to: m.maps.map_to.clone(),
             })
             .collect();
-        Outbound { router, boxes }
+        Outbound {
+            router,
+            boxes,
+            centres: Vec::new(),
+        }
+    }
+
+    /// Also delivers to these message centres (their `write` maps decide).
+    pub fn with_centres(mut self, centres: Vec<Arc<Centre>>) -> Outbound {
+        self.centres = centres;
+        self
     }
 
     /// Writes `msg` (from/to: secure source and target URIs) to every write mailbox whose
@@ -187,6 +207,80 @@ impl Outbound {
             let bytes = format::write(&copy)?;
             out.files.push(maildir::deliver(&b.path, &bytes)?);
         }
+        for c in &self.centres {
+            out.spooled.extend(c.deliver(msg)?);
+        }
         Ok(out)
+    }
+}
+
+/// Settings of [`Messaging::start`] that cig.conf does not carry.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The gateway's TEL URI (`tel:+8888`): inbound senders must translate to it.
+    pub gateway: String,
+    /// Where the per-centre SMPP spools live (`<spool_root>/<host>_<port>/`).
+    pub spool_root: PathBuf,
+    /// Full scans of read mailboxes besides inotify.
+    pub scan_every: Duration,
+}
+
+/// All messaging of one configuration, running: a reader per read mailbox, a client per
+/// message centre (both feeding one inbound sink) and [`Outbound`] delivery to write
+/// mailboxes and centres. Dropping it stops the readers and clients.
+#[derive(Debug)]
+pub struct Messaging {
+    outbound: Outbound,
+    readers: Vec<Reader>,
+}
+
+impl Messaging {
+    /// Starts readers and centre clients on the current tokio runtime.
+    pub fn start(
+        config: &Config,
+        router: Arc<Router>,
+        settings: &Settings,
+        sink: mpsc::Sender<Inbound>,
+    ) -> Result<Messaging> {
+        let readers = config
+            .mailboxes
+            .read
+            .iter()
+            .map(|m| {
+                Reader::spawn(
+                    ReaderConfig {
+                        path: m.path.clone(),
+                        map_from: m.maps.map_from.clone(),
+                        map_to: m.maps.map_to.clone(),
+                        gateway: settings.gateway.clone(),
+                        scan_every: settings.scan_every,
+                    },
+                    Arc::clone(&router),
+                    sink.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let centres = config
+            .message_centers
+            .iter()
+            .map(|c| {
+                let cc = CentreConfig::from_conf(c, &settings.gateway, &settings.spool_root);
+                Centre::spawn(cc, Arc::clone(&router), sink.clone()).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Messaging {
+            outbound: Outbound::new(config, router).with_centres(centres),
+            readers,
+        })
+    }
+
+    /// [`Outbound::deliver`]: durable copies in every matching write mailbox and centre spool.
+    pub fn deliver(&self, msg: &Message) -> Result<Delivered> {
+        self.outbound.deliver(msg)
+    }
+
+    /// Number of running mailbox readers.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
     }
 }
