@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod backup;
 mod interactive;
 mod keys;
+mod maildir;
 mod mgmt;
 mod read;
 mod route;
@@ -53,6 +54,8 @@ enum Command {
     SetKey(set_key::Args),
     /// List the keystores and their key periods; warn when next month's keys are missing.
     Keys(keys::Args),
+    /// Create a Maildir mailbox for the messaging interface (new/, cur/, tmp/; mode 2770).
+    CreateMaildir(maildir::Args),
     /// Archive cig.conf and userdata/ with a manifest and SHA-256 checksums.
     Backup(backup::BackupArgs),
     /// Verify an archive made by `backup` and restore it (modes, and owners when root).
@@ -70,6 +73,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ("translate", "<OPTIONS> <URI>", "dry-run a translate map"),
     ("set-key", "", "install the gateway's key bundle"),
     ("keys", "", "list the keystores and their key periods"),
+    ("create-maildir", "<PATH>", "create a Maildir mailbox"),
     ("backup", "[--out FILE]", "archive cig.conf and userdata"),
     ("restore", "<FILE>", "restore an archive made by backup"),
     ("help", "", "shows this help"),
@@ -111,6 +115,7 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
         Command::Translate(args) => translate::run(args),
         Command::SetKey(args) => set_key::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::CreateMaildir(args) => maildir::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
     }
