@@ -450,6 +450,11 @@ impl CallRelay {
         }
     }
 
+    /// The (caller, callee) connections of a live call session.
+    pub fn legs(&self, id: &SessionId) -> Option<(ConnId, ConnId)> {
+        self.legs.get(id).copied()
+    }
+
     /// A call frame from `conn`.
     pub fn on_frame(&mut self, conn: ConnId, f: &Frame, reg: &Registrar) -> Vec<Transmit> {
         let Ok(id) = exact::<12>(f, tag::SESSION_ID) else {

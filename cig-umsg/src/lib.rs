@@ -6,7 +6,9 @@
 //!
 //! Modules: [`frame`] (codec), [`register`] (registration, routing identity), [`call`] (call
 //! sessions, switch relay, `show umsg` rows), [`message`] (encrypted text messages),
-//! [`client`] (client core), [`switch`] (switch core).
+//! [`client`] (client core), [`switch`] (switch core), and with the default feature `driver`
+//! [`driver`] (tokio + rustls: client with reconnect and failover, switch with a UDP media
+//! relay).
 //!
 //! ```
 //! use cig_umsg::frame::{Frame, FrameDecoder, FrameType, tag};
@@ -24,6 +26,8 @@
 
 pub mod call;
 pub mod client;
+#[cfg(feature = "driver")]
+pub mod driver;
 pub mod frame;
 pub mod message;
 pub mod register;
@@ -39,4 +43,7 @@ pub enum Error {
     /// A MIKEY-SAKKE step failed (signature, key, encapsulation).
     #[error("MIKEY-SAKKE: {0}")]
     Crypto(cig_mikey_sakke::Error),
+    /// The TLS/TCP transport failed (driver): I/O, TLS, certificates, timeouts.
+    #[error("transport: {0}")]
+    Transport(String),
 }

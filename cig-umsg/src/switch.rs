@@ -70,6 +70,11 @@ impl SwitchCore {
         &self.registrar
     }
 
+    /// The call relay (live call sessions and their legs).
+    pub fn relay(&self) -> &CallRelay {
+        &self.relay
+    }
+
     /// Messages held for offline recipients.
     pub fn stored(&self) -> usize {
         self.stored

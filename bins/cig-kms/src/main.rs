@@ -20,6 +20,8 @@ use clap::{Parser, Subcommand};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
+mod switch;
+
 #[derive(Parser)]
 #[command(
     name = "cig-kms",
@@ -68,12 +70,26 @@ enum Cmd {
         /// A switch address (host:port); repeat for several.
         #[arg(long = "switch")]
         switches: Vec<String>,
-        /// PEM file of the switch's CA certificate.
+        /// PEM file of the switch's CA certificate (default: DIR/switch/ca.pem when
+        /// `switch-cert` made one).
         #[arg(long)]
         switch_ca: Option<PathBuf>,
         /// Write the transfer code to this file (0600) instead of printing it.
         #[arg(long)]
         code_file: Option<PathBuf>,
+    },
+    /// Create (once) the switch CA in DIR/switch/ and issue a TLS server certificate for a
+    /// switch named NAME; prints the file paths.
+    SwitchCert {
+        /// KMS directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The switch's host name (a DNS name or an IP address), the certificate's first SAN.
+        #[arg(long)]
+        name: String,
+        /// An IP address the switch is also dialled by (an IP SAN); repeat for several.
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
     },
     /// I_MESSAGE interop tool.
     Imessage {
@@ -206,6 +222,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             Community::load(&dir)?;
             let mut m = keystore::load(&keystore::keystore_path(&users_dir(&dir), &identity)?)?;
             m.switch_addresses = switches;
+            let switch_ca = switch_ca.or_else(|| {
+                let p = switch::ca_paths(&dir).0;
+                p.exists().then_some(p)
+            });
             m.switch_ca_cert = match switch_ca {
                 Some(p) => Some(
                     String::from_utf8(keystore::read_capped(&p)?.to_vec())
@@ -226,6 +246,12 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 }
                 None => println!("transfer-code={}", code.as_str()),
             }
+        }
+        Cmd::SwitchCert { dir, name, ips } => {
+            let made = switch::issue(&dir, &name, &ips)?;
+            println!("ca={}", made.ca.display());
+            println!("cert={}", made.cert.display());
+            println!("key={}", made.key.display());
         }
         Cmd::Imessage { cmd } => return imessage(cmd),
     }
