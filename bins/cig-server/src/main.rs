@@ -1,0 +1,659 @@
+//! cig-server: the gateway. Loads cig.conf and the keystore, connects to cig-relay, registers
+//! at the switch, listens for SIP, serves the management port, and runs the call engine of
+//! `cig-gateway` between them. Prints `cig-server ready` on stdout once the SIP and management
+//! ports are open and both the relay and the switch are connected.
+
+mod keys;
+mod logs;
+mod relay;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use cig_core::Secret;
+use cig_core::conf::{self, Config, InterfaceKind};
+use cig_gateway::engine::{Action, CallId, Engine, EngineConfig, Invite, SipCommand};
+use cig_gateway::logfmt::Level;
+use cig_gateway::secure::{Secure, SecureCall};
+use cig_mgmt::{
+    CallRow, CallState as MgmtState, LinkState, Provider, RelayStatus, SipStatus, Status, UmsgRow,
+    UmsgStatus,
+};
+use cig_mikey_sakke::kdf::SrtpKeys;
+use cig_mikey_sakke::mikey::KeyPeriod;
+use cig_sip::driver::{self as sipdrv, SipHandle};
+use cig_sip::ua::{OutgoingCall, UaConfig, literal_target};
+use cig_umsg::call::{HangupReason, Media, SessionId};
+use cig_umsg::client::Event as UmsgEvent;
+use cig_umsg::driver::client::{self as umsgdrv, ClientConfig, ClientEvent, ClientHandle};
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::logs::Logs;
+use crate::relay::RelayIn;
+
+/// The gateway server (see the manual's "CIG internals"). Every path and port has a flag so
+/// several instances run side by side unprivileged.
+#[derive(Debug, Parser)]
+#[command(name = "cig-server", version)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "/opt/cig/cig.conf")]
+    config: PathBuf,
+    /// Directory of the keystore (`.ks.<identity>`) and of a dropped `cig.raw` bundle.
+    #[arg(long, default_value = "/opt/cig/userdata")]
+    userdata: PathBuf,
+    /// The identity whose keystore to use when userdata holds several.
+    #[arg(long)]
+    identity: Option<String>,
+    /// Log directory (cig.log, session.log); overrides `log_dir` in cig.conf.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// cig-relay's control socket.
+    #[arg(long, default_value = "/run/cig/relay.sock")]
+    relay_socket: PathBuf,
+    /// Management port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = cig_mgmt::DEFAULT_PORT)]
+    mgmt_port: u16,
+    /// SIP port (UDP and TCP); overrides the sip interface's `port` (default 5060).
+    #[arg(long)]
+    sip_port: Option<u16>,
+    /// SIP address; overrides the sip interface's `bind` (default 0.0.0.0).
+    #[arg(long)]
+    sip_bind: Option<IpAddr>,
+    /// Address written in SDP when the relay reports an unspecified bind address (default: the
+    /// SIP address, or 127.0.0.1 when that is unspecified too).
+    #[arg(long)]
+    media_ip: Option<IpAddr>,
+    /// Switch address `host:port`; repeat for failover. Default: the key bundle's addresses.
+    #[arg(long = "switch")]
+    switches: Vec<String>,
+    /// The notify hook, run with the event name (start, stop, switch-lost, switch-recovered,
+    /// relay-lost, relay-recovered) when it exists.
+    #[arg(long, default_value = "/opt/cig/scripts/notify.sh")]
+    notify: PathBuf,
+    /// Media timeout per call in seconds (0: none).
+    #[arg(long, default_value_t = 30)]
+    media_timeout: u32,
+    /// Seconds an unanswered call may ring before it is given up.
+    #[arg(long, default_value_t = 60)]
+    setup_timeout: u64,
+    /// Write DEBUG lines to cig.log.
+    #[arg(long)]
+    debug: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Fail fast with the same diagnostics as `cig-cli read`.
+    let config = match conf::load(&args.config) {
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("{w}");
+            }
+            l.config
+        }
+        Err(diags) => {
+            eprintln!("{diags}");
+            return ExitCode::from(1);
+        }
+    };
+    let log_dir = args
+        .log_dir
+        .clone()
+        .or_else(|| config.log_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("/var/log/cig"));
+    let mut logs = match Logs::open(&log_dir, args.debug) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cig-server: cannot open logs in {}: {e}", log_dir.display());
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cig-server: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(args, config, &mut logs)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            logs.log("Server", Level::Warn, &format!("stopped: {e}"));
+            eprintln!("cig-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The configuration as cig.log shows it: passwords replaced.
+fn masked(config: &Config) -> String {
+    let mut c = config.clone();
+    for a in &mut c.auths {
+        a.password = Secret::new("********");
+    }
+    for m in &mut c.message_centers {
+        m.password = Secret::new("********");
+    }
+    c.to_string()
+}
+
+/// The secure side over the UMSG driver's live session.
+#[derive(Debug, Clone)]
+struct Umsg(ClientHandle);
+
+impl Secure for Umsg {
+    fn dial(
+        &mut self,
+        to: &str,
+        offer: &Media,
+        _now: SystemTime,
+    ) -> Result<(SessionId, SrtpKeys), cig_gateway::Error> {
+        self.0
+            .with(|s, now| Secure::dial(s, to, offer, now))
+            .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable))
+    }
+    fn growl(&mut self, id: &SessionId) {
+        self.0.with(|s, _| Secure::growl(s, id));
+    }
+    fn answer(&mut self, id: &SessionId, media: &Media) {
+        self.0.with(|s, _| Secure::answer(s, id, media));
+    }
+    fn hangup(&mut self, id: &SessionId, reason: HangupReason) {
+        self.0.with(|s, _| Secure::hangup(s, id, reason));
+    }
+    fn call(&self, id: &SessionId) -> Option<SecureCall> {
+        self.0.with(|s, _| Secure::call(s, id)).flatten()
+    }
+}
+
+/// What the management port reads: a snapshot the main loop refreshes.
+#[derive(Debug)]
+struct Shared {
+    calls: Mutex<Vec<CallRow>>,
+    relay: Mutex<RelayStatus>,
+    umsg: ClientHandle,
+    identity: String,
+    domain: String,
+    sip_bind: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Provider for Shared {
+    fn calls(&self) -> Vec<CallRow> {
+        lock(&self.calls).clone()
+    }
+    fn umsg(&self) -> Vec<UmsgRow> {
+        self.umsg
+            .with(|s, now| s.calls.table(now))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| UmsgRow {
+                from: r.from,
+                to: r.to,
+                state: r.state.to_owned(),
+                time_secs: r.time,
+                id: r.id,
+            })
+            .collect()
+    }
+    fn status(&self) -> Status {
+        let (connection, switch_address) = match self.umsg.state() {
+            umsgdrv::LinkState::Registered { switch } => (LinkState::Connected, switch),
+            umsgdrv::LinkState::Connecting => (LinkState::Connecting, String::new()),
+            umsgdrv::LinkState::Disconnected { .. } => (LinkState::Disconnected, String::new()),
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let period = KeyPeriod::from_unix(now)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            relay: lock(&self.relay).clone(),
+            umsg: UmsgStatus {
+                identity: self.identity.clone(),
+                domain: self.domain.clone(),
+                switch_address,
+                connection,
+                crypto_state: "OK".to_owned(),
+                period,
+            },
+            sip: SipStatus {
+                bind: self.sip_bind.clone(),
+            },
+        }
+    }
+}
+
+/// Runs the notify hook with `event` if it exists (not waited for, except at stop).
+fn notify(script: &Path, event: &str, logs: &mut Logs) -> Option<tokio::process::Child> {
+    if !script.exists() {
+        return None;
+    }
+    match tokio::process::Command::new(script).arg(event).spawn() {
+        Ok(child) => Some(child),
+        Err(e) => {
+            let text = format!("notify hook {} {event}: {e}", script.display());
+            logs.log("Notify", Level::Warn, &text);
+            None
+        }
+    }
+}
+
+fn reap(child: Option<tokio::process::Child>) {
+    if let Some(mut c) = child {
+        tokio::spawn(async move {
+            let _ = c.wait().await;
+        });
+    }
+}
+
+async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> {
+    logs.log(
+        "Server",
+        Level::Init,
+        &format!("cig-server {} starting", env!("CARGO_PKG_VERSION")),
+    );
+    logs.log(
+        "Config",
+        Level::Init,
+        &format!("loaded {}", args.config.display()),
+    );
+    for line in masked(&config).lines() {
+        logs.log("Config", Level::Init, line);
+    }
+
+    // Keys: the older drop-in path first, then the keystore.
+    match keys::import_raw(&args.userdata) {
+        keys::Import::Nothing => {}
+        keys::Import::Imported(k) => logs.log(
+            "Keys",
+            Level::Init,
+            &format!("imported cig.raw into {k}; cig.raw and cig.raw.code removed"),
+        ),
+        keys::Import::Refused(e) => logs.log(
+            "Keys",
+            Level::Warn,
+            &format!("cig.raw refused and left in place: {e}"),
+        ),
+    }
+    let material = keys::load(&args.userdata, args.identity.as_deref())?;
+    logs.log(
+        "Keys",
+        Level::Init,
+        &format!(
+            "identity {} domain {} periods {}",
+            material.identity,
+            material.domain,
+            material
+                .periods
+                .iter()
+                .map(|p| p.period.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+
+    // SIP.
+    let sip_if = config
+        .interface(InterfaceKind::Sip)
+        .cloned()
+        .unwrap_or_default();
+    let sip_ip = args
+        .sip_bind
+        .or(sip_if.bind)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let sip_port = args.sip_port.or(sip_if.port).unwrap_or(5060);
+    let mut ua = UaConfig::new(SocketAddr::new(sip_ip, sip_port));
+    ua.messaging = sip_if.messaging;
+    ua.allow = sip_if.allow.clone();
+    ua.user_agent = format!("CIG {}", env!("CARGO_PKG_VERSION"));
+    let (sip, mut sip_events) = sipdrv::start(ua, seed())
+        .await
+        .map_err(|e| format!("cannot listen for SIP on {sip_ip}:{sip_port}: {e}"))?;
+    logs.log(
+        "SIP",
+        Level::Init,
+        &format!("listening on {} (UDP and TCP)", sip.local_addr()),
+    );
+    let media_ip = args.media_ip.unwrap_or(if sip_ip.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        sip_ip
+    });
+
+    // Engine.
+    let settings = EngineConfig {
+        media_ip,
+        media_timeout_ms: args.media_timeout.saturating_mul(1000),
+        setup_timeout: Duration::from_secs(args.setup_timeout),
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(&config, settings).map_err(|e| e.to_string())?;
+
+    // Switch.
+    let mut ucfg = ClientConfig::new(material.clone());
+    if !args.switches.is_empty() {
+        ucfg.switches = args.switches.clone();
+    }
+    if ucfg.switches.is_empty() {
+        return Err("no switch address: none in the key bundle and no --switch".to_owned());
+    }
+    let (umsg, mut umsg_events) = umsgdrv::start(ucfg);
+    let mut secure = Umsg(umsg.clone());
+
+    // Relay.
+    let (relay_tx, relay_out) = mpsc::unbounded_channel();
+    let (relay_ev_tx, mut relay_events) = mpsc::unbounded_channel();
+    tokio::spawn(relay::run(
+        args.relay_socket.clone(),
+        relay_out,
+        relay_ev_tx,
+    ));
+    let mut relay_pending: HashMap<u64, CallId> = HashMap::new();
+    let mut relay_next: u64 = 1;
+
+    // Management.
+    let shared = Arc::new(Shared {
+        calls: Mutex::new(Vec::new()),
+        relay: Mutex::new(RelayStatus {
+            connected: false,
+            engines_available: 0,
+            engines_total: 0,
+        }),
+        umsg: umsg.clone(),
+        identity: material.identity.clone(),
+        domain: material.domain.clone(),
+        sip_bind: sip.local_addr().ip().to_string(),
+    });
+    let mgmt = cig_mgmt::serve(args.mgmt_port, shared.clone())
+        .await
+        .map_err(|e| format!("cannot open the management port {}: {e}", args.mgmt_port))?;
+    logs.log(
+        "MGMT",
+        Level::Init,
+        &format!("listening on {}", mgmt.local_addr()),
+    );
+    drop(material);
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
+
+    reap(notify(&args.notify, "start", logs));
+    let (mut relay_up, mut switch_up) = (false, false);
+    let (mut relay_was_up, mut switch_was_up) = (false, false);
+    let mut ready = false;
+    loop {
+        let timer = engine.poll_timeout();
+        let sleep = async {
+            match timer.and_then(|t| t.duration_since(SystemTime::now()).ok()) {
+                Some(d) => tokio::time::sleep(d).await,
+                None if timer.is_some() => {}
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(ev) = sip_events.recv() => engine.on_sip(ev, SystemTime::now(), &mut secure),
+            Some(ev) = umsg_events.recv() => match ev {
+                ClientEvent::Registered { switch } => {
+                    logs.log("UMSG", Level::Info, &format!("registered at {switch}"));
+                    switch_up = true;
+                    engine.switch_restored();
+                    if switch_was_up {
+                        reap(notify(&args.notify, "switch-recovered", logs));
+                    }
+                    switch_was_up = true;
+                }
+                ClientEvent::Disconnected { reason } => {
+                    logs.log("UMSG", Level::Warn, &format!("switch connection: {reason}"));
+                    if switch_up {
+                        switch_up = false;
+                        engine.switch_lost(SystemTime::now(), &mut secure);
+                        reap(notify(&args.notify, "switch-lost", logs));
+                    }
+                }
+                ClientEvent::Core(UmsgEvent::Call(id)) => {
+                    engine.on_umsg_call(id, SystemTime::now(), &mut secure);
+                }
+                ClientEvent::Core(UmsgEvent::CallRefused(e)) => {
+                    logs.log("UMSG", Level::Warn, &format!("incoming call refused: {e}"));
+                }
+                ClientEvent::Core(UmsgEvent::Message(m)) => {
+                    // Messaging is cig-msg's; without it a message is fetched and discarded.
+                    logs.log("UMSG", Level::Info, &format!("text message from {} discarded", m.from));
+                }
+                ClientEvent::Core(_) => {}
+            },
+            Some(ev) = relay_events.recv() => match ev {
+                RelayIn::Up { engines_available, engines_total } => {
+                    logs.log("Relay", Level::Info, &format!(
+                        "connected to {} ({engines_available}/{engines_total} crypto engines)",
+                        args.relay_socket.display()));
+                    *lock(&shared.relay) = RelayStatus {
+                        connected: true,
+                        engines_available: u32::try_from(engines_available).unwrap_or(u32::MAX),
+                        engines_total: u32::try_from(engines_total).unwrap_or(u32::MAX),
+                    };
+                    relay_up = true;
+                    engine.relay_restored();
+                    if relay_was_up {
+                        reap(notify(&args.notify, "relay-recovered", logs));
+                    }
+                    relay_was_up = true;
+                }
+                RelayIn::Down(why) => {
+                    logs.log("Relay", Level::Warn, &why);
+                    lock(&shared.relay).connected = false;
+                    relay_pending.clear();
+                    if relay_up {
+                        relay_up = false;
+                        engine.relay_lost(SystemTime::now(), &mut secure);
+                        reap(notify(&args.notify, "relay-lost", logs));
+                    }
+                }
+                RelayIn::Msg(m) => match m.id() {
+                    Some(id) => {
+                        if let Some(call) = relay_pending.remove(&id) {
+                            engine.on_relay_reply(call, m, SystemTime::now(), &mut secure);
+                        }
+                    }
+                    None => engine.on_relay_event(m, SystemTime::now(), &mut secure),
+                },
+            },
+            () = sleep => engine.handle_timeout(SystemTime::now(), &mut secure),
+            _ = sighup.recv() => reload(&args.config, &mut engine, logs),
+            _ = sigusr1.recv() => {
+                if let Err(e) = logs.reopen() {
+                    eprintln!("cig-server: cannot reopen logs: {e}");
+                }
+                logs.log("Server", Level::Info, "log files reopened");
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+        drain(
+            &mut engine,
+            &sip,
+            &mut secure,
+            logs,
+            &relay_tx,
+            &mut relay_pending,
+            &mut relay_next,
+        )
+        .await;
+        *lock(&shared.calls) = rows(&engine);
+        if !ready && relay_up && switch_up {
+            ready = true;
+            logs.log("Server", Level::Info, "ready");
+            println!("cig-server ready");
+        }
+    }
+
+    // SIGTERM: hang up every call properly, give the messages a moment to leave, stop.
+    logs.log("Server", Level::Info, "stopping: hanging up calls");
+    engine.hangup_all(SystemTime::now(), &mut secure);
+    drain(
+        &mut engine,
+        &sip,
+        &mut secure,
+        logs,
+        &relay_tx,
+        &mut relay_pending,
+        &mut relay_next,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    umsg.shutdown().await;
+    mgmt.shutdown().await;
+    if let Some(mut c) = notify(&args.notify, "stop", logs) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
+    }
+    logs.log("Server", Level::Info, "stopped");
+    Ok(())
+}
+
+fn rows(engine: &Engine) -> Vec<CallRow> {
+    use cig_gateway::engine::CallState as S;
+    engine
+        .rows()
+        .into_iter()
+        .map(|r| CallRow {
+            in_from: r.in_from,
+            in_to: r.in_to,
+            out_from: r.out_from,
+            out_to: r.out_to,
+            state: match r.state {
+                S::Routed => MgmtState::Routed,
+                S::Try => MgmtState::Try,
+                S::Ring => MgmtState::Ring,
+                S::Reject => MgmtState::Reject,
+                S::Answer => MgmtState::Answer,
+                S::Hangup => MgmtState::Hangup,
+            },
+        })
+        .collect()
+}
+
+/// SIGHUP: a valid new cig.conf replaces the old one for new calls; a bad one is refused with
+/// its diagnostics in cig.log.
+fn reload(path: &Path, engine: &mut Engine, logs: &mut Logs) {
+    match conf::load(path) {
+        Ok(l) => match engine.reload(&l.config) {
+            Ok(()) => {
+                logs.log(
+                    "Config",
+                    Level::Init,
+                    &format!("reloaded {} for new calls", path.display()),
+                );
+                for line in masked(&l.config).lines() {
+                    logs.log("Config", Level::Init, line);
+                }
+            }
+            Err(e) => logs.log(
+                "Config",
+                Level::Warn,
+                &format!("reload refused, keeping the old configuration: {e}"),
+            ),
+        },
+        Err(diags) => {
+            logs.log(
+                "Config",
+                Level::Warn,
+                &format!(
+                    "reload of {} refused, keeping the old configuration:",
+                    path.display()
+                ),
+            );
+            for line in diags.to_string().lines() {
+                logs.log("Config", Level::Warn, line);
+            }
+        }
+    }
+}
+
+/// Carries out what the engine asked, in order. SIP commands are awaited one by one so a
+/// placed INVITE's handle is known before its events are read.
+async fn drain(
+    engine: &mut Engine,
+    sip: &SipHandle,
+    secure: &mut Umsg,
+    logs: &mut Logs,
+    relay_tx: &mpsc::UnboundedSender<Vec<u8>>,
+    pending: &mut HashMap<u64, CallId>,
+    next: &mut u64,
+) {
+    while let Some(a) = engine.poll_action() {
+        match a {
+            Action::Sip(cmd) => {
+                let r = match cmd {
+                    SipCommand::Place(inv) => {
+                        let call = inv.call;
+                        let handle = place(sip, *inv).await;
+                        if let Err(e) = &handle {
+                            logs.log("SIP", Level::Warn, &format!("call {call}: INVITE: {e}"));
+                        }
+                        engine.on_sip_placed(call, handle.ok(), SystemTime::now(), secure);
+                        Ok(())
+                    }
+                    SipCommand::Ringing(h) => sip.ringing(h).await,
+                    SipCommand::Answer(h, sdp) => sip.answer(h, sdp).await,
+                    SipCommand::Reject(h, status) => sip.reject(h, status).await,
+                    SipCommand::Hangup(h) => sip.hangup(h).await,
+                };
+                if let Err(e) = r {
+                    logs.log("SIP", Level::Debug, &format!("command not applied: {e}"));
+                }
+            }
+            Action::Relay { call, command } => {
+                let id = *next;
+                *next += 1;
+                if let Some(f) = relay::frame(id, *command) {
+                    pending.insert(id, call);
+                    if relay_tx.send(f).is_err() {
+                        pending.remove(&id);
+                    }
+                }
+            }
+            Action::SessionLog(l) => logs.session(&l),
+            Action::Log(level, l) => logs.raw(level, &l),
+        }
+    }
+}
+
+async fn place(sip: &SipHandle, inv: Invite) -> Result<cig_sip::ua::CallHandle, cig_sip::Error> {
+    let target = match literal_target(&inv.uri) {
+        Some(t) => t,
+        None => sipdrv::resolve(&inv.uri).await?,
+    };
+    sip.place_call(OutgoingCall {
+        target,
+        from: inv.from,
+        to: inv.to,
+        sdp: inv.sdp,
+        credentials: inv.credentials,
+    })
+    .await
+}
+
+/// A random seed for the SIP user agent's tags and branches.
+fn seed() -> u64 {
+    use rand_core::RngCore;
+    rand_core::OsRng.next_u64()
+}
