@@ -105,9 +105,7 @@ impl MediaTask {
     ) -> MediaTask {
         let (commands, rx) = unbounded_channel();
         let secure = endpoint.tx.is_some();
-        let join = tokio::spawn(run(
-            socket, remote, secure, endpoint, options, digits, rx,
-        ));
+        let join = tokio::spawn(run(socket, remote, secure, endpoint, options, digits, rx));
         MediaTask { commands, join }
     }
 
