@@ -68,7 +68,25 @@ message_centers {{ smpp {{ hostname "127.0.0.1"; port {port}; user "cig"; passwo
     }
     let rate = n_box as f64 / t.elapsed().as_secs_f64();
     println!(
-        "sink -> mailbox: {n_box} messages in {:?}: {rate:.0} msg/s",
+        "sink -> mailbox, 1 writer: {n_box} messages in {:?}: {rate:.0} msg/s",
+        t.elapsed()
+    );
+    // The same with 4 concurrent deliveries (cig-server can deliver each UMSG message on its
+    // own blocking task): the fsyncs overlap.
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (outbound, secure) = (&outbound, &secure);
+            s.spawn(move || {
+                for i in (w..n_box).step_by(4) {
+                    outbound.deliver(&secure(i)).expect("deliver");
+                }
+            });
+        }
+    });
+    let rate = n_box as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "sink -> mailbox, 4 writers: {n_box} messages in {:?}: {rate:.0} msg/s",
         t.elapsed()
     );
 

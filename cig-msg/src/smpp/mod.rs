@@ -1,12 +1,12 @@
 //! SMPP 3.4 message centres (the manual's `message_centers { smpp { … } }`): an ESME
 //! transceiver per centre with a durable outbound spool.
 //!
-//! [`pdu`] and [`text`] are sans-IO (PDU codec; GSM 03.38 / UCS-2, splitting, reassembly);
-//! this module is the tokio driver: bind_transceiver (interface version 3.4), enquire_link
-//! keepalive, reconnect with back-off (1 s doubling to 30 s), a window of outstanding
-//! submit_sm, ESME_RTHROTTLED / ESME_RMSGQFUL answered by pausing (50 ms doubling to 2 s) and
-//! resending, deliver_sm reassembly (parts missing after the timeout are marked
-//! `[part N missing]`), delivery receipts logged and answered but not forwarded.
+//! [`pdu`], [`text`] and [`session`] are sans-IO: the PDU codec; GSM 03.38 / UCS-2,
+//! splitting and reassembly; the ESME session state machine (bind_transceiver at interface
+//! version 3.4, the submit window, ESME_RTHROTTLED / ESME_RMSGQFUL back-off, enquire_link,
+//! deliver_sm reassembly with a timeout, receipts). This module is the tokio driver around
+//! them: the TCP connection, reconnect with back-off (1 s doubling to 30 s), the spool files
+//! and the inbound sink. Delivery receipts are logged and answered, never forwarded.
 //!
 //! **Spool**: [`Centre::deliver`] translates with the centre's `write` maps and writes the
 //! message (the manual's format, `From`/`To` = SMPP addresses) into the centre's spool, a
@@ -25,9 +25,10 @@
 //! hash of centre, addresses, reference and text, stable across redeliveries.
 
 pub mod pdu;
+pub mod session;
 pub mod text;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -44,7 +45,8 @@ use crate::format::{self, Message};
 use crate::maildir;
 use crate::service::{AckHandle, Inbound};
 use crate::{Error, Result};
-use pdu::{Address, Frame, Pdu, Sm, status};
+use pdu::{Address, status};
+use session::{Event, Session, SessionConfig};
 
 /// One centre's settings.
 #[derive(Clone, Debug)]
@@ -179,7 +181,7 @@ impl Centre {
     }
 }
 
-/// Reconnects forever with back-off.
+/// Reconnects forever with back-off (1 s doubling to 30 s; reset after a successful bind).
 async fn run(
     config: Arc<CentreConfig>,
     router: Arc<Router>,
@@ -187,131 +189,115 @@ async fn run(
     wake: Arc<Notify>,
 ) {
     let mut backoff = Duration::from_secs(1);
-    let mut generation = 0u64;
-    loop {
-        generation += 1;
-        let mut session = Session::new(&config, &router, &sink, generation);
-        match session.run(&wake).await {
-            Ok(()) => return,
-            Err(e) => {
-                if session.bound {
-                    backoff = Duration::from_secs(1);
+    // Spool files are deleted off the session loop, by a blocking task.
+    let (delete_tx, delete_rx) = std::sync::mpsc::channel::<PathBuf>();
+    let (deleted_tx, mut deleted_rx) = mpsc::unbounded_channel::<PathBuf>();
+    let name = config.name.clone();
+    tokio::task::spawn_blocking(move || {
+        while let Ok(path) = delete_rx.recv() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::error!(
+                        "smpp {name}: cannot delete spool file {}: {e}",
+                        path.display()
+                    );
                 }
-                tracing::warn!("smpp {}: {e}; reconnecting in {backoff:?}", config.name);
             }
+            if deleted_tx.send(path).is_err() {
+                return;
+            }
+        }
+    });
+    let mut driver = Driver {
+        config: &config,
+        router: &router,
+        sink: &sink,
+        generation: 0,
+        files: HashMap::new(),
+        known: HashSet::new(),
+        next_id: 0,
+        delete_tx,
+    };
+    loop {
+        driver.generation += 1;
+        let mut bound = false;
+        if let Err(e) = driver.session(&wake, &mut deleted_rx, &mut bound).await {
+            tracing::warn!("smpp {}: {e}; reconnecting in {backoff:?}", config.name);
+        }
+        if bound {
+            backoff = Duration::from_secs(1);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
-/// One submit_sm waiting to go out.
-struct Pending {
-    file: PathBuf,
-    sm: Sm,
-}
-
 /// Acknowledgements from inbound handles: (generation, seqs, status).
 type AckMsg = (u64, Vec<u32>, u32);
 
-struct Session<'a> {
+/// The I/O around a [`Session`]: socket, spool files, sink.
+struct Driver<'a> {
     config: &'a CentreConfig,
     router: &'a Router,
     sink: &'a mpsc::Sender<Inbound>,
+    /// Counts connections, so acknowledgements for an old one are ignored.
     generation: u64,
-    bound: bool,
-    seq: u32,
-    queue: VecDeque<Pending>,
-    outstanding: HashMap<u32, Pending>,
-    remaining: HashMap<PathBuf, usize>,
+    /// Spool files queued in the current session, by session message id.
+    files: HashMap<u64, PathBuf>,
+    /// Spool files queued (or being deleted), so scans do not queue them twice.
     known: HashSet<PathBuf>,
-    throttle: Duration,
-    throttled_until: Option<Instant>,
-    reassembly: text::Reassembly<u32>,
-    started: Instant,
-    out: Vec<u8>,
+    next_id: u64,
+    delete_tx: std::sync::mpsc::Sender<PathBuf>,
 }
 
 static REFERENCE: AtomicU8 = AtomicU8::new(0);
 
-impl<'a> Session<'a> {
-    fn new(
-        config: &'a CentreConfig,
-        router: &'a Router,
-        sink: &'a mpsc::Sender<Inbound>,
-        generation: u64,
-    ) -> Self {
-        Session {
-            config,
-            router,
-            sink,
-            generation,
-            bound: false,
-            seq: 0,
-            queue: VecDeque::new(),
-            outstanding: HashMap::new(),
-            remaining: HashMap::new(),
-            known: HashSet::new(),
-            throttle: Duration::from_millis(50),
-            throttled_until: None,
-            reassembly: text::Reassembly::default(),
-            started: Instant::now(),
-            out: Vec::new(),
-        }
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = if self.seq >= 0x7FFF_FFFF {
-            1
-        } else {
-            self.seq + 1
-        };
-        self.seq
-    }
-
-    fn push(&mut self, status: u32, seq: u32, pdu: Pdu) -> Result<()> {
-        pdu::encode(&Frame { status, seq, pdu }, &mut self.out)
-    }
-
-    async fn run(&mut self, wake: &Notify) -> Result<()> {
+impl Driver<'_> {
+    async fn session(
+        &mut self,
+        wake: &Notify,
+        deleted: &mut mpsc::UnboundedReceiver<PathBuf>,
+        bound: &mut bool,
+    ) -> Result<()> {
         let c = self.config;
-        let addr = (c.host.as_str(), c.port);
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-            .await
-            .map_err(|_| Error::Smpp("connect timed out".into()))?
-            .map_err(|e| Error::Smpp(format!("connect: {e}")))?;
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            TcpStream::connect((c.host.as_str(), c.port)),
+        )
+        .await
+        .map_err(|_| Error::Smpp("connect timed out".into()))?
+        .map_err(|e| Error::Smpp(format!("connect: {e}")))?;
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
-        let seq = self.next_seq();
-        self.push(
-            0,
-            seq,
-            Pdu::BindTransceiver {
+        let mut session = Session::new(
+            SessionConfig {
                 system_id: c.system_id.clone(),
-                password: c.password.expose().to_owned(),
-                system_type: String::new(),
+                password: c.password.clone(),
+                window: c.window,
+                enquire_every: c.enquire_every,
+                reassembly_timeout: c.reassembly_timeout,
             },
+            Instant::now(),
         )?;
-        let mut buf = Vec::with_capacity(8192);
+        // Files queued in an earlier session go again (at-least-once).
+        self.files.clear();
+        self.known.clear();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<AckMsg>();
-        let mut enquire = tokio::time::interval(c.enquire_every);
-        enquire.tick().await;
-        let mut awaiting_enquire: Option<Instant> = None;
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         let mut spool_scan = tokio::time::interval(Duration::from_secs(5));
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
-            if self.bound {
-                self.fill_window()?;
+            while let Some(event) = session.poll_event() {
+                self.event(event, &mut session, &ack_tx)?;
             }
-            if !self.out.is_empty() {
-                wr.write_all(&self.out)
+            *bound = session.is_bound();
+            while let Some(bytes) = session.poll_transmit() {
+                wr.write_all(&bytes)
                     .await
                     .map_err(|e| Error::Smpp(format!("write: {e}")))?;
-                self.out.clear();
             }
-            let throttle_sleep = async {
-                match self.throttled_until {
+            let timer = session.poll_timeout();
+            let sleep = async {
+                match timer {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
                     None => std::future::pending().await,
                 }
@@ -322,52 +308,72 @@ impl<'a> Session<'a> {
                     if n == 0 {
                         return Err(Error::Smpp("connection closed by the centre".into()));
                     }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let mut used = 0;
-                    while let Some((frame, len)) = pdu::decode(&buf[used..])? {
-                        used += len;
-                        if matches!(frame.pdu, Pdu::EnquireLinkResp) {
-                            awaiting_enquire = None;
-                        }
-                        self.handle(frame, &ack_tx)?;
-                    }
-                    buf.drain(..used);
+                    session.handle_input(&chunk[..n], Instant::now())?;
                 }
-                () = throttle_sleep => self.throttled_until = None,
-                () = wake.notified(), if self.bound => self.load_spool(),
-                _ = spool_scan.tick(), if self.bound => self.load_spool(),
+                () = sleep => session.handle_timeout(Instant::now())?,
+                () = wake.notified(), if *bound => self.load_spool(&mut session),
+                _ = spool_scan.tick(), if *bound => self.load_spool(&mut session),
+                Some(path) = deleted.recv() => { self.known.remove(&path); }
                 Some((generation, seqs, st)) = ack_rx.recv() => {
                     if generation == self.generation {
-                        for seq in seqs {
-                            self.push(st, seq, Pdu::DeliverSmResp)?;
-                        }
-                    }
-                }
-                _ = enquire.tick(), if self.bound => {
-                    if awaiting_enquire.is_some_and(|t| t.elapsed() >= c.enquire_every) {
-                        return Err(Error::Smpp("no enquire_link_resp".into()));
-                    }
-                    awaiting_enquire.get_or_insert_with(Instant::now);
-                    let seq = self.next_seq();
-                    self.push(0, seq, Pdu::EnquireLink)?;
-                }
-                _ = housekeeping.tick() => {
-                    if !self.bound && self.started.elapsed() > Duration::from_secs(10) {
-                        return Err(Error::Smpp("no bind_transceiver_resp".into()));
-                    }
-                    let now = self.started.elapsed().as_secs();
-                    let deadline = now.saturating_sub(c.reassembly_timeout.as_secs());
-                    for a in self.reassembly.expire(deadline) {
-                        tracing::warn!("smpp {}: concatenated message {} from {} incomplete after {:?}", c.name, a.reference, a.source, c.reassembly_timeout);
-                        self.forward(a.source, a.dest, a.reference, a.text, a.tags, &ack_tx)?;
+                        session.answer(&seqs, st)?;
                     }
                 }
             }
         }
     }
 
+    fn event(
+        &mut self,
+        event: Event,
+        session: &mut Session,
+        ack_tx: &mpsc::UnboundedSender<AckMsg>,
+    ) -> Result<()> {
+        let c = self.config;
+        match event {
+            Event::Bound => {
+                tracing::info!("smpp {}: bound as transceiver", c.name);
+                self.load_spool(session);
+            }
+            Event::Sent { id } => {
+                if let Some(path) = self.files.remove(&id) {
+                    // Stays in `known` until deleted, so a scan cannot queue it again.
+                    let _ = self.delete_tx.send(path);
+                }
+            }
+            Event::Refused { id, status } => {
+                if let Some(path) = self.files.remove(&id) {
+                    self.known.remove(&path);
+                    let reason = format!("submit_sm refused with status {status:#x}");
+                    maildir::fail(&c.spool, &path, &reason);
+                }
+            }
+            Event::Receipt { source, text } => {
+                tracing::info!("smpp {}: delivery receipt from {source}: {text}", c.name);
+            }
+            Event::Text {
+                source,
+                dest,
+                reference,
+                text,
+                complete,
+                seqs,
+            } => {
+                if !complete {
+                    tracing::warn!(
+                        "smpp {}: concatenated message {reference} from {source} incomplete after {:?}",
+                        c.name,
+                        c.reassembly_timeout
+                    );
+                }
+                self.forward(session, source, dest, reference, text, seqs, ack_tx)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Queues spool files not yet queued in this session.
-    fn load_spool(&mut self) {
+    fn load_spool(&mut self, session: &mut Session) {
         let c = self.config;
         for path in maildir::list_new(&c.spool.join("new")) {
             if self.known.contains(&path) {
@@ -378,178 +384,33 @@ impl<'a> Session<'a> {
                 Ok(None) => continue,
                 Err(e) => Err(e),
             };
-            let parts = parsed.and_then(|m| {
+            let split = parsed.and_then(|m| {
                 let reference = REFERENCE.fetch_add(1, Ordering::Relaxed);
                 let parts = text::split(&m.text, reference).ok_or("text too long for SMS")?;
                 Ok((m, parts))
             });
-            let (m, parts) = match parts {
-                Ok(x) => x,
-                Err(reason) => {
-                    maildir::fail(&c.spool, &path, &reason);
-                    continue;
+            match split {
+                Ok((m, parts)) => {
+                    self.next_id += 1;
+                    self.known.insert(path.clone());
+                    self.files.insert(self.next_id, path);
+                    let (from, to) = (
+                        Address::from_uri_text(&m.from),
+                        Address::from_uri_text(&m.to),
+                    );
+                    session.queue(self.next_id, &from, &to, parts);
                 }
-            };
-            self.known.insert(path.clone());
-            self.remaining.insert(path.clone(), parts.len());
-            for p in parts {
-                self.queue.push_back(Pending {
-                    file: path.clone(),
-                    sm: Sm {
-                        source: Address::from_uri_text(&m.from),
-                        dest: Address::from_uri_text(&m.to),
-                        esm_class: p.esm_class,
-                        data_coding: p.data_coding,
-                        short_message: p.short_message,
-                        ..Sm::default()
-                    },
-                });
+                Err(reason) => maildir::fail(&c.spool, &path, &reason),
             }
         }
     }
 
-    fn fill_window(&mut self) -> Result<()> {
-        if self.throttled_until.is_some() {
-            return Ok(());
-        }
-        while self.outstanding.len() < self.config.window.max(1) {
-            let Some(p) = self.queue.pop_front() else {
-                break;
-            };
-            if !self.remaining.contains_key(&p.file) {
-                continue; // the message failed meanwhile
-            }
-            let seq = self.next_seq();
-            self.push(0, seq, Pdu::SubmitSm(Box::new(p.sm.clone())))?;
-            self.outstanding.insert(seq, p);
-        }
-        Ok(())
-    }
-
-    fn handle(&mut self, frame: Frame, ack_tx: &mpsc::UnboundedSender<AckMsg>) -> Result<()> {
-        let c = self.config;
-        match frame.pdu {
-            Pdu::BindTransceiverResp { .. } if !self.bound => {
-                if frame.status != status::OK {
-                    return Err(Error::Smpp(format!(
-                        "bind refused, status {:#x}",
-                        frame.status
-                    )));
-                }
-                self.bound = true;
-                tracing::info!("smpp {}: bound as transceiver", c.name);
-                self.load_spool();
-            }
-            Pdu::SubmitSmResp { .. } | Pdu::GenericNack => {
-                let Some(p) = self.outstanding.remove(&frame.seq) else {
-                    return Ok(());
-                };
-                match frame.status {
-                    status::OK => {
-                        self.throttle = Duration::from_millis(50);
-                        if let Some(n) = self.remaining.get_mut(&p.file) {
-                            *n -= 1;
-                            if *n == 0 {
-                                self.remaining.remove(&p.file);
-                                self.known.remove(&p.file);
-                                if let Err(e) = std::fs::remove_file(&p.file) {
-                                    tracing::error!(
-                                        "smpp {}: cannot delete spool file {}: {e}",
-                                        c.name,
-                                        p.file.display()
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    status::THROTTLED | status::MSGQFUL => {
-                        tracing::debug!("smpp {}: throttled, pausing {:?}", c.name, self.throttle);
-                        self.queue.push_front(p);
-                        self.throttled_until = Some(Instant::now() + self.throttle);
-                        self.throttle = (self.throttle * 2).min(Duration::from_secs(2));
-                    }
-                    other => {
-                        if self.remaining.remove(&p.file).is_some() {
-                            self.known.remove(&p.file);
-                            maildir::fail(
-                                &c.spool,
-                                &p.file,
-                                &format!("submit_sm refused with status {other:#x}"),
-                            );
-                        }
-                    }
-                }
-            }
-            Pdu::DeliverSm(sm) => self.deliver_sm(frame.seq, *sm, ack_tx)?,
-            Pdu::EnquireLink => self.push(0, frame.seq, Pdu::EnquireLinkResp)?,
-            Pdu::Unbind => {
-                self.push(0, frame.seq, Pdu::UnbindResp)?;
-                return Err(Error::Smpp("unbound by the centre".into()));
-            }
-            Pdu::EnquireLinkResp
-            | Pdu::UnbindResp
-            | Pdu::DeliverSmResp
-            | Pdu::BindTransceiverResp { .. } => {}
-            Pdu::BindTransceiver { .. } | Pdu::SubmitSm(_) | Pdu::Other { .. } => {
-                self.push(status::INVALID_CMD, frame.seq, Pdu::GenericNack)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn deliver_sm(
-        &mut self,
-        seq: u32,
-        sm: Sm,
-        ack_tx: &mpsc::UnboundedSender<AckMsg>,
-    ) -> Result<()> {
-        let c = self.config;
-        let payload: &[u8] = if sm.short_message.is_empty() {
-            sm.tlvs
-                .iter()
-                .find(|(t, _)| *t == pdu::TLV_MESSAGE_PAYLOAD)
-                .map_or(&[], |(_, v)| v.as_slice())
-        } else {
-            &sm.short_message
-        };
-        if sm.esm_class & 0x3C != 0 {
-            // A delivery receipt or other MC notification: log, answer, never forward.
-            let receipt = String::from_utf8_lossy(payload);
-            tracing::info!(
-                "smpp {}: delivery receipt from {}: {receipt}",
-                c.name,
-                sm.source.to_text()
-            );
-            return self.push(status::OK, seq, Pdu::DeliverSmResp);
-        }
-        let (concat, body) = if sm.esm_class & pdu::ESM_UDHI != 0 {
-            match text::parse_udh(payload) {
-                Some(x) => x,
-                None => return self.push(status::SYSERR, seq, Pdu::DeliverSmResp),
-            }
-        } else {
-            (None, payload)
-        };
-        let body = text::decode(sm.data_coding, body);
-        let (source, dest) = (sm.source.to_text(), sm.dest.to_text());
-        match concat {
-            Some((reference, total, part)) if total > 1 => {
-                let now = self.started.elapsed().as_secs();
-                if let Some(a) = self
-                    .reassembly
-                    .add(&source, &dest, reference, total, part, body, seq, now)
-                {
-                    self.forward(a.source, a.dest, a.reference, a.text, a.tags, ack_tx)?;
-                }
-                Ok(())
-            }
-            _ => self.forward(source, dest, 0, body, vec![seq], ack_tx),
-        }
-    }
-
-    /// Translates and hands a complete text to the sink; answers its parts when acknowledged.
+    /// Translates a text from the centre and hands it to the sink; its deliver_sm are
+    /// answered when the handle is acknowledged (or dropped: "retry later").
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
+        session: &mut Session,
         source: String,
         dest: String,
         reference: u16,
@@ -576,10 +437,7 @@ impl<'a> Session<'a> {
                     "smpp {}: message from {source} to {dest} refused: {reason}",
                     c.name
                 );
-                for seq in seqs {
-                    self.push(0x0B, seq, Pdu::DeliverSmResp)?; // ESME_RINVDSTADR
-                }
-                return Ok(());
+                return session.answer(&seqs, status::INVDSTADR);
             }
         };
         let id = format!(
@@ -589,7 +447,7 @@ impl<'a> Session<'a> {
                 source.as_bytes(),
                 dest.as_bytes(),
                 &reference.to_be_bytes(),
-                body.as_bytes()
+                body.as_bytes(),
             ])
         );
         let message = Message {
@@ -600,16 +458,13 @@ impl<'a> Session<'a> {
             ..Message::default()
         };
         let (tx, generation) = (ack_tx.clone(), self.generation);
-        let held = seqs.clone();
         let ack = AckHandle::callback(move |ok| {
             let st = if ok { status::OK } else { status::X_T_APPN };
-            tx.send((generation, held, st))
+            tx.send((generation, seqs, st))
                 .map_err(|_| Error::Smpp("session gone".into()))
         });
-        if let Err(e) = self.sink.try_send(Inbound { message, ack }) {
-            // Full or closed: dropping the handle answers "retry later".
-            drop(e);
-        }
+        // Full or closed: the handle is dropped with the error, which answers "retry later".
+        let _ = self.sink.try_send(Inbound { message, ack });
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ pub mod status {
     pub const OK: u32 = 0;
     pub const INVALID_CMD: u32 = 0x03;
     pub const SYSERR: u32 = 0x08;
+    pub const INVDSTADR: u32 = 0x0B;
     pub const MSGQFUL: u32 = 0x14;
     pub const THROTTLED: u32 = 0x58;
     pub const X_T_APPN: u32 = 0x64;

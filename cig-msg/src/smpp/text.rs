@@ -308,6 +308,11 @@ impl<T> Reassembly<T> {
             .collect()
     }
 
+    /// When the oldest incomplete message was first seen.
+    pub fn oldest(&self) -> Option<u64> {
+        self.pending.values().map(|p| p.first_seen).min()
+    }
+
     /// Number of incomplete messages.
     pub fn len(&self) -> usize {
         self.pending.len()
