@@ -173,6 +173,8 @@ impl LineReader {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::{Just, any};
+
     use super::*;
     use crate::types::CallState;
 
@@ -269,5 +271,57 @@ mod tests {
         let mut r = LineReader::new(8);
         r.feed(b"12345").unwrap();
         assert!(matches!(r.feed(b"6789\n"), Err(Error::LineTooLong { .. })));
+    }
+
+    proptest::proptest! {
+        /// Fed in any chunking, the reader yields exactly the lines a plain split gives
+        /// (up to the last `\n`), and fails only when one of them is over the cap.
+        #[test]
+        fn line_reader_matches_a_plain_split(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..200),
+            cuts in proptest::collection::vec(1usize..20, 1..20),
+            max in 0usize..16,
+        ) {
+            let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let want: Vec<Vec<u8>> = data[..complete]
+                .split(|&b| b == b'\n')
+                .take(data[..complete].iter().filter(|&&b| b == b'\n').count())
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+                .collect();
+            // The reader checks the cap before stripping `\r`.
+            let too_long = data[..complete]
+                .split(|&b| b == b'\n')
+                .any(|l| l.len() > max)
+                || data[complete..].len() > max;
+            let mut r = LineReader::new(max);
+            let mut got = Vec::new();
+            let mut failed = false;
+            let mut rest = data.as_slice();
+            let mut i = 0;
+            'outer: while !rest.is_empty() {
+                let n = cuts[i % cuts.len()].min(rest.len());
+                i += 1;
+                let mut part = &rest[..n];
+                rest = &rest[n..];
+                while !part.is_empty() {
+                    match r.feed(part) {
+                        Ok((used, line)) => {
+                            part = &part[used..];
+                            got.extend(line);
+                        }
+                        Err(Error::LineTooLong { .. }) => {
+                            failed = true;
+                            break 'outer;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(failed, too_long);
+            if !failed {
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 }
