@@ -300,3 +300,24 @@ fn interactive_prompt_reports_a_stopped_server_and_goes_on() {
     p.send("\x04").unwrap();
     p.expect(Eof).unwrap();
 }
+
+#[test]
+fn an_error_reply_is_printed_and_exits_1() {
+    let s = Server::start();
+    // Occupy every connection slot: the next connection is answered "busy".
+    let held: Vec<Client> = (0..cig_mgmt::server::MAX_CONNECTIONS)
+        .map(|_| {
+            let mut c = Client::connect(s.port(), Duration::from_secs(5)).unwrap();
+            c.echo("hold").unwrap();
+            c
+        })
+        .collect();
+    let out = cli(s.port(), &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "cig-cli: cig-server: busy: 32 management connections open\n"
+    );
+    drop(held);
+}
