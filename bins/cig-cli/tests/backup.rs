@@ -99,20 +99,43 @@ fn wipe(root: &Path) {
     fs::remove_file(root.join("cig.conf")).unwrap();
 }
 
-fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+/// A temporary directory with an installation and its backup. Dropping it first makes every
+/// directory writable again, so that an unprivileged run can remove the read-only ones.
+struct Fixture {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    archive: PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        fn unlock(dir: &Path) {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    unlock(&e.path());
+                }
+            }
+        }
+        unlock(self.dir.path());
+    }
+}
+
+fn setup() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("opt-cig");
     fs::create_dir(&root).unwrap();
     install(&root);
     let archive = dir.path().join("backup.tar");
     backup(&root, &archive);
-    (dir, root, archive)
+    Fixture { dir, root, archive }
 }
 
 #[test]
 fn backup_wipe_restore_gives_back_files_modes_and_owners() {
-    let (_dir, root, archive) = setup();
-    let before = snapshot(&root);
+    let f = setup();
+    let (root, archive) = (&f.root, &f.archive);
+    let before = snapshot(root);
     if is_root() {
         assert!(
             before
@@ -120,9 +143,9 @@ fn backup_wipe_restore_gives_back_files_modes_and_owners() {
                 .any(|e| e.0 == "userdata/.ks.tel:+8888" && e.2 == 4242 && e.3 == 4343)
         );
     }
-    wipe(&root);
-    assert!(snapshot(&root).is_empty());
-    let o = cli(&["restore", s(&archive), "--root", s(&root)]);
+    wipe(root);
+    assert!(snapshot(root).is_empty());
+    let o = cli(&["restore", s(archive), "--root", s(root)]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -136,15 +159,16 @@ fn backup_wipe_restore_gives_back_files_modes_and_owners() {
             root.display()
         )
     );
-    assert_eq!(snapshot(&root), before);
+    assert_eq!(snapshot(root), before);
 }
 
 #[test]
 fn restore_over_an_installation_keeps_the_old_one_aside() {
-    let (_dir, root, archive) = setup();
-    let before = snapshot(&root);
+    let f = setup();
+    let (root, archive) = (&f.root, &f.archive);
+    let before = snapshot(root);
     fs::write(root.join("cig.conf"), "changed\n").unwrap();
-    let o = cli(&["restore", s(&archive), "--root", s(&root)]);
+    let o = cli(&["restore", s(archive), "--root", s(root)]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -160,7 +184,7 @@ fn restore_over_an_installation_keeps_the_old_one_aside() {
         fs::read_to_string(Path::new(previous).join("cig.conf")).unwrap(),
         "changed\n"
     );
-    assert_eq!(snapshot(&root), before);
+    assert_eq!(snapshot(root), before);
 }
 
 /// Restore must refuse `archive`, say why, and leave `root` exactly as it was.
@@ -187,8 +211,9 @@ fn refused(root: &Path, archive: &Path, why: &str) {
 
 #[test]
 fn a_damaged_archive_is_refused_and_nothing_touched() {
-    let (dir, root, archive) = setup();
-    let good = fs::read(&archive).unwrap();
+    let f = setup();
+    let (dir, root, archive) = (&f.dir, &f.root, &f.archive);
+    let good = fs::read(archive).unwrap();
     let bad = dir.path().join("bad.tar");
 
     // One flipped bit in the keystore's content.
@@ -199,12 +224,12 @@ fn a_damaged_archive_is_refused_and_nothing_touched() {
         .unwrap();
     flipped[at + 1] ^= 1;
     fs::write(&bad, &flipped).unwrap();
-    refused(&root, &bad, "userdata/.ks.tel:+8888: checksum mismatch");
+    refused(root, &bad, "userdata/.ks.tel:+8888: checksum mismatch");
 
     // Cut short.
     fs::write(&bad, &good[..good.len() / 2]).unwrap();
     refused(
-        &root,
+        root,
         &bad,
         "damaged or not a cig backup: archive: failed to read entire block",
     );
@@ -217,15 +242,15 @@ fn a_damaged_archive_is_refused_and_nothing_touched() {
         .unwrap();
     header[at + 100] ^= 0x01;
     fs::write(&bad, &header).unwrap();
-    refused(&root, &bad, "archive header checksum mismatch");
+    refused(root, &bad, "archive header checksum mismatch");
 
     // Not a tar at all.
     fs::write(&bad, b"hello").unwrap();
-    refused(&root, &bad, "damaged or not a cig backup: first entry");
+    refused(root, &bad, "damaged or not a cig backup: first entry");
 
     // Missing file.
     refused(
-        &root,
+        root,
         &dir.path().join("absent.tar"),
         "absent.tar: No such file or directory",
     );
@@ -258,19 +283,20 @@ fn forged(archive: &Path, out: &Path, edit: impl Fn(String) -> String, extra: &[
 
 #[test]
 fn archives_that_disagree_with_their_manifest_are_refused() {
-    let (dir, root, archive) = setup();
+    let f = setup();
+    let (dir, root, archive) = (&f.dir, &f.root, &f.archive);
     let bad = dir.path().join("forged.tar");
 
-    forged(&archive, &bad, |m| m, &[("userdata/planted", b"x")]);
+    forged(archive, &bad, |m| m, &[("userdata/planted", b"x")]);
     refused(
-        &root,
+        root,
         &bad,
         "userdata/planted: in the archive but not in the manifest",
     );
 
     // Listed in the manifest, with a path outside the two items.
     forged(
-        &archive,
+        archive,
         &bad,
         |m| {
             m.replace(
@@ -280,22 +306,22 @@ fn archives_that_disagree_with_their_manifest_are_refused() {
         },
         &[],
     );
-    refused(&root, &bad, "outside cig.conf and userdata/");
+    refused(root, &bad, "outside cig.conf and userdata/");
 
-    forged(&archive, &bad, |m| m.replace("\"0600\"", "\"9999\""), &[]);
-    refused(&root, &bad, "bad mode");
+    forged(archive, &bad, |m| m.replace("\"0600\"", "\"9999\""), &[]);
+    refused(root, &bad, "bad mode");
 
     forged(
-        &archive,
+        archive,
         &bad,
         |m| m.replace("\"cig-backup\"", "\"other\""),
         &[],
     );
-    refused(&root, &bad, "not cig-backup version 1");
+    refused(root, &bad, "not cig-backup version 1");
 
     // A manifest entry with no archive entry.
     forged(
-        &archive,
+        archive,
         &bad,
         |m| {
             m.replace(
@@ -306,7 +332,7 @@ fn archives_that_disagree_with_their_manifest_are_refused() {
         &[],
     );
     refused(
-        &root,
+        root,
         &bad,
         "userdata/ghost: in the manifest but not in the archive",
     );
