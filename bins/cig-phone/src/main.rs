@@ -39,6 +39,8 @@ use crate::report::{Line, Reporter};
 
 /// Largest attachment read from disk (a message must fit a 256 KiB UMSG frame).
 const MAX_ATTACHMENT: u64 = 200 * 1024;
+/// Time the UMSG driver gets to send the last frames before it is stopped.
+const FLUSH_GRACE: Duration = Duration::from_millis(100);
 /// A received tone counts as the expected one within this many Hz (the detector's grid).
 const TONE_TOLERANCE_HZ: f32 = 10.0;
 
@@ -440,6 +442,10 @@ async fn finish(mut run: Run) -> ExitCode {
         let report = m.stop().await;
         run.media_ended(id, report);
     }
+    // The driver writes queued frames (the HANGUPs above) when it next runs, but a stop
+    // request may win over that wake-up: give it a moment to flush before stopping it, so the
+    // far end sees HANGUP(normal) rather than the connection closing (HANGUP(unavailable)).
+    tokio::time::sleep(FLUSH_GRACE).await;
     run.handle.shutdown().await;
     if let Some(path) = &run.args.record {
         if let Err(e) = std::fs::write(path, wav::encode(&run.recorded)) {
