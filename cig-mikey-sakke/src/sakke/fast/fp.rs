@@ -87,7 +87,7 @@ const fn limbs_from_hex(s: &str) -> Limbs {
 pub(crate) struct Modulus {
     pub(crate) m: Limbs,
     /// `-m^-1 mod 2^64`
-    inv: u64,
+    pub(crate) inv: u64,
 }
 
 impl Modulus {
@@ -198,30 +198,6 @@ impl Modulus {
         select_mask(&d, &e, borrow.wrapping_neg())
     }
 
-    /// `a^e` in Montgomery form for a public exponent `e` (big-endian bytes), fixed 4-bit
-    /// windows with a constant-time table scan.
-    pub(crate) fn pow(&self, a: &Limbs, one: &Limbs, e: &[u8]) -> Limbs {
-        let mut table = [*one; 16];
-        for i in 1..16 {
-            table[i] = self.mul(&table[i - 1], a);
-        }
-        let mut acc = *one;
-        for byte in e {
-            for nibble in [byte >> 4, byte & 0x0f] {
-                for _ in 0..4 {
-                    acc = self.mul(&acc, &acc);
-                }
-                let mut t = [0u64; LIMBS];
-                for (d, entry) in table.iter().enumerate() {
-                    let mask = u64::from((d as u8).ct_eq(&nibble).unwrap_u8()).wrapping_neg();
-                    t = select_mask(&t, entry, mask);
-                }
-                acc = self.mul(&acc, &t);
-            }
-        }
-        acc
-    }
-
     fn to_biguint(&self) -> BigUint {
         limbs_to_biguint(&self.m)
     }
@@ -269,11 +245,12 @@ pub(crate) fn lt(a: &Limbs, m: &Limbs) -> Choice {
 pub(crate) const P: Modulus = Modulus::new(limbs_from_hex(P_HEX));
 pub(crate) const Q: Modulus = Modulus::new(limbs_from_hex(Q_HEX));
 
-/// Per-modulus conversion constants: `R mod m`, `R^2 mod m`.
+/// Per-modulus conversion constants: `R mod m`, `R^2 mod m`, `R^3 mod m`.
 #[derive(Debug)]
 pub(crate) struct MontConsts {
     pub(crate) one: Limbs,
     pub(crate) r2: Limbs,
+    r3: Limbs,
 }
 
 fn mont_consts(md: &Modulus) -> MontConsts {
@@ -282,6 +259,7 @@ fn mont_consts(md: &Modulus) -> MontConsts {
     MontConsts {
         one: biguint_to_limbs(&(&r % &m)),
         r2: biguint_to_limbs(&((&r * &r) % &m)),
+        r3: biguint_to_limbs(&((&r * &r * &r) % &m)),
     }
 }
 
@@ -376,16 +354,12 @@ impl Fp {
         self.0.ct_eq(&[0u64; LIMBS])
     }
 
-    /// `a^(p-2)` (zero maps to zero), constant time.
+    /// `1/a` (zero maps to zero), constant time: the divstep inversion of the Montgomery
+    /// representative `aR` gives `a^-1 R^-1`, and a Montgomery product with `R^3` restores
+    /// `a^-1 R`.
     pub(crate) fn invert(&self) -> Fp {
-        Fp(P.pow(&self.0, &p_consts().one, &p_minus_2()))
+        Fp(P.mul(&P.invert_plain(&self.0), &p_consts().r3))
     }
-}
-
-fn p_minus_2() -> [u8; FP_LEN] {
-    let mut two = [0u64; LIMBS];
-    two[0] = 2;
-    limbs_to_be(&sub_limbs(&P.m, &two).0)
 }
 
 /// Inverts every element with one field inversion (Montgomery's trick); zeros stay zero.
@@ -425,13 +399,7 @@ pub(crate) mod scalar {
 
     /// `a^-1 mod q` (zero maps to zero), constant time.
     pub(crate) fn invert_mod_q(a: &Limbs) -> Limbs {
-        let mut two = [0u64; LIMBS];
-        two[0] = 2;
-        let e = limbs_to_be(&sub_limbs(&Q.m, &two).0);
-        let am = Q.mul(a, &q_consts().r2);
-        let mut one = [0u64; LIMBS];
-        one[0] = 1;
-        Q.mul(&Q.pow(&am, &q_consts().one, &e), &one)
+        Q.invert_plain(a)
     }
 
     /// `x mod q` for any `x < 2^1024`, constant time: q > 2^1021, so `x < 8q` and three

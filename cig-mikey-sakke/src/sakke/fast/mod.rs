@@ -13,6 +13,7 @@ use super::{FP_LEN, PX_HEX, PY_HEX, SSV_LEN};
 pub(crate) mod curve;
 pub(crate) mod fp;
 pub(crate) mod pairing;
+mod safegcd;
 
 use curve::{Affine, FixedBaseTable, Jacobian};
 use fp::{Fp, LIMBS, Limbs, scalar};
