@@ -25,7 +25,7 @@ use cig_media::wav;
 use cig_mikey_sakke::bundle::{self, TransferCode};
 use cig_mikey_sakke::keystore::{self, KeyMaterial};
 use cig_umsg::call::{SessionId, session_id_text};
-use cig_umsg::driver::client::{self, ClientConfig, ClientEvent, ClientHandle};
+use cig_umsg::driver::client::{self, ClientConfig, ClientEvent, ClientHandle, LinkState};
 use cig_umsg::message::{Attachment, Body};
 use clap::Parser;
 use rand_core::OsRng;
@@ -405,7 +405,10 @@ async fn run(args: Args, reporter: Reporter) -> ExitCode {
         if run.phone.finished().is_some() {
             break;
         }
-        let timer = run.phone.poll_timeout().map(until);
+        // Timers act on the live session: while the link is down they wait (the next
+        // Registered event wakes the loop), instead of firing again and again.
+        let registered = matches!(run.handle.state(), LinkState::Registered { .. });
+        let timer = run.phone.poll_timeout().filter(|_| registered).map(until);
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(ev) => run.event(ev),
