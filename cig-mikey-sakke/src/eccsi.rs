@@ -68,34 +68,67 @@ fn random_nonzero_scalar(rng: &mut impl CryptoRngCore) -> Scalar {
     }
 }
 
+/// Window width of the fixed-base tables, in bits.
+const WIDTH: usize = 6;
+/// Largest digit magnitude: digits are signed, in `-32..=32`.
+const HALF: usize = 1 << (WIDTH - 1);
+/// Windows covering a 256-bit scalar (plus the carry of the signed recoding).
+const ROWS: usize = (8 * SCALAR_LEN).div_ceil(WIDTH);
+
+/// The scalar as signed `WIDTH`-bit digits `d_i` in `-32..=32` with `k = sum d_i 2^(WIDTH i)`,
+/// least significant first; constant time (no value-dependent branches or indices).
+fn signed_digits(k: &Scalar) -> [i8; ROWS] {
+    let bytes: [u8; SCALAR_LEN] = k.to_bytes().into();
+    let mut out = [0i8; ROWS];
+    let mut carry = 0u32;
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut w = 0u32;
+        for b in 0..WIDTH {
+            let bit = WIDTH * i + b;
+            if bit < 8 * SCALAR_LEN {
+                let byte = bytes[SCALAR_LEN - 1 - bit / 8];
+                w |= u32::from((byte >> (bit % 8)) & 1) << b;
+            }
+        }
+        let d = w + carry;
+        // digits above 32 become d - 64 with a carry into the next window
+        carry = (d + HALF as u32 - 1) >> WIDTH;
+        *o = (d as i32 - ((carry as i32) << WIDTH)) as i8;
+    }
+    out
+}
+
 /// `[k]G` for the P-256 generator, constant time in `k`.
 ///
-/// Uses a table of `[d * 16^i]G` for every nibble position `i` and digit `d`, so the product is
-/// 64 mixed additions; each table row is scanned completely with constant-time selects.
+/// Uses a table of `[d * 64^i]G` for every window position `i` and digit `d` in `0..=32`, so
+/// the product is 43 mixed additions of signed digits; each table row is scanned completely
+/// with constant-time selects and the entry negated by a select for negative digits.
 fn mul_g(k: &Scalar) -> ProjectivePoint {
     let table = generator_table();
-    let mut bytes: [u8; SCALAR_LEN] = k.to_bytes().into();
+    let mut digits = signed_digits(k);
     let mut acc = ProjectivePoint::IDENTITY;
-    for (i, row) in table.iter().enumerate() {
-        let nibble = (bytes[SCALAR_LEN - 1 - i / 2] >> (4 * (i % 2))) & 0x0f;
+    for (row, &d) in table.iter().zip(&digits) {
+        let neg = (d >> 7) as u8 & 1;
+        let abs = (d as u8 ^ neg.wrapping_neg()).wrapping_add(neg);
         let mut entry = AffinePoint::IDENTITY;
-        for (d, p) in row.iter().enumerate() {
-            entry.conditional_assign(p, (d as u8).ct_eq(&nibble));
+        for (i, p) in row.iter().enumerate() {
+            entry.conditional_assign(p, (i as u8).ct_eq(&abs));
         }
+        entry.conditional_assign(&-entry, Choice::from(neg));
         acc += entry;
     }
-    bytes.zeroize();
+    digits.zeroize();
     acc
 }
 
 /// `[k]B` from a table of `B`'s multiples, for a public `k` (skips zero digits).
 fn mul_table_vartime(table: &PointTable, k: &Scalar) -> ProjectivePoint {
-    let bytes: [u8; SCALAR_LEN] = k.to_bytes().into();
     let mut acc = ProjectivePoint::IDENTITY;
-    for (i, row) in table.iter().enumerate() {
-        let nibble = (bytes[SCALAR_LEN - 1 - i / 2] >> (4 * (i % 2))) & 0x0f;
-        if nibble != 0 {
-            acc += row[usize::from(nibble)];
+    for (row, d) in table.iter().zip(signed_digits(k)) {
+        match d {
+            0 => {}
+            1.. => acc += row[d.unsigned_abs() as usize],
+            _ => acc -= row[d.unsigned_abs() as usize],
         }
     }
     acc
@@ -106,23 +139,23 @@ fn mul_g_vartime(k: &Scalar) -> ProjectivePoint {
     mul_table_vartime(generator_table(), k)
 }
 
-/// `[d * 16^i]B` for every nibble position `i` and digit `d` (64 KiB).
-type PointTable = [[AffinePoint; 16]; 64];
+/// `[d * 64^i]B` for every window position `i` and digit `d` in `0..=32` (95 KiB).
+type PointTable = [[AffinePoint; HALF + 1]; ROWS];
 
 fn build_table(base: ProjectivePoint) -> Box<PointTable> {
-    let mut proj = vec![ProjectivePoint::IDENTITY; 64 * 16];
+    let mut proj = vec![ProjectivePoint::IDENTITY; ROWS * (HALF + 1)];
     let mut base = base;
-    for row in proj.chunks_mut(16) {
-        for d in 1..16 {
+    for row in proj.chunks_mut(HALF + 1) {
+        for d in 1..=HALF {
             row[d] = row[d - 1] + base;
         }
-        // next base = 16 * base
-        base = row[15] + base;
+        // next base = 64 * base
+        base = row[HALF].double();
     }
-    let mut affine = vec![AffinePoint::IDENTITY; 64 * 16];
+    let mut affine = vec![AffinePoint::IDENTITY; ROWS * (HALF + 1)];
     ProjectivePoint::batch_normalize(&proj, &mut affine);
-    let mut table = Box::new([[AffinePoint::IDENTITY; 16]; 64]);
-    for (dst, src) in table.iter_mut().zip(affine.chunks(16)) {
+    let mut table = Box::new([[AffinePoint::IDENTITY; HALF + 1]; ROWS]);
+    for (dst, src) in table.iter_mut().zip(affine.chunks(HALF + 1)) {
         dst.copy_from_slice(src);
     }
     table

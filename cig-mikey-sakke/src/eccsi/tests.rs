@@ -138,3 +138,35 @@ fn round_trip_and_rejections() {
     assert_eq!(format!("{:?}", key.ssk), "Ssk(<redacted>)");
     assert_eq!(Kpak::from_bytes(&kpak.to_bytes()), Ok(kpak));
 }
+
+fn scalar_from_seed(bytes: &[u8; 32]) -> Scalar {
+    <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*bytes))
+}
+
+#[test]
+fn signed_windows_at_the_edges() {
+    // -1 = q - 1 has every window at its largest digit before recoding
+    for k in [
+        Scalar::ZERO,
+        Scalar::ONE,
+        -Scalar::ONE,
+        Scalar::from(32u64),
+        Scalar::from(33u64),
+    ] {
+        assert_eq!(mul_g(&k), ProjectivePoint::GENERATOR * k);
+        assert_eq!(mul_g_vartime(&k), ProjectivePoint::GENERATOR * k);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// The signed-window table products agree with p256's own scalar multiplication.
+    #[test]
+    fn table_products_match_p256(k in proptest::prelude::any::<[u8; 32]>(), b in proptest::prelude::any::<[u8; 32]>()) {
+        let k = scalar_from_seed(&k);
+        proptest::prop_assert_eq!(mul_g(&k), ProjectivePoint::GENERATOR * k);
+        let base = ProjectivePoint::GENERATOR * scalar_from_seed(&b);
+        let table = build_table(base);
+        proptest::prop_assert_eq!(mul_table_vartime(&table, &k), base * k);
+    }
+}
