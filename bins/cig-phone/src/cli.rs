@@ -162,6 +162,9 @@ pub struct Args {
     /// Hang up this many seconds after a call is answered.
     #[arg(long, value_name = "SECONDS", value_parser = parse_secs)]
     pub hangup_after: Option<Duration>,
+    /// Give up a dialled call not answered within this many seconds (HANGUP reason timeout).
+    #[arg(long, default_value = "60", value_parser = parse_secs)]
+    pub ring_timeout: Duration,
     /// Send a text message once registered (repeat for several).
     #[arg(long, num_args = 2, value_names = ["TO", "TEXT"])]
     pub send_message: Vec<String>,

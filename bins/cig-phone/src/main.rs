@@ -176,6 +176,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
             dtmf: args.dtmf.clone(),
             dtmf_delay: args.dtmf_delay,
             hangup_after: args.hangup_after,
+            ring_timeout: args.ring_timeout,
             messages,
             calls: args.calls,
             messages_expected: args.messages,

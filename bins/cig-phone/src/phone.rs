@@ -40,6 +40,9 @@ pub struct Script {
     pub dtmf_delay: std::time::Duration,
     /// Hang up this long after the answer.
     pub hangup_after: Option<std::time::Duration>,
+    /// A dialled call not answered this long after the BANG is hung up with reason timeout
+    /// (docs/umsg.md §5: 60 s).
+    pub ring_timeout: std::time::Duration,
     /// Messages to send once registered.
     pub messages: Vec<(String, Body)>,
     /// Finished once this many calls ended.
@@ -100,6 +103,8 @@ struct Track {
     answer_at: Option<SystemTime>,
     dtmf_at: Option<SystemTime>,
     hangup_at: Option<SystemTime>,
+    /// Caller: give up unanswered at this time.
+    give_up_at: Option<SystemTime>,
 }
 
 impl Track {
@@ -113,6 +118,7 @@ impl Track {
             answer_at: None,
             dtmf_at: None,
             hangup_at: None,
+            give_up_at: None,
         }
     }
 
@@ -121,10 +127,15 @@ impl Track {
     }
 
     fn next_timer(&self) -> Option<SystemTime> {
-        [self.answer_at, self.dtmf_at, self.hangup_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.answer_at,
+            self.dtmf_at,
+            self.hangup_at,
+            self.give_up_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -280,6 +291,7 @@ impl Phone {
                     s.send(frame);
                     let mut t = Track::new(Dir::Out);
                     t.local = Some(offer);
+                    t.give_up_at = Some(now + self.script.ring_timeout);
                     self.tracks.insert(id, t);
                     self.sync(s, id, now, rng);
                 }
@@ -453,6 +465,12 @@ impl Phone {
             if t.hangup_at.is_some_and(|at| at <= now) {
                 t.hangup_at = None;
                 if let Some(f) = s.calls.hangup(&id, HangupReason::Normal) {
+                    s.send(f);
+                }
+            }
+            if t.give_up_at.is_some_and(|at| at <= now) {
+                t.give_up_at = None;
+                if let Some(f) = s.calls.hangup(&id, HangupReason::Timeout) {
                     s.send(f);
                 }
             }
@@ -649,6 +667,7 @@ impl Phone {
         });
         t.answered = true;
         t.media = true;
+        t.give_up_at = None;
         if self.script.dtmf.is_some() {
             t.dtmf_at = Some(now + self.script.dtmf_delay);
         }
@@ -669,6 +688,7 @@ impl Phone {
         t.answer_at = None;
         t.dtmf_at = None;
         t.hangup_at = None;
+        t.give_up_at = None;
         let (dir, answered, media) = (t.dir, t.answered, t.media);
         t.media = false;
         if media {
@@ -699,6 +719,7 @@ mod tests {
             dtmf: None,
             dtmf_delay: Duration::from_millis(500),
             hangup_after: None,
+            ring_timeout: Duration::from_secs(60),
             messages: Vec::new(),
             calls: None,
             messages_expected: None,
@@ -976,6 +997,23 @@ mod tests {
         net.disconnect(0);
         assert_eq!(net.calls(1).last().unwrap(), "HANGUP:unavailable");
         assert_eq!(net.calls(0).last().unwrap(), "HANGUP:unavailable");
+    }
+
+    #[test]
+    fn unanswered_call_times_out_after_the_ring_timeout() {
+        let mut caller = script();
+        caller.dial = Some("tel:+101".into());
+        let mut callee = script();
+        callee.answer = AnswerMode::Never;
+        let mut net = Net::new(vec![caller, callee]);
+        net.connect(1);
+        net.connect(0);
+        net.advance(Duration::from_secs(59));
+        assert_eq!(net.calls(0), ["CREATE", "BANG", "GROWL"]);
+        net.advance(Duration::from_secs(1));
+        assert_eq!(net.calls(0).last().unwrap(), "HANGUP:timeout");
+        assert_eq!(net.calls(1).last().unwrap(), "HANGUP:timeout");
+        assert_eq!(net.st[0].phone.finished(), Some(false));
     }
 
     #[test]

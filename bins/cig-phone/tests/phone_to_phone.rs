@@ -288,18 +288,20 @@ fn busy_declined_and_unanswered() {
         let (_, code) = callee.finish();
         assert_eq!(code, 0);
     }
-    // Nobody answers: the caller gives up (--exit-after counts from start-up, so it leaves
-    // room for registration and the BANG on a loaded machine).
+    // Nobody answers: the caller gives up after its ring timeout with reason timeout.
     let mut callee = d.phone("tel:+2003", &["--answer", "never", "--calls", "1"]);
     callee.wait("registered", &[]);
-    let mut caller = d.phone("tel:+1003", &["--dial", "tel:+2003", "--exit-after", "4"]);
+    let mut caller = d.phone(
+        "tel:+1003",
+        &["--dial", "tel:+2003", "--ring-timeout", "1.5"],
+    );
     caller.wait("call", &[("state", "GROWL")]);
-    callee.wait("call", &[("state", "HANGUP"), ("reason", "normal")]);
+    callee.wait("call", &[("state", "HANGUP"), ("reason", "timeout")]);
     let (_, code) = caller.finish();
     assert_eq!(code, 3);
     assert_eq!(
         caller.states(),
-        ["CREATE", "BANG", "GROWL", "HANGUP:normal"]
+        ["CREATE", "BANG", "GROWL", "HANGUP:timeout"]
     );
     assert_eq!(callee.finish().1, 0);
     // Nobody registered as the number dialled.
