@@ -122,7 +122,7 @@ impl ConstantTimeEq for MasterSecret {
 
 /// The KMS public key Z = [z]P, `04 || x || y` (257 octets).
 ///
-/// The fixed-base table for Z (2.7 MiB) is built on first use and shared by clones. Recipients
+/// The fixed-base table for Z (2.3 MiB) is built on first use and shared by clones. Recipients
 /// encapsulated to more than once get a table of their own `[b]P + Z` (the second time; at most
 /// [`RECIPIENT_TABLES`] kept), which halves the cost of later encapsulations to them.
 #[derive(Clone)]
@@ -133,7 +133,7 @@ pub struct KmsPublicKey {
     recipients: Arc<Mutex<RecipientCache>>,
 }
 
-/// How many per-recipient tables a [`KmsPublicKey`] keeps (2.7 MiB each).
+/// How many per-recipient tables a [`KmsPublicKey`] keeps (2.3 MiB each).
 pub const RECIPIENT_TABLES: usize = 4;
 
 /// Identifiers seen by [`encapsulate`], most recent last, with a table once seen twice.

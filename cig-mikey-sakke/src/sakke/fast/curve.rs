@@ -1,10 +1,11 @@
 //! Points of E: y^2 = x^3 - 3x over F_p in Jacobian coordinates, and fixed-base tables.
 //!
-//! Secret scalars only meet [`FixedBaseTable`] multiplication: 4-bit windows with a table row
+//! Secret scalars only meet [`FixedBaseTable`] multiplication: signed 7-bit windows with a table row
 //! per window position (no doublings), every row scanned completely with constant-time
 //! selects, and the identity cases of the mixed addition resolved by selects too.
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::Zeroize;
 
 use super::fp::{Fp, LIMBS, Limbs, batch_invert};
 
@@ -190,26 +191,46 @@ impl Jacobian {
 }
 
 /// Window width of the fixed-base tables, in bits.
-pub(crate) const WIDTH: usize = 6;
-/// Entries per window (digits `0..2^WIDTH`).
-pub(crate) const ENTRIES: usize = 1 << WIDTH;
-/// Windows covering a 1024-bit scalar.
+pub(crate) const WIDTH: usize = 7;
+/// Largest digit magnitude: digits are signed, in `-64..=64`.
+const HALF: usize = 1 << (WIDTH - 1);
+/// Entries per table row (digits `0..=64`).
+pub(crate) const ENTRIES: usize = HALF + 1;
+/// Windows covering a 1024-bit scalar (plus the carry of the signed recoding).
 pub(crate) const WINDOWS: usize = (LIMBS * 64).div_ceil(WIDTH);
 
-/// Digit `window` (`WIDTH` bits) of a 1024-bit little-endian scalar. The limb indices depend
+/// A 1024-bit little-endian scalar as signed `WIDTH`-bit digits `d_i` in `-64..=64` with
+/// `k = sum d_i 2^(WIDTH i)`, least significant first. Constant time: the limb indices depend
 /// only on the public window position.
-pub(crate) fn digit(k: &Limbs, window: usize) -> u8 {
-    let bit = WIDTH * window;
-    let (limb, shift) = (bit / 64, bit % 64);
-    let mut d = k[limb] >> shift;
-    if shift + WIDTH > 64 && limb + 1 < LIMBS {
-        d |= k[limb + 1] << (64 - shift);
+pub(crate) fn signed_digits(k: &Limbs) -> [i8; WINDOWS] {
+    let mut out = [0i8; WINDOWS];
+    let mut carry = 0u64;
+    for (window, o) in out.iter_mut().enumerate() {
+        let bit = WIDTH * window;
+        let (limb, shift) = (bit / 64, bit % 64);
+        let mut w = k[limb] >> shift;
+        if shift + WIDTH > 64 && limb + 1 < LIMBS {
+            w |= k[limb + 1] << (64 - shift);
+        }
+        let d = (w & ((1 << WIDTH) - 1)) + carry;
+        // digits above 64 become d - 128 with a carry into the next window
+        carry = (d + HALF as u64 - 1) >> WIDTH;
+        *o = (d as i64 - ((carry as i64) << WIDTH)) as i8;
     }
-    (d & (ENTRIES as u64 - 1)) as u8
+    out
 }
 
-/// `[d * 2^(WIDTH i)]B` for every window position `i` and digit `d` in `1..2^WIDTH` (entry 0
-/// unused): 171 rows of 64 points, 2.7 MiB.
+/// `|d|` and whether `d < 0`, constant time.
+pub(crate) fn split_digit(d: i8) -> (u8, Choice) {
+    let neg = (d as u8) >> 7;
+    (
+        (d as u8 ^ neg.wrapping_neg()).wrapping_add(neg),
+        Choice::from(neg),
+    )
+}
+
+/// `[d * 2^(WIDTH i)]B` for every window position `i` and digit `d` in `1..=64` (entry 0
+/// unused): 147 rows of 65 points, 2.3 MiB.
 pub(crate) struct FixedBaseTable {
     rows: Vec<[Affine; ENTRIES]>,
 }
@@ -235,7 +256,7 @@ impl FixedBaseTable {
                 let next = jac[row_start + d - 1].add_vartime(&b);
                 jac.push(next);
             }
-            b = jac[row_start + ENTRIES / 2].double();
+            b = jac[row_start + HALF].double();
         }
         let mut zs: Vec<Fp> = jac.iter().map(|p| p.z).collect();
         batch_invert(&mut zs);
@@ -251,28 +272,64 @@ impl FixedBaseTable {
     }
 
     /// Constant-time lookup of `[digit * 2^(WIDTH window)]B`; the flag is set for digit 0.
-    fn lookup(&self, window: usize, digit: u8) -> (Affine, Choice) {
+    fn lookup(&self, window: usize, digit: i8) -> (Affine, Choice) {
+        let (abs, neg) = split_digit(digit);
         let mut out = Affine::default();
         for (d, entry) in self.rows[window].iter().enumerate() {
-            out.conditional_assign(entry, (d as u8).ct_eq(&digit));
+            out.conditional_assign(entry, (d as u8).ct_eq(&abs));
         }
-        (out, digit.ct_eq(&0))
+        out.y.conditional_assign(&out.y.neg(), neg);
+        (out, abs.ct_eq(&0))
     }
 
     /// `sum [k_j] B_j` over (table, scalar) pairs, each scalar below q, constant time in the
     /// scalars.
     ///
-    /// The partial sum before adding a table entry is a combination of the bases with
-    /// coefficients below `2^(WIDTH i)`, so it equals `±` the entry only through an unknown linear
-    /// relation between independent bases (negligible); for a single base it never does.
+    /// The partial sum before adding the entry of window `i` is a combination of the bases with
+    /// coefficients of magnitude below `2^(WIDTH i - 1)`, while the entry's is at least
+    /// `2^(WIDTH i)` and, below the top window, at most `2^1021 < q`: so the two are equal or
+    /// opposite only through an unknown linear relation between independent bases
+    /// (negligible). For a single base the top window (digit 1, coefficient `2^1022 > q`) meets
+    /// the partial sum `k - 2^1022` only for the one scalar `k = 2^1023 mod q`
+    /// (probability 2^-1021 for the hash-derived `r`; the result is then wrong, not leaked).
     pub(crate) fn mul(terms: &[(&FixedBaseTable, &Limbs)]) -> Jacobian {
+        let mut digits: Vec<[i8; WINDOWS]> = terms.iter().map(|(_, k)| signed_digits(k)).collect();
         let mut acc = Jacobian::identity();
         for window in 0..WINDOWS {
-            for (table, k) in terms {
-                let (entry, none) = table.lookup(window, digit(k, window));
+            for ((table, _), ds) in terms.iter().zip(&digits) {
+                let (entry, none) = table.lookup(window, ds[window]);
                 acc = acc.add_affine_ct(&entry, none);
             }
         }
+        digits.iter_mut().for_each(|d| d.zeroize());
         acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_bigint::{BigInt, BigUint};
+
+    fn recompose(ds: &[i8; WINDOWS]) -> BigInt {
+        ds.iter()
+            .rev()
+            .fold(BigInt::default(), |acc, &d| (acc << WIDTH) + d)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// The signed recoding sums back to the scalar, every digit in -64..=64.
+        #[test]
+        fn signed_digits_recompose(k in proptest::prelude::any::<[u64; LIMBS]>()) {
+            let ds = signed_digits(&k);
+            proptest::prop_assert!(ds.iter().all(|d| (-64..=64).contains(d)));
+            let big = BigUint::from_slice(&k.iter().flat_map(|l| [*l as u32, (*l >> 32) as u32]).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(recompose(&ds), BigInt::from(big));
+            for d in ds {
+                let (abs, neg) = split_digit(d);
+                proptest::prop_assert_eq!(i16::from(abs) * if bool::from(neg) { -1 } else { 1 }, i16::from(d));
+            }
+        }
     }
 }

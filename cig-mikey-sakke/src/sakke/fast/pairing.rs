@@ -7,7 +7,7 @@ use subtle::ConditionallySelectable;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::curve::{Affine, ENTRIES, WINDOWS, digit};
+use super::curve::{Affine, ENTRIES, WINDOWS, signed_digits, split_digit};
 use super::fp::{Fp, Limbs, batch_invert};
 use crate::sakke::G_HEX;
 
@@ -211,7 +211,7 @@ impl GtTable {
                 let prev: Fp2 = elems[start + d - 1];
                 elems.push(prev.mul(&base));
             }
-            base = elems[start + ENTRIES / 2].square();
+            base = elems[start + ENTRIES - 1].square();
         }
         let mut inv: Vec<Fp> = elems.iter().map(|e| e.a).collect();
         batch_invert(&mut inv);
@@ -232,17 +232,21 @@ impl GtTable {
     pub(crate) fn pow(&self, r: &Limbs) -> (Fp, Fp) {
         let mut a = Fp::one();
         let mut b = Fp::ZERO;
-        for (window, row) in self.rows.iter().enumerate() {
-            let digit = digit(r, window);
+        let mut digits = signed_digits(r);
+        for (row, &digit) in self.rows.iter().zip(&digits) {
+            let (abs, neg) = split_digit(digit);
             let mut t = Fp::ZERO;
             for (d, entry) in row.iter().enumerate() {
-                t.conditional_assign(entry, (d as u8).ct_eq(&digit));
+                t.conditional_assign(entry, (d as u8).ct_eq(&abs));
             }
+            // g^-x is the conjugate of g^x: 1 - t i
+            t.conditional_assign(&t.neg(), neg);
             // (a + b i)(1 + t i) = (a - b t) + (b + a t) i
             let na = a.sub(&b.mul(&t));
             b = b.add(&a.mul(&t));
             a = na;
         }
+        digits.zeroize();
         (a, b)
     }
 }
