@@ -164,24 +164,29 @@ impl PreparedRsk {
     }
 
     /// `<K, Q>` (= `<Q, K>` on E(F_p)[q]) as its F_p representative.
+    ///
+    /// Each line at Q is `c + i Q_y` with `c = l Q_x + m`; for a non-zero digit the doubling and
+    /// addition lines are multiplied first, `(c1 + i y)(c2 + i y) = (c1 c2 - y^2) + i y (c1 +
+    /// c2)` (two products, `y^2` once per pairing), so `v` takes one product per digit.
     pub(crate) fn pairing(&self, q: &Affine) -> Fp {
+        let eval = |line: &Line| line.l.mul(&q.x).add(&line.m);
+        let y2 = q.y.square();
         let mut v = Fp2::one();
         let mut lines = self.lines.iter();
         for &digit in loop_digits() {
-            if let Some(line) = lines.next() {
-                v = v.square().mul(&Fp2 {
-                    a: line.l.mul(&q.x).add(&line.m),
-                    b: q.y,
-                });
-            }
-            if digit != 0 {
-                if let Some(line) = lines.next() {
-                    v = v.mul(&Fp2 {
-                        a: line.l.mul(&q.x).add(&line.m),
-                        b: q.y,
-                    });
+            let Some(dbl) = lines.next() else { break };
+            let c1 = eval(dbl);
+            let factor = match (digit != 0).then(|| lines.next()).flatten() {
+                Some(add) => {
+                    let c2 = eval(add);
+                    Fp2 {
+                        a: c1.mul(&c2).sub(&y2),
+                        b: q.y.mul(&c1.add(&c2)),
+                    }
                 }
-            }
+                None => Fp2 { a: c1, b: q.y },
+            };
+            v = v.square().mul(&factor);
         }
         // t = v^c with c = (p+1)/q = 4
         v.square().square().representative()
