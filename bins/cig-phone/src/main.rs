@@ -25,6 +25,7 @@ use cig_media::wav;
 use cig_mikey_sakke::bundle::{self, TransferCode};
 use cig_mikey_sakke::keystore::{self, KeyMaterial};
 use cig_umsg::call::{SessionId, session_id_text};
+use cig_umsg::client::Event;
 use cig_umsg::driver::client::{self, ClientConfig, ClientEvent, ClientHandle, LinkState};
 use cig_umsg::message::{Attachment, Body};
 use clap::Parser;
@@ -341,6 +342,35 @@ impl Run {
             .with(|s, now| phone.handle_timeout(s, now, &mut OsRng));
     }
 
+    /// A batch of driver events. The driver reports each call frame as it handles it and the
+    /// phone runs on the same single-threaded runtime, so the session state seen now reflects
+    /// exactly the frames reported so far: the call events of one call in the batch are
+    /// handled once, with their count.
+    fn events(&mut self, batch: Vec<ClientEvent>) {
+        let mut done: Vec<SessionId> = Vec::new();
+        let calls: Vec<Option<SessionId>> = batch
+            .iter()
+            .map(|e| match e {
+                ClientEvent::Core(Event::Call(id)) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for ev in batch {
+            if let ClientEvent::Core(Event::Call(id)) = ev {
+                if done.contains(&id) {
+                    continue;
+                }
+                done.push(id);
+                let frames = calls.iter().filter(|c| **c == Some(id)).count();
+                let phone = &mut self.phone;
+                self.handle
+                    .with(|s, now| phone.on_call_frames(s, id, frames, now, &mut OsRng));
+            } else {
+                self.event(ev);
+            }
+        }
+    }
+
     fn event(&mut self, ev: ClientEvent) {
         let phone = &mut self.phone;
         match ev {
@@ -412,7 +442,15 @@ async fn run(args: Args, reporter: Reporter) -> ExitCode {
         let timer = run.phone.poll_timeout().filter(|_| registered).map(until);
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(ev) => run.event(ev),
+                Some(ev) => {
+                    // Everything the driver has reported so far, so that the frames of one
+                    // call handled together are counted together (see Run::events).
+                    let mut batch = vec![ev];
+                    while let Ok(more) = events.try_recv() {
+                        batch.push(more);
+                    }
+                    run.events(batch);
+                }
                 None => break,
             },
             Some((id, d)) = digits_rx.recv() => {

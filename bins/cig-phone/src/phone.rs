@@ -10,7 +10,7 @@ use cig_media::bridge::LegSrtp;
 use cig_media::endpoint::EndpointConfig;
 use cig_media::g711::Law;
 use cig_media::srtp::{MasterKey, SrtpProfile};
-use cig_umsg::call::{CallState, HangupReason, Media, SessionId, session_id_text};
+use cig_umsg::call::{Call, CallState, HangupReason, Media, SessionId, session_id_text};
 use cig_umsg::client::{ClientSession, Event};
 use cig_umsg::message::{AckStatus, Body, MessageId};
 use rand_core::CryptoRngCore;
@@ -166,6 +166,26 @@ pub struct Phone {
     seen_order: VecDeque<MessageId>,
     counters: Counters,
     actions: VecDeque<Action>,
+}
+
+/// The `call` line of `id` in `state`.
+fn call_line(id: &SessionId, dir: Dir, state: CallState, c: &Call) -> Line {
+    let mut line = Line::new("call")
+        .with("id", session_id_text(id))
+        .with(
+            "dir",
+            match dir {
+                Dir::Out => "out",
+                Dir::In => "in",
+            },
+        )
+        .with("state", state.name())
+        .with("from", c.from.as_str())
+        .with("to", c.to.as_str());
+    if let (CallState::Hangup, Some(r)) = (state, c.reason) {
+        line = line.with("reason", reason_name(r));
+    }
+    line
 }
 
 fn growl(s: &mut ClientSession, id: &SessionId) {
@@ -350,7 +370,7 @@ impl Phone {
         rng: &mut impl CryptoRngCore,
     ) {
         match ev {
-            Event::Call(id) => self.sync(s, id, now, rng),
+            Event::Call(id) => self.on_call_frames(s, id, 1, now, rng),
             Event::CallRefused(e) => self.error(format!("incoming call refused: {e}")),
             Event::Refused(code) => self.print(
                 Line::new("refused")
@@ -499,6 +519,65 @@ impl Phone {
         }
     }
 
+    /// `frames` call frames of call `id` were handled by the client core since this phone last
+    /// looked at the call (a driver may handle several frames that arrived together before the
+    /// application sees their events). States that those frames passed through are reported
+    /// before the current one: ROUTED and TALK leave their data in the call (media address,
+    /// answer), and a remaining frame before TALK or HANGUP was the GROWL.
+    pub fn on_call_frames(
+        &mut self,
+        s: &mut ClientSession,
+        id: SessionId,
+        frames: usize,
+        now: SystemTime,
+        rng: &mut impl CryptoRngCore,
+    ) {
+        self.fill_gap(s, id, frames);
+        self.sync(s, id, now, rng);
+    }
+
+    fn fill_gap(&mut self, s: &ClientSession, id: SessionId, frames: usize) {
+        let rank = |st: CallState| match st {
+            CallState::Create => 0,
+            CallState::Bang => 1,
+            CallState::Growl => 2,
+            CallState::Talk => 3,
+            CallState::Hangup => 4,
+        };
+        let Some(c) = s.calls.get(&id) else { return };
+        let Some(t) = self.tracks.get_mut(&id) else {
+            return;
+        };
+        let (Dir::Out, Some(reported)) = (t.dir, t.reported) else {
+            return;
+        };
+        let (r, now_rank) = (rank(reported), rank(c.state));
+        let between = |x| r < x && x < now_rank;
+        let bang = between(1) && c.media_addr.is_some();
+        let talk = between(3) && c.remote_media.is_some();
+        // One frame brought the current state; ROUTED and TALK are accounted for above.
+        let known = 1 + usize::from(bang) + usize::from(talk);
+        let growl = between(2) && frames > known;
+        let passed: Vec<CallState> = [
+            (bang, CallState::Bang),
+            (growl, CallState::Growl),
+            (talk, CallState::Talk),
+        ]
+        .into_iter()
+        .filter_map(|(happened, st)| happened.then_some(st))
+        .collect();
+        for st in passed {
+            t.reported = Some(st);
+            if st == CallState::Talk {
+                // Answered and ended before the media could start.
+                t.answered = true;
+                self.counters.answered += 1;
+            }
+            let line = call_line(&id, Dir::Out, st, c);
+            self.actions.push_back(Action::Print(line));
+        }
+    }
+
     /// Reports every state change of call `id` and acts on it, until its state is stable.
     fn sync(
         &mut self,
@@ -522,21 +601,7 @@ impl Phone {
             }
             track.reported = Some(state);
             let dir = track.dir;
-            let mut line = Line::new("call")
-                .with("id", session_id_text(&id))
-                .with(
-                    "dir",
-                    match dir {
-                        Dir::Out => "out",
-                        Dir::In => "in",
-                    },
-                )
-                .with("state", state.name())
-                .with("from", c.from.as_str())
-                .with("to", c.to.as_str());
-            if let (CallState::Hangup, Some(r)) = (state, c.reason) {
-                line = line.with("reason", reason_name(r));
-            }
+            let line = call_line(&id, dir, state, c);
             self.print(line);
             match state {
                 CallState::Bang if dir == Dir::In => self.incoming(s, id, now),
@@ -734,6 +799,10 @@ mod tests {
         lines: Vec<Line>,
         media: Vec<(SessionId, String, Box<EndpointConfig>)>,
         other: Vec<Action>,
+        /// Events are held until the switch has nothing more to send, as when a driver
+        /// handles several frames before the application looks (see `Phone::on_call_frames`).
+        batched: bool,
+        held: Vec<Event>,
     }
 
     /// Phones and the switch core in memory, with a virtual clock.
@@ -771,6 +840,8 @@ mod tests {
                         lines: Vec::new(),
                         media: Vec::new(),
                         other: Vec::new(),
+                        batched: false,
+                        held: Vec::new(),
                     }
                 })
                 .collect();
@@ -801,6 +872,10 @@ mod tests {
             let Some(s) = st.session.as_mut() else { return };
             s.handle_frame(frame, now, &mut OsRng).unwrap();
             while let Some(ev) = s.poll_event() {
+                if st.batched {
+                    st.held.push(ev);
+                    continue;
+                }
                 match ev {
                     Event::Registered => {
                         st.phone
@@ -829,7 +904,7 @@ mod tests {
                         }
                     }
                 }
-                if !moved {
+                if !moved && !self.release_held() {
                     break;
                 }
             }
@@ -844,6 +919,44 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// Hands held events to their phones, call events of one call once with their count;
+        /// whether there were any.
+        fn release_held(&mut self) -> bool {
+            let now = self.now;
+            let mut any = false;
+            for st in &mut self.st {
+                let held = std::mem::take(&mut st.held);
+                let Some(s) = st.session.as_mut() else {
+                    continue;
+                };
+                any |= !held.is_empty();
+                let ids: Vec<Option<SessionId>> = held
+                    .iter()
+                    .map(|e| match e {
+                        Event::Call(id) => Some(*id),
+                        _ => None,
+                    })
+                    .collect();
+                let mut done = Vec::new();
+                for ev in held {
+                    match ev {
+                        Event::Call(id) if !done.contains(&id) => {
+                            done.push(id);
+                            let k = ids.iter().filter(|x| **x == Some(id)).count();
+                            st.phone.on_call_frames(s, id, k, now, &mut OsRng);
+                        }
+                        Event::Call(_) => {}
+                        Event::Registered => {
+                            st.phone
+                                .on_registered(s, "switch:1", &st.identity, now, &mut OsRng)
+                        }
+                        ev => st.phone.on_event(s, ev, now, &mut OsRng),
+                    }
+                }
+            }
+            any
         }
 
         /// Advances the clock by `d`, running the phones' timers.
@@ -930,6 +1043,30 @@ mod tests {
         assert_eq!(net.st[0].phone.finished(), Some(true));
         assert_eq!(net.st[1].phone.finished(), Some(true));
         assert_eq!(net.st[0].phone.counters().answered, 1);
+    }
+
+    /// GROWL and TALK (or ROUTED and HANGUP) handled together before the caller looks: the
+    /// states they passed through are still reported, in order.
+    #[test]
+    fn states_of_frames_handled_together_are_all_reported() {
+        let mut caller = script();
+        caller.dial = Some("tel:+101".into());
+        let mut net = Net::new(vec![caller, script()]);
+        net.st[0].batched = true;
+        net.connect(1);
+        net.connect(0);
+        assert_eq!(net.calls(0), ["CREATE", "BANG", "GROWL", "TALK"]);
+        assert_eq!(net.st[0].media.len(), 1, "media starts at TALK");
+        let mut caller = script();
+        caller.dial = Some("tel:+101".into());
+        let mut busy = script();
+        busy.answer = AnswerMode::Busy;
+        let mut net = Net::new(vec![caller, busy]);
+        net.st[0].batched = true;
+        net.connect(1);
+        net.connect(0);
+        assert_eq!(net.calls(0), ["CREATE", "BANG", "HANGUP:busy"]);
+        assert_eq!(net.st[0].phone.finished(), Some(false));
     }
 
     #[test]
