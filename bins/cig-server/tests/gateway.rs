@@ -47,14 +47,62 @@ fn scenario(name: &str) -> String {
         .into_owned()
 }
 
+/// sipp UAC: INVITE, expects the final status `{code}`, ACKs it.
+const UAC_REFUSED: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<!-- A call the gateway must refuse with {code}: INVITE, expects {code}, ACKs it. -->
+<scenario name="INVITE refused with {code}">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]C[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=- 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio 6000 RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="180" optional="true" />
+  <recv response="{code}" />
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]C[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#;
+
 struct Bed {
     dir: TempDir,
     switch: String,
     sip_port: u16,
     pbx_port: u16,
     mgmt_port: u16,
-    _crs: Proc,
-    _relay: Proc,
+    certs: String,
+    crs: Proc,
+    relay: Proc,
     server: Proc,
 }
 
@@ -124,26 +172,70 @@ impl Bed {
                 code.to_str().unwrap(),
             ]));
         }
+        let pbx_port = free_udp_port();
+        fs::write(d.join("cig.conf"), conf(pbx_port)).unwrap();
+        let (sip_port, mgmt_port) = (free_udp_port(), free_tcp_port());
+        let idle = || Proc::spawn(&mut Command::new("true"));
+        let mut bed = Bed {
+            switch,
+            sip_port,
+            pbx_port,
+            mgmt_port,
+            certs,
+            crs: idle(),
+            relay: idle(),
+            server: idle(),
+            dir,
+        };
+        // The notify hook records the events it is run with.
+        let hook = bed.path("notify.sh");
+        fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> {}\n",
+                bed.path("notify.events").display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        bed.crs = bed.spawn_crs();
+        bed.relay = bed.spawn_relay();
+        bed.server = bed.spawn_server();
+        bed.server
+            .wait_line(|l| l == "cig-server ready", T)
+            .unwrap_or_else(|| panic!("cig-server: {}", bed.server.stderr()));
+        bed
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn spawn_crs(&self) -> Proc {
+        let kms = self.path("kms");
         let mut crs = Proc::spawn(Command::new(bin("cig-crs")).args([
             "--listen",
-            &switch,
+            &self.switch,
             "--cert",
-            &field(&certs, "cert"),
+            &field(&self.certs, "cert"),
             "--key",
-            &field(&certs, "key"),
+            &field(&self.certs, "key"),
             "--kpak-from",
-            kms_s,
+            kms.to_str().unwrap(),
             "--log",
-            d.join("crs.log").to_str().unwrap(),
+            self.path("crs.log").to_str().unwrap(),
         ]));
         crs.wait_line(|l| l.starts_with("cig-crs ready"), T)
             .unwrap_or_else(|| panic!("cig-crs: {}", crs.stderr()));
-        let sock = d.join("relay.sock");
+        crs
+    }
+
+    fn spawn_relay(&self) -> Proc {
         let mut relay = Proc::spawn(Command::new(bin("cig-relay")).args([
             "--control",
-            sock.to_str().unwrap(),
+            self.path("relay.sock").to_str().unwrap(),
             "--log-dir",
-            d.join("log").to_str().unwrap(),
+            self.path("log").to_str().unwrap(),
             "--bind",
             "127.0.0.1",
             "--rtp-port-range",
@@ -155,28 +247,7 @@ impl Bed {
         relay
             .wait_line(|l| l.starts_with("cig-relay ready"), T)
             .unwrap_or_else(|| panic!("cig-relay: {}", relay.stderr()));
-        let pbx_port = free_udp_port();
-        fs::write(d.join("cig.conf"), conf(pbx_port)).unwrap();
-        let (sip_port, mgmt_port) = (free_udp_port(), free_tcp_port());
-        let mut bed = Bed {
-            switch,
-            sip_port,
-            pbx_port,
-            mgmt_port,
-            server: Proc::spawn(&mut Command::new("true")),
-            _crs: crs,
-            _relay: relay,
-            dir,
-        };
-        bed.server = bed.spawn_server();
-        bed.server
-            .wait_line(|l| l == "cig-server ready", T)
-            .unwrap_or_else(|| panic!("cig-server: {}", bed.server.stderr()));
-        bed
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
+        relay
     }
 
     fn spawn_server(&self) -> Proc {
@@ -262,6 +333,35 @@ impl Bed {
                 "-trace_err",
             ])
             .args(scenario_args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp")
+    }
+
+    /// A sipp UAC scenario (written into the test directory) whose INVITE must be refused
+    /// with `code`.
+    fn uac_refused(&self, code: u16) -> String {
+        let path = self.path(&format!("uac_{code}.xml"));
+        fs::write(&path, UAC_REFUSED.replace("{code}", &code.to_string())).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn notified(&self) -> Vec<String> {
+        fs::read_to_string(self.path("notify.events"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A sipp UAC call of `secs` seconds in the background (BYE from sipp at the end).
+    fn long_call(&self, secs: u32) -> std::process::Child {
+        Command::new("sipp")
+            .args([&format!("127.0.0.1:{}", self.sip_port), "-s", "94670123456"])
+            .args(["-i", "127.0.0.1", "-m", "1", "-nostdin", "-sn", "uac"])
+            .args(["-d", &(secs * 1000).to_string()])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -414,7 +514,7 @@ fn digest_auth_towards_the_pbx() {
 fn no_route_both_ways_and_session_log_failed_line() {
     let bed = Bed::start();
     // SIP → secure: nothing maps sip:555@…: 404.
-    let st = bed.sipp_uac(&["-sf", &scenario("uac_404.xml")], "555");
+    let st = bed.sipp_uac(&["-sf", &bed.uac_refused(404)], "555");
     assert!(st.success(), "expected 404; cig.log:\n{}", bed.cig_log());
     let log = bed.session_log();
     assert_eq!(states(&log), ["routing", "failed"]);
@@ -435,7 +535,7 @@ fn no_route_both_ways_and_session_log_failed_line() {
 fn busy_both_ways() {
     let bed = Bed::start();
     let phone = bed.phone(&["--answer", "reject=busy"]);
-    let st = bed.sipp_uac(&["-sf", &scenario("uac_486.xml")], "94670123456");
+    let st = bed.sipp_uac(&["-sf", &bed.uac_refused(486)], "94670123456");
     assert!(st.success(), "expected 486; cig.log:\n{}", bed.cig_log());
     // One identity, one device at a time (a second registration replaces the first).
     drop(phone);
@@ -480,7 +580,7 @@ fn cancel_before_answer_and_bye_from_the_pbx() {
 }
 
 #[test]
-fn management_port_signals_and_relay_loss() {
+fn management_port_and_signals() {
     let mut bed = Bed::start();
     let (ok, status) = bed.cli(&["status"]);
     assert!(ok, "{status}");
@@ -524,4 +624,74 @@ fn management_port_signals_and_relay_loss() {
     assert!(wait_until(T, || pbx.try_wait().unwrap().is_some()));
     let (ok, _) = bed.cli(&["status"]);
     assert!(!ok, "cig-cli reports the server is not running");
+}
+
+#[test]
+fn relay_killed_mid_call_ends_the_call_and_new_calls_wait_for_its_return() {
+    let mut bed = Bed::start();
+    let mut phone = bed.phone(&["--answer", "auto"]);
+    let mut sipp = bed.long_call(30);
+    phone
+        .wait_line(|l| l.contains("state=TALK"), T)
+        .expect("answered");
+    bed.relay.signal(Signal::KILL);
+    // The call ends on both legs (sipp gets a BYE it did not expect: its status is moot).
+    phone
+        .wait_line(|l| l.contains("state=HANGUP"), T)
+        .unwrap_or_else(|| panic!("secure leg still up; cig.log:\n{}", bed.cig_log()));
+    assert!(
+        wait_until(T, || sipp.try_wait().unwrap().is_some()),
+        "SIP leg still up"
+    );
+    assert!(wait_until(T, || bed
+        .cli(&["status"])
+        .1
+        .contains("DISCONNECTED")));
+    // New calls: 503 while the relay is away.
+    let st = bed.sipp_uac(&["-sf", &bed.uac_refused(503)], "94670123456");
+    assert!(st.success(), "expected 503; cig.log:\n{}", bed.cig_log());
+    // The relay comes back: calls work again.
+    bed.relay = bed.spawn_relay();
+    assert!(wait_until(T, || bed
+        .notified()
+        .contains(&"relay-recovered".to_owned())));
+    let st = bed.sipp_uac(&["-sn", "uac"], "94670123456");
+    assert!(
+        st.success(),
+        "call after the relay's return; cig.log:\n{}",
+        bed.cig_log()
+    );
+    assert_eq!(bed.notified(), ["start", "relay-lost", "relay-recovered"]);
+}
+
+#[test]
+fn switch_restarted_gateway_reconnects() {
+    let mut bed = Bed::start();
+    bed.crs.signal(Signal::KILL);
+    assert!(wait_until(T, || bed
+        .notified()
+        .contains(&"switch-lost".to_owned())));
+    let st = bed.sipp_uac(&["-sf", &bed.uac_refused(503)], "94670123456");
+    assert!(st.success(), "expected 503 while the switch is away");
+    bed.crs = bed.spawn_crs();
+    assert!(
+        wait_until(Duration::from_secs(60), || bed
+            .notified()
+            .contains(&"switch-recovered".to_owned())),
+        "no reconnect; cig.log:\n{}",
+        bed.cig_log()
+    );
+    let _phone = bed.phone(&["--answer", "auto"]);
+    let st = bed.sipp_uac(&["-sn", "uac"], "94670123456");
+    assert!(
+        st.success(),
+        "call after reconnecting; cig.log:\n{}",
+        bed.cig_log()
+    );
+    // SIGTERM: stop hook, exit 0.
+    assert!(bed.server.terminate(T).expect("stopped").success());
+    assert_eq!(
+        bed.notified(),
+        ["start", "switch-lost", "switch-recovered", "stop"]
+    );
 }
