@@ -21,7 +21,7 @@ const server = smpp.createServer({}, (session) => {
       session.send(pdu.response({ command_status: smpp.ESME_RBINDFAIL }));
       return;
     }
-    out({ ev: 'bind', version: pdu.interface_version });
+    out({ ev: 'bind', version: pdu.interface_version, ms: Date.now() });
     session.send(pdu.response({ system_id: 'npm-smsc' }));
     for (const d of deliveries) {
       const sm = {
@@ -47,6 +47,7 @@ const server = smpp.createServer({}, (session) => {
       text: sm.message, udh: (sm.udh || []).map((u) => Array.from(u)),
     });
     ids += 1;
+    if (quiet && ids % 1000 === 0) out({ ev: 'count', n: ids, ms: Date.now() });
     session.send(pdu.response({ message_id: 'm' + ids }));
   });
   session.on('enquire_link', (pdu) => { out({ ev: 'enquire_link' }); session.send(pdu.response()); });
