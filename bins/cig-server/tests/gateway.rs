@@ -695,3 +695,161 @@ fn switch_restarted_gateway_reconnects() {
         ["start", "switch-lost", "switch-recovered", "stop"]
     );
 }
+
+/// Sustained SIP → secure call set-up (docs/perf.md): sipp's UAC at `CIG_LOAD_RATE` calls/s
+/// (default 50) for `CIG_LOAD_CALLS` calls (default 500), the phone answering at once; every
+/// call must succeed. Prints the rate reached and the INVITE → 200 set-up times.
+#[test]
+#[ignore = "load run: cargo test -p cig-server --release --test gateway -- --ignored load"]
+fn load_sip_to_secure() {
+    let env = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (rate, calls) = (env("CIG_LOAD_RATE", 50), env("CIG_LOAD_CALLS", 500));
+    let bed = Bed::start();
+    let _answering = AutoAnswer::start(&bed);
+    let started = std::time::Instant::now();
+    let st = Command::new("sipp")
+        .args([&format!("127.0.0.1:{}", bed.sip_port), "-s", "94670123456"])
+        .args(["-i", "127.0.0.1", "-sn", "uac", "-d", "0", "-nostdin"])
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-l",
+            "2000",
+        ])
+        .args([
+            "-trace_rtt",
+            "-rtt_freq",
+            "1",
+            "-timeout",
+            "300s",
+            "-timeout_error",
+        ])
+        .current_dir(bed.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let log = bed.cig_log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[WARN]"))
+        .take(20)
+        .collect();
+    assert!(
+        st.success(),
+        "failed calls after {secs:.1} s; cig.log warnings:\n{}\ncig-crs:\n{}\nsipp errors:\n{}",
+        warnings.join("\n"),
+        fs::read_to_string(bed.path("crs.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("BANG") && !l.contains("TALK") && !l.contains("GROWL"))
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        bed.sipp_errors()
+            .lines()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut rtt: Vec<f64> = fs::read_dir(bed.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_rtt.csv"))
+        .flat_map(|e| {
+            fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split(';').nth(1).and_then(|v| v.parse().ok()))
+                .collect::<Vec<f64>>()
+        })
+        .collect();
+    rtt.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        rtt.get(((rtt.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "load: {calls} calls at {rate}/s offered: {:.1} calls/s reached, set-up p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+        f64::from(calls) / secs,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        rtt.len()
+    );
+}
+
+/// A secure endpoint for load runs: registers as the phone's identity over the real UMSG driver
+/// and answers every incoming call at once (GROWL, TALK with PCMA), any number at a time, with
+/// no media (cig-phone is one line with audio).
+struct AutoAnswer {
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl AutoAnswer {
+    fn start(bed: &Bed) -> AutoAnswer {
+        use cig_umsg::call::{CallState, Media};
+        use cig_umsg::client::Event;
+        use cig_umsg::driver::client::{ClientConfig, ClientEvent, start};
+        let sealed = fs::read(bed.path("phone.bundle")).unwrap();
+        let code = fs::read_to_string(bed.path("phone.code")).unwrap();
+        let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
+        let keys = cig_mikey_sakke::bundle::open(&sealed, &code).unwrap();
+        let mut cfg = ClientConfig::new(keys);
+        cfg.switches = vec![bed.switch.clone()];
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (registered_tx, registered) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let (h, mut ev) = start(cfg);
+            let answer = Media {
+                codecs: vec![8],
+                dtmf_pt: 101,
+                ssrc: 1,
+            };
+            while let Some(e) = ev.recv().await {
+                match e {
+                    ClientEvent::Registered { .. } => {
+                        let _ = registered_tx.send(());
+                    }
+                    ClientEvent::Core(Event::Call(id)) => {
+                        h.with(|s, _| {
+                            let incoming = s
+                                .calls
+                                .get(&id)
+                                .is_some_and(|c| c.state == CallState::Bang && c.to == PHONE);
+                            if incoming {
+                                for f in [s.calls.growl(&id), s.calls.answer(&id, &answer)]
+                                    .into_iter()
+                                    .flatten()
+                                {
+                                    s.send(f);
+                                }
+                            }
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        });
+        registered.recv_timeout(T).expect("load phone registered");
+        AutoAnswer { rt: Some(rt) }
+    }
+}
+
+impl Drop for AutoAnswer {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
