@@ -434,3 +434,47 @@ async fn message_to_offline_client_delivered_on_registration() {
     b.shutdown().await;
     sw.shutdown().await;
 }
+
+#[tokio::test]
+async fn stalled_peers_time_out_on_both_sides() {
+    let d = Domain::new();
+    // A "switch" that accepts and never says anything.
+    let mute = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            conns.push(s);
+        }
+    });
+    let (sw, mut log) = d.switch().await;
+    // A client that connects to the switch and never starts TLS.
+    let _silent = TcpStream::connect(sw.local_addr()).await.unwrap();
+    let (h, mut rx) = client::start(config(d.keys("tel:+100"), &[mute_addr, sw.local_addr()]));
+    let limit = cig_umsg::driver::HANDSHAKE_TIMEOUT + WAIT;
+    let why = timeout(limit, async {
+        loop {
+            if let Some(ClientEvent::Disconnected { reason }) = rx.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("stalled switch given up in time");
+    assert!(why.contains("timed out"), "{why}");
+    assert_eq!(registered(&mut rx).await, sw.local_addr().to_string());
+    let line = timeout(limit, async {
+        loop {
+            let l = log.recv().await.unwrap();
+            if l.contains("timed out") {
+                return l;
+            }
+        }
+    })
+    .await
+    .expect("switch gave up the silent peer in time");
+    assert!(line.contains("TLS handshake timed out"), "{line}");
+    held.abort();
+    h.shutdown().await;
+    sw.shutdown().await;
+}

@@ -56,14 +56,15 @@ impl ClientConfig {
 /// The state of the link to the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {
-    /// Connecting or registering (or waiting to retry).
+    /// Connecting or registering.
     Connecting,
     /// Registered on `switch` (the address as configured).
     Registered {
         /// The switch address.
         switch: String,
     },
-    /// Not connected; why the last connection ended or failed.
+    /// Not connected (also while waiting out the back-off); why the last connection ended
+    /// or failed.
     Disconnected {
         /// The reason.
         reason: String,
