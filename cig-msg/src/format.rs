@@ -54,7 +54,8 @@ const OWN_HEADERS: [&str; 7] = [
     "Content-Transfer-Encoding",
 ];
 
-/// One text message.
+/// One text message. Its text has LF line endings: CRLF in a parsed or written text becomes
+/// LF.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Message {
     /// Sender URI (the `From` header without `<` `>`).
@@ -166,7 +167,7 @@ pub fn write(msg: &Message) -> Result<Vec<u8>> {
     let text = MimePart::new(
         mail_builder::headers::content_type::ContentType::new("text/plain")
             .attribute("charset", "utf-8"),
-        BodyPart::Text(Cow::Borrowed(msg.text.as_str())),
+        BodyPart::Text(lf_lines(&msg.text)),
     );
     let body = if msg.attachments.is_empty() {
         text
@@ -206,6 +207,32 @@ pub fn write(msg: &Message) -> Result<Vec<u8>> {
         .write_to_vec()
         .map_err(|e| bad(e.to_string()))?;
     Ok(crlf_to_lf(&crlf))
+}
+
+/// The text with LF line endings: CRs directly before an LF are dropped (CRLF, and CR CR LF
+/// as some writers double them); other CRs stay.
+fn lf_lines(text: &str) -> Cow<'_, str> {
+    if !text.contains("\r\n") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut crs = 0;
+    for c in text.chars() {
+        match c {
+            '\r' => crs += 1,
+            '\n' => {
+                crs = 0;
+                out.push('\n');
+            }
+            _ => {
+                out.extend(std::iter::repeat_n('\r', crs));
+                crs = 0;
+                out.push(c);
+            }
+        }
+    }
+    out.extend(std::iter::repeat_n('\r', crs));
+    Cow::Owned(out)
 }
 
 /// CRLF → LF. mail-builder writes CRLF; the manual wants LF. Bodies never contain a bare CR
@@ -298,6 +325,7 @@ pub fn parse(input: &[u8]) -> Result<Message> {
         Some(_) => return Err(bad("the text part is not text/plain")),
         None => "",
     };
+    let text = lf_lines(text);
     let text = text.trim_end_matches(['\r', '\n']);
     check_len("text", text, MAX_TEXT_BYTES)?;
     let mut attachments = Vec::new();
@@ -404,6 +432,24 @@ AAECAwQFBgcICQoLDA0ODw==\r\n--e9lafbk45d361b43c2f051a6b732e44n--\r\n";
         assert!(s.contains("Content-Type: multipart/mixed"));
         assert!(s.contains("Content-Disposition: attachment; filename=\"a.bin\""));
         assert_eq!(parse(&out).unwrap(), m);
+    }
+
+    #[test]
+    fn crlf_in_the_text_becomes_lf() {
+        let raw =
+            b"To: <a:b>\nFrom: <c:d>\nContent-Type: text/plain\n\none\r\ntwo\r\r\nthree\rfour\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.text, "one\ntwo\nthree\rfour");
+        let back = parse(
+            &write(&Message {
+                id: Some("1@x".into()),
+                date: Some(0),
+                ..m.clone()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back.text, m.text);
     }
 
     #[test]
