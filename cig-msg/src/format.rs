@@ -31,8 +31,14 @@ pub const MAX_ATTACHMENTS: usize = 32;
 pub const MAX_URI_BYTES: usize = 512;
 /// Most extra headers kept per message.
 pub const MAX_EXTRA_HEADERS: usize = 64;
+/// Longest extra header name kept (longer unknown headers are dropped on input and refused
+/// on output: they cannot be folded under the line limit).
+pub const MAX_HEADER_NAME: usize = 64;
 /// Largest extra header value, attachment file name or content type in bytes.
 pub const MAX_FIELD_BYTES: usize = 900;
+
+/// Dates kept, in seconds since the epoch: 1970 to 2099 (others read as no date).
+pub const DATE_RANGE: std::ops::RangeInclusive<i64> = 0..=4_102_444_799;
 
 /// `Auto-Submitted` (`no`, `auto-generated`, `auto-replied`, `auto-notified`).
 pub const AUTO_SUBMITTED: &str = "Auto-Submitted";
@@ -54,8 +60,8 @@ const OWN_HEADERS: [&str; 7] = [
     "Content-Transfer-Encoding",
 ];
 
-/// One text message. Its text has LF line endings: CRLF in a parsed or written text becomes
-/// LF.
+/// One text message. Its text has LF line endings: CRLF (and a bare CR) in a parsed or
+/// written text becomes LF.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Message {
     /// Sender URI (the `From` header without `<` `>`).
@@ -127,7 +133,9 @@ fn check_uri(what: &str, uri: &str) -> Result<()> {
 }
 
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+    !name.is_empty()
+        && name.len() <= MAX_HEADER_NAME
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
 }
 
 /// Writes `msg` in the manual's format (LF line endings).
@@ -151,6 +159,9 @@ pub fn write(msg: &Message) -> Result<Vec<u8>> {
         .header("To", Raw::new(format!("<{}>", msg.to)))
         .header("From", Raw::new(format!("<{}>", msg.from)));
     if let Some(date) = msg.date {
+        if !DATE_RANGE.contains(&date) {
+            return Err(bad(format!("date {date} outside 1970–2099")));
+        }
         b = b.date(Date::new(date));
     }
     if let Some(id) = &msg.id {
@@ -162,6 +173,9 @@ pub fn write(msg: &Message) -> Result<Vec<u8>> {
             return Err(bad(format!("`{name}` cannot be an extra header")));
         }
         check_len("header value", value, MAX_FIELD_BYTES)?;
+        if value.chars().any(char::is_control) {
+            return Err(bad(format!("header `{name}` has a control character")));
+        }
         b = b.header(name.as_str(), HeaderType::Text(Text::new(value.as_str())));
     }
     let text = MimePart::new(
@@ -176,6 +190,12 @@ pub fn write(msg: &Message) -> Result<Vec<u8>> {
         let mut size = msg.text.len();
         for a in &msg.attachments {
             check_len("attachment file name", &a.filename, MAX_FIELD_BYTES)?;
+            if a.filename.chars().any(char::is_control) || a.filename.trim() != a.filename {
+                return Err(bad(format!(
+                    "attachment file name `{}` cannot be written",
+                    a.filename
+                )));
+            }
             check_len("attachment content type", &a.content_type, MAX_FIELD_BYTES)?;
             if a.content_type.split('/').count() != 2
                 || !a.content_type.bytes().all(|b| b.is_ascii_graphic())
@@ -209,30 +229,41 @@ pub fn write(msg: &Message) -> Result<Vec<u8>> {
     Ok(crlf_to_lf(&crlf))
 }
 
-/// The text with LF line endings: CRs directly before an LF are dropped (CRLF, and CR CR LF
-/// as some writers double them); other CRs stay.
+/// The text with LF line endings: a run of CRs followed by LF (CRLF, or CR CR LF as some
+/// writers double them) becomes LF, and a run of bare CRs (old Mac line ends) becomes LF too,
+/// so a text never contains CR.
 fn lf_lines(text: &str) -> Cow<'_, str> {
-    if !text.contains("\r\n") {
+    if !text.contains('\r') {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    let mut crs = 0;
+    let mut cr = false;
     for c in text.chars() {
         match c {
-            '\r' => crs += 1,
+            '\r' => cr = true,
             '\n' => {
-                crs = 0;
+                cr = false;
                 out.push('\n');
             }
             _ => {
-                out.extend(std::iter::repeat_n('\r', crs));
-                crs = 0;
+                if std::mem::take(&mut cr) {
+                    out.push('\n');
+                }
                 out.push(c);
             }
         }
     }
-    out.extend(std::iter::repeat_n('\r', crs));
+    if cr {
+        out.push('\n');
+    }
     Cow::Owned(out)
+}
+
+/// `s` with control characters (a stray CR, NUL) as spaces: they cannot be written back.
+fn spaced(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// CRLF → LF. mail-builder writes CRLF; the manual wants LF. Bodies never contain a bare CR
@@ -303,18 +334,27 @@ pub fn parse(input: &[u8]) -> Result<Message> {
         .ok_or_else(|| bad("not a message"))?;
     let from = angle_uri("From", parsed.header_raw(HeaderName::From))?;
     let to = angle_uri("To", parsed.header_raw(HeaderName::To))?;
-    let date = parsed.date().map(|d| d.to_timestamp());
+    let date = parsed
+        .date()
+        .map(|d| d.to_timestamp())
+        .filter(|t| DATE_RANGE.contains(t));
     let id = parsed.message_id().map(str::to_owned);
     let mut headers = Vec::new();
     for h in parsed.headers() {
         let name = h.name();
-        if OWN_HEADERS.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+        if OWN_HEADERS.iter().any(|o| o.eq_ignore_ascii_case(name))
+            || name.len() > MAX_HEADER_NAME
+            || !is_header_name(name)
+        {
             continue;
         }
         if headers.len() == MAX_EXTRA_HEADERS {
             return Err(bad(format!("over {MAX_EXTRA_HEADERS} extra headers")));
         }
-        let value = h.value().as_text().unwrap_or_default().trim();
+        // Runs of white space are one space (folding does not keep them).
+        let value = spaced(h.value().as_text().unwrap_or_default());
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        let value = value.as_str();
         check_len("header value", value, MAX_FIELD_BYTES)?;
         headers.push((name.to_owned(), value.to_owned()));
     }
@@ -333,7 +373,8 @@ pub fn parse(input: &[u8]) -> Result<Message> {
         if attachments.len() == MAX_ATTACHMENTS {
             return Err(bad(format!("over {MAX_ATTACHMENTS} attachments")));
         }
-        let filename = part.attachment_name().unwrap_or_default();
+        let filename = spaced(part.attachment_name().unwrap_or_default());
+        let filename = filename.trim();
         check_len("attachment file name", filename, MAX_FIELD_BYTES)?;
         let content_type = part.content_type().map_or_else(
             || "application/octet-stream".to_owned(),
@@ -435,11 +476,11 @@ AAECAwQFBgcICQoLDA0ODw==\r\n--e9lafbk45d361b43c2f051a6b732e44n--\r\n";
     }
 
     #[test]
-    fn crlf_in_the_text_becomes_lf() {
+    fn cr_and_crlf_in_the_text_become_lf() {
         let raw =
             b"To: <a:b>\nFrom: <c:d>\nContent-Type: text/plain\n\none\r\ntwo\r\r\nthree\rfour\r\n";
         let m = parse(raw).unwrap();
-        assert_eq!(m.text, "one\ntwo\nthree\rfour");
+        assert_eq!(m.text, "one\ntwo\nthree\nfour");
         let back = parse(
             &write(&Message {
                 id: Some("1@x".into()),
