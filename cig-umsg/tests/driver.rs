@@ -3,6 +3,8 @@
 //! length, a peer that stalls or closes mid-handshake, failover and reconnect, a call with
 //! SRTP-like datagrams through the switch's media relay, and a stored message.
 
+#![cfg(feature = "driver")]
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
