@@ -36,7 +36,7 @@
 //! assert_eq!(written.header("X-Sender-URI"), Some("tel:+4670123"));
 //! ```
 //!
-//! Modules: [`format`] owns the manual's message format (parse and write); [`maildir`] owns
+//! Modules: [`format`](mod@format) owns the manual's message format (parse and write); [`maildir`] owns
 //! mailbox directories (create, durable delivery, the watching reader, `failed/`);
 //! [`smpp`] owns the SMS centre client (sans-IO [`smpp::pdu`] codec and [`smpp::text`]
 //! encoding/splitting/reassembly, the tokio driver and its durable spool); [`service`] owns

@@ -90,8 +90,62 @@ fn fsync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err("fsync directory", dir))
 }
 
+/// Group commit of a directory fsync: concurrent deliveries into the same `new/` share one
+/// fsync that started after their renames, instead of one each.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Tickets handed out; a ticket is taken after the caller's rename.
+    next_ticket: u64,
+    /// Every ticket below this is covered by a finished fsync.
+    synced_upto: u64,
+    running: bool,
+}
+
+/// Makes the renames into `dir` done before this call durable.
+fn group_fsync_dir(dir: &Path) -> Result<()> {
+    static GROUPS: std::sync::OnceLock<Mutex<std::collections::HashMap<PathBuf, Arc<GroupSync>>>> =
+        std::sync::OnceLock::new();
+    let group = {
+        let mut groups = GROUPS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(groups.entry(dir.to_path_buf()).or_default())
+    };
+    let mut st = group.state.lock().unwrap_or_else(|e| e.into_inner());
+    let ticket = st.next_ticket;
+    st.next_ticket += 1;
+    loop {
+        if st.synced_upto > ticket {
+            return Ok(());
+        }
+        if st.running {
+            st = group.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        st.running = true;
+        let upto = st.next_ticket;
+        drop(st);
+        let result = fsync_dir(dir);
+        st = group.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.running = false;
+        if result.is_ok() {
+            st.synced_upto = st.synced_upto.max(upto);
+        }
+        group.done.notify_all();
+        result?;
+    }
+}
+
 /// Delivers `bytes` into mailbox `mailbox`: written to `tmp/<unique>`, fsynced, renamed to
-/// `new/<unique>`, then `new/` fsynced. Returns the path in `new/`. When this returns `Ok`
+/// `new/<unique>`, then `new/` fsynced (one fsync shared by concurrent deliveries into the
+/// same mailbox). Returns the path in `new/`. When this returns `Ok`
 /// the file survives a crash.
 pub fn deliver(mailbox: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let name = unique_name();
@@ -106,7 +160,7 @@ pub fn deliver(mailbox: &Path, bytes: &[u8]) -> Result<PathBuf> {
     f.sync_all().map_err(io_err("fsync", &tmp))?;
     drop(f);
     fs::rename(&tmp, &new).map_err(io_err("rename", &tmp))?;
-    fsync_dir(&mailbox.join("new"))?;
+    group_fsync_dir(&mailbox.join("new"))?;
     Ok(new)
 }
 
@@ -385,6 +439,32 @@ mod tests {
                 assert_eq!(md.gid(), g.gid.as_raw());
             }
         }
+    }
+
+    #[test]
+    fn concurrent_deliveries_share_directory_fsyncs_and_all_land() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mb = tmp.path().join("box");
+        create_maildir(&mb).unwrap();
+        let paths: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|t| {
+                    let mb = &mb;
+                    s.spawn(move || {
+                        (0..30)
+                            .map(|i| deliver(mb, format!("{t}-{i}").as_bytes()).unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(paths.len(), 180);
+        assert_eq!(fs::read_dir(mb.join("new")).unwrap().count(), 180);
+        assert_eq!(fs::read_dir(mb.join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
