@@ -293,6 +293,11 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         ),
     }
     let material = keys::load(&args.userdata, args.identity.as_deref())?;
+    // Build the SAKKE tables now (clones share them) so the first call does not wait ~0.5 s.
+    material.zpub.prepare();
+    for p in &material.periods {
+        p.rsk.prepare();
+    }
     logs.log(
         "Keys",
         Level::Init,

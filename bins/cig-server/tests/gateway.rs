@@ -813,6 +813,10 @@ impl AutoAnswer {
         let code = fs::read_to_string(bed.path("phone.code")).unwrap();
         let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
         let keys = cig_mikey_sakke::bundle::open(&sealed, &code).unwrap();
+        keys.zpub.prepare();
+        for p in &keys.periods {
+            p.rsk.prepare();
+        }
         let mut cfg = ClientConfig::new(keys);
         cfg.switches = vec![bed.switch.clone()];
         let rt = tokio::runtime::Runtime::new().unwrap();
