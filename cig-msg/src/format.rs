@@ -538,8 +538,10 @@ AAECAwQFBgcICQoLDA0ODw==\r\n--e9lafbk45d361b43c2f051a6b732e44n--\r\n";
                 id,
                 headers: Vec::new(),
             };
+            // Header values are read in their normal form: runs of white space become one
+            // space (documented), so the generated values are written in that form.
             for (n, v) in headers {
-                m.set_header(&n, v.trim());
+                m.set_header(&n, &v.split_whitespace().collect::<Vec<_>>().join(" "));
             }
             m
         }
