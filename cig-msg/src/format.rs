@@ -541,7 +541,7 @@ AAECAwQFBgcICQoLDA0ODw==\r\n--e9lafbk45d361b43c2f051a6b732e44n--\r\n";
             // Header values are read in their normal form: runs of white space become one
             // space (documented), so the generated values are written in that form.
             for (n, v) in headers {
-                m.set_header(&n, &v.split_whitespace().collect::<Vec<_>>().join(" "));
+                m.set_header(&n, v.split_whitespace().collect::<Vec<_>>().join(" "));
             }
             m
         }
