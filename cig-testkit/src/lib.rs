@@ -223,11 +223,9 @@ mod tests {
     }
 
     #[test]
-    fn free_ports_are_nonzero_and_bindable() {
-        let port = free_udp_port();
-        assert_ne!(port, 0);
-        UdpSocket::bind(("127.0.0.1", port)).unwrap();
-        let port = free_tcp_port();
-        TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn free_ports_are_real_ports() {
+        // Rebinding is not asserted: tests running in parallel may take the port meanwhile.
+        assert_ne!(free_udp_port(), 0);
+        assert_ne!(free_tcp_port(), 0);
     }
 }
