@@ -257,17 +257,7 @@ impl Ksak {
     }
 }
 
-impl core::fmt::Debug for Ksak {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Ksak(<redacted>)")
-    }
-}
-
-impl ConstantTimeEq for Ksak {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
+crate::secret_traits!(Ksak, 0);
 
 /// KMS Public Authentication Key (KPAK), a P-256 point.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -309,25 +299,7 @@ impl Ssk {
     }
 }
 
-impl core::fmt::Debug for Ssk {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Ssk(<redacted>)")
-    }
-}
-
-impl ConstantTimeEq for Ssk {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl PartialEq for Ssk {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for Ssk {}
+crate::secret_traits!(Ssk, 0);
 
 /// Public Validation Token (PVT) of one identifier, a P-256 point.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,37 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// Redacted `Debug` ("Name(<redacted>)") and constant-time equality (`ConstantTimeEq`, and
+/// `PartialEq`/`Eq` through it) for a secret type, comparing its field `$field`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! secret_traits {
+    ($ty:ident, $field:tt) => {
+        impl core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(concat!(stringify!($ty), "(<redacted>)"))
+            }
+        }
+
+        impl subtle::ConstantTimeEq for $ty {
+            fn ct_eq(&self, other: &Self) -> subtle::Choice {
+                // for the field's method (call sites may already have it in scope)
+                #[allow(unused_imports)]
+                use subtle::ConstantTimeEq as _;
+                self.$field.ct_eq(&other.$field)
+            }
+        }
+
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                subtle::ConstantTimeEq::ct_eq(self, other).into()
+            }
+        }
+
+        impl Eq for $ty {}
+    };
+}
+
 pub mod bundle;
 pub mod eccsi;
 pub mod kdf;

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Error;
@@ -108,17 +107,7 @@ impl MasterSecret {
     }
 }
 
-impl core::fmt::Debug for MasterSecret {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("MasterSecret(<redacted>)")
-    }
-}
-
-impl ConstantTimeEq for MasterSecret {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
+crate::secret_traits!(MasterSecret, 0);
 
 /// The KMS public key Z = [z]P, `04 || x || y` (257 octets).
 ///
@@ -298,25 +287,7 @@ impl Drop for Rsk {
     }
 }
 
-impl core::fmt::Debug for Rsk {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Rsk(<redacted>)")
-    }
-}
-
-impl ConstantTimeEq for Rsk {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.bytes.ct_eq(&other.bytes)
-    }
-}
-
-impl PartialEq for Rsk {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for Rsk {}
+crate::secret_traits!(Rsk, bytes);
 
 /// The shared secret value (n = 128 bits).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -339,25 +310,7 @@ impl Ssv {
     }
 }
 
-impl core::fmt::Debug for Ssv {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Ssv(<redacted>)")
-    }
-}
-
-impl ConstantTimeEq for Ssv {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
-    }
-}
-
-impl PartialEq for Ssv {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for Ssv {}
+crate::secret_traits!(Ssv, 0);
 
 /// SAKKE encapsulated data `R || H`: `04 || Rx || Ry` (257 octets) then H (16 octets).
 #[derive(Clone, Copy, PartialEq, Eq)]
