@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::message::{CSeq, HeaderName, Host, Method, NameAddr, Request, Uri};
+use crate::message::{CSeq, HeaderName, Host, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::Transport;
 
 /// The state shared by both ends of a dialog, seen from this side.
@@ -38,6 +38,42 @@ pub(crate) fn literal_address(uri: &Uri) -> Option<SocketAddr> {
 }
 
 impl Dialog {
+    /// The UAC's dialog created by a 2xx to `invite` (RFC 3261 §12.1.2): our From and Call-ID,
+    /// the response's To (with its tag), Contact as the remote target, the Record-Route
+    /// reversed as the route set, the INVITE's CSeq as the local sequence. `None` when the
+    /// messages lack what a dialog needs.
+    pub(crate) fn from_2xx(
+        invite: &Request,
+        resp: &Response,
+        destination: SocketAddr,
+        transport: Transport,
+    ) -> Option<Dialog> {
+        let local = invite.headers.from().ok()?;
+        let remote = resp.headers.to().ok()?;
+        let mut route_set = resp.headers.record_route().unwrap_or_default();
+        route_set.reverse();
+        let mut d = Dialog {
+            call_id: invite.headers.call_id().ok()?.to_string(),
+            local_tag: local.tag()?.to_owned(),
+            remote_tag: remote.tag().map(str::to_owned),
+            local,
+            remote,
+            local_seq: invite.headers.cseq().ok()?.seq,
+            remote_seq: None,
+            remote_target: resp
+                .headers
+                .contact()
+                .ok()
+                .flatten()
+                .map_or_else(|| invite.uri.clone(), |c| c.uri),
+            route_set,
+            destination,
+            transport,
+        };
+        d.retarget();
+        Some(d)
+    }
+
     /// Sets the remote tag (from a response's To, or a request's From).
     pub(crate) fn set_remote_tag(&mut self, tag: &str) {
         self.remote_tag = Some(tag.to_owned());

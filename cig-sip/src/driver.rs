@@ -33,6 +33,7 @@ enum Command {
     Hangup(CallHandle, oneshot::Sender<Result<()>>),
     Reinvite(CallHandle, Bytes, oneshot::Sender<Result<()>>),
     Message(Box<OutgoingMessage>, oneshot::Sender<MessageHandle>),
+    RespondMessage(MessageHandle, u16, oneshot::Sender<Result<()>>),
 }
 
 enum Inbound {
@@ -102,6 +103,12 @@ impl SipHandle {
     /// See [`UserAgent::send_message`].
     pub async fn send_message(&self, msg: OutgoingMessage) -> Result<MessageHandle> {
         self.ask(|r| Command::Message(Box::new(msg), r)).await
+    }
+
+    /// See [`UserAgent::respond_message`].
+    pub async fn respond_message(&self, message: MessageHandle, status: u16) -> Result<()> {
+        self.ask(|r| Command::RespondMessage(message, status, r))
+            .await?
     }
 }
 
@@ -300,6 +307,7 @@ async fn run(
                     Command::Hangup(c, r) => { let _ = r.send(ua.hangup(c, now)); }
                     Command::Reinvite(c, sdp, r) => { let _ = r.send(ua.reinvite(c, sdp, now)); }
                     Command::Message(m, r) => { let _ = r.send(ua.send_message(*m, now)); }
+                    Command::RespondMessage(m, s, r) => { let _ = r.send(ua.respond_message(m, s, now)); }
                 }
             }
             () = sleep => ua.handle_timeout(Instant::now()),

@@ -1,6 +1,8 @@
 //! A deterministic two-peer network for tests: two [`UserAgent`]s joined by a simulated link
 //! with a virtual clock, seeded packet loss, delay and jitter (which reorders datagrams). No
 //! sockets, no sleeping: [`Network::step`] jumps the clock to the next delivery or timer.
+//! [`Probe`] is one user agent on a virtual clock that a test (or a fuzz target) drives by
+//! hand: it plays the peer with hand-written messages (a forking proxy, a challenging PBX).
 //!
 //! ```
 //! use cig_sip::sim::Network;
@@ -18,7 +20,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::transaction::Transmit;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::transaction::{Transmit, Transport};
 use crate::ua::{Event, UserAgent};
 
 /// Two user agents on a lossy link. Peer 0 and peer 1 are addressed by their configured local
@@ -173,6 +179,96 @@ impl Network {
         let now = self.now;
         let r = f(&mut self.peers[k], now);
         self.flush();
+        r
+    }
+}
+
+/// One user agent on a virtual clock, driven by hand: deliver messages as any peer, take what
+/// it sends, move the clock (timers run in order). Events are collected in [`Probe::events`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cig_sip::sim::Probe;
+/// use cig_sip::transaction::Transport;
+/// use cig_sip::ua::{UaConfig, UserAgent};
+///
+/// let mut p = Probe::new(UserAgent::new(UaConfig::new("192.0.2.1:5060".parse().unwrap()), 1));
+/// p.receive(
+///     "OPTIONS sip:gw@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx\r\n\
+/// From: <sip:lb@192.0.2.9>;tag=1\r\nTo: <sip:gw@192.0.2.1>\r\nCall-ID: c\r\n\
+/// CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+///     "192.0.2.9:5060".parse().unwrap(),
+///     Transport::Udp,
+/// );
+/// assert!(p.sent()[0].payload.starts_with(b"SIP/2.0 200 OK"));
+/// p.advance(Duration::from_secs(60));
+/// assert!(p.ua.poll_timeout().is_none());
+/// ```
+#[derive(Debug)]
+pub struct Probe {
+    /// The user agent under test.
+    pub ua: UserAgent,
+    /// Events it reported, in order.
+    pub events: Vec<Event>,
+    start: Instant,
+    now: Instant,
+}
+
+impl Probe {
+    /// Starts the virtual clock for `ua`.
+    pub fn new(ua: UserAgent) -> Probe {
+        let start = Instant::now();
+        Probe {
+            ua,
+            events: Vec::new(),
+            start,
+            now: start,
+        }
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn collect(&mut self) {
+        while let Some(e) = self.ua.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Delivers one datagram / framed message from `source` at the current time.
+    pub fn receive(&mut self, data: impl Into<Bytes>, source: SocketAddr, transport: Transport) {
+        self.ua
+            .handle_datagram(data.into(), source, transport, self.now);
+        self.collect();
+    }
+
+    /// Everything the user agent sent since the last call.
+    pub fn sent(&mut self) -> Vec<Transmit> {
+        std::iter::from_fn(|| self.ua.poll_transmit()).collect()
+    }
+
+    /// Moves the clock forward by `d`, running every timer due on the way at its own time.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(at) = self.ua.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(at);
+            self.ua.handle_timeout(self.now);
+        }
+        self.now = end;
+        self.collect();
+    }
+
+    /// Lets `f` issue commands at the current virtual time.
+    pub fn with<R>(&mut self, f: impl FnOnce(&mut UserAgent, Instant) -> R) -> R {
+        let r = f(&mut self.ua, self.now);
+        self.collect();
         r
     }
 }

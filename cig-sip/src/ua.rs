@@ -7,6 +7,47 @@
 //! [`UserAgent::poll_event`]; sleep until [`UserAgent::poll_timeout`]. It never reads a clock,
 //! opens a socket or resolves a name: targets come in as socket addresses ([`next_hop`] says
 //! which host, port and transport a URI asks for).
+//!
+//! # MESSAGE (RFC 3428)
+//!
+//! - In, with [`UaConfig::messaging`] off: 405 with an `Allow` that lists no MESSAGE.
+//! - In, with messaging on: [`Event::IncomingMessage`] carries a [`MessageHandle`] and From,
+//!   To, Request-URI, Content-Type and body; nothing is answered yet. The application answers
+//!   with [`UserAgent::respond_message`]`(handle, status, now)` — e.g. 202 once the switch took
+//!   the message, 4xx–6xx when it refused it. Meanwhile the non-INVITE server transaction
+//!   absorbs retransmissions; after T2 (4 s) it sends 100 Trying once (RFC 4320: not earlier
+//!   over UDP) and resends it for retransmissions; after 32·T1 (16 s, half the sender's
+//!   timer F) without an answer the user agent answers 408 itself and `respond_message`
+//!   returns an error.
+//! - Out: [`UserAgent::send_message`] sends an out-of-dialog MESSAGE; a 401/407 is answered
+//!   once with the [`OutgoingMessage::credentials`] (MD5, SHA-256, SHA-512-256, qop=auth, nonce
+//!   count); the final status comes as [`Event::MessageResult`] (2xx success; the refusing
+//!   status, 408 on timeout, 503 on a transport error otherwise).
+//!
+//! # Offer/answer
+//!
+//! An INVITE without SDP (delayed offer) reaches the application as an [`Event::IncomingCall`]
+//! with an empty `sdp`; [`UserAgent::answer`] must then be given our offer (an empty
+//! one is refused), and the peer's answer from the ACK is reported as [`Event::MediaAnswer`].
+//! An ACK without a usable answer ends such a call with a BYE ([`EndReason::MediaFailed`]). A
+//! re-INVITE without SDP is answered with the call's current SDP as the offer; its ACK's
+//! answer is reported the same way.
+//!
+//! # Forking
+//!
+//! When an INVITE of ours forks, the first 2xx confirms the call. Every 2xx with another To
+//! tag (another dialog) is ACKed and that dialog is ended with a BYE at once (RFC 3261
+//! §13.2.2.4), up to 16 per INVITE; retransmitted 2xx get the same ACK again while timer M
+//! runs.
+//!
+//! # Digest authentication
+//!
+//! A 401/407 to the INVITE, a re-INVITE, a BYE or a MESSAGE is answered once with the call's
+//! (or message's) credentials: the request again with the next CSeq, a new branch and an
+//! `Authorization` / `Proxy-Authorization`; a second challenge (unless `stale=true` after an
+//! accepted answer) ends the request with the challenge's status — [`Event::Rejected`],
+//! [`Event::UpdateFailed`], [`Event::Ended`] or [`Event::MessageResult`]. Incoming calls get
+//! credentials for their in-dialog requests with [`UserAgent::set_credentials`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -140,6 +181,9 @@ pub enum EndReason {
     Cancelled,
     /// No ACK for our 2xx, or no answer to our BYE.
     Timeout,
+    /// Our 2xx carried the offer (the INVITE had no SDP) and the ACK brought no usable SDP
+    /// answer: the call was ended with a BYE.
+    MediaFailed,
 }
 
 /// What the user agent reports.
@@ -156,8 +200,8 @@ pub enum Event {
         from: NameAddr,
         /// To.
         to: NameAddr,
-        /// The SDP offer (may be empty: offer expected in our 2xx, which we do not support
-        /// beyond answering with our own offer).
+        /// The SDP offer. Empty for a delayed offer: [`UserAgent::answer`] must then be given
+        /// our offer, and the peer's answer arrives in the ACK as [`Event::MediaAnswer`].
         sdp: Bytes,
         /// Source address of the INVITE.
         source: SocketAddr,
@@ -218,8 +262,13 @@ pub enum Event {
         /// Why.
         reason: EndReason,
     },
-    /// A MESSAGE arrived (only with messaging enabled); already answered 200.
+    /// A MESSAGE arrived (only with messaging enabled). Not answered yet: answer it with
+    /// [`UserAgent::respond_message`] (e.g. 202 once the message was taken over); until then
+    /// the request's retransmissions are absorbed, a 100 Trying goes out after T2, and after
+    /// 32·T1 (16 s) without an answer the user agent answers 408 itself.
     IncomingMessage {
+        /// The handle to answer with.
+        message: MessageHandle,
         /// From.
         from: NameAddr,
         /// To.
@@ -233,7 +282,16 @@ pub enum Event {
         /// Source address.
         source: SocketAddr,
     },
-    /// The final status of an outgoing MESSAGE (408 on timeout).
+    /// Our 2xx carried an SDP offer (the INVITE or re-INVITE had none) and the ACK brought the
+    /// peer's answer (parsed: it is valid SDP).
+    MediaAnswer {
+        /// The call.
+        call: CallHandle,
+        /// The SDP answer from the ACK.
+        sdp: Bytes,
+    },
+    /// The final status of an outgoing MESSAGE (408 on timeout, 503 on a transport error; a
+    /// 401/407 when the credentials were refused or missing).
     MessageResult {
         /// The message.
         message: MessageHandle,
@@ -271,6 +329,8 @@ enum TimerKey {
     Client(TxKey),
     Server(TxKey),
     Call(CallHandle),
+    /// An incoming MESSAGE waiting for the application's answer.
+    Message(MessageHandle),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,22 +370,59 @@ struct Call {
     credentials: Option<Credentials>,
     auth: Auth,
     hangup_requested: bool,
-    /// UAC: the ACK for the 2xx, resent when the 2xx is retransmitted.
-    ack: Option<Bytes>,
     pending_ok: Option<PendingOk>,
+    /// Our 2xx carries the offer (the INVITE had no SDP): `Some(initial INVITE?)` until the
+    /// ACK with the answer arrives.
+    delayed_offer: Option<bool>,
     /// The SDP this side last sent (answers re-offers).
     local_sdp: Bytes,
     sdp_version: u64,
     bye_key: Option<TxKey>,
-    /// Our re-INVITE in flight and the SDP it offers.
-    reinvite: Option<(TxKey, Bytes)>,
+    /// Our re-INVITE in flight.
+    reinvite: Option<Reinvite>,
 }
 
-/// Challenge answering state: at most one answer per challenge, never a loop.
+/// A re-INVITE of ours: its transaction, the SDP it offers, the request (resent with
+/// credentials after a 401/407) and its own challenge state.
+#[derive(Debug)]
+struct Reinvite {
+    key: TxKey,
+    sdp: Bytes,
+    request: Request,
+    auth: Auth,
+}
+
+/// Challenge answering state of one request: at most one answer per challenge, never a loop.
+/// The digest client is kept from request to request of a call, so a challenge with the same
+/// nonce continues its nonce count.
 #[derive(Clone, Debug, Default)]
 struct Auth {
     answered: u8,
     client: Option<(bool, DigestClient)>,
+}
+
+/// At most this many 2xx dialogs (forks) are ACKed and sent BYE per INVITE; later ones are
+/// dropped (a peer inventing To tags cannot make us send without bound).
+const MAX_FORKS: usize = 16;
+
+/// At most this many incoming MESSAGEs wait for the application's answer; more get 503.
+const MAX_PENDING_MESSAGES: usize = 4096;
+
+/// An incoming MESSAGE the application has not answered yet.
+#[derive(Debug)]
+struct InboundMessage {
+    key: TxKey,
+    request: Request,
+    /// When the 100 Trying goes out (RFC 4320: not before timer E reached T2); `None` once sent.
+    trying_at: Option<Instant>,
+    /// When the user agent answers 408 itself.
+    give_up: Instant,
+}
+
+impl InboundMessage {
+    fn deadline(&self) -> Instant {
+        self.trying_at.map_or(self.give_up, |t| t.min(self.give_up))
+    }
 }
 
 #[derive(Debug)]
@@ -347,6 +444,7 @@ pub struct UserAgent {
     clients: HashMap<TxKey, (ClientTx, Owner)>,
     servers: HashMap<TxKey, (ServerTx, Option<CallHandle>)>,
     messages: HashMap<MessageHandle, PendingMessage>,
+    inbound: HashMap<MessageHandle, InboundMessage>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     out: Outbox,
     events: VecDeque<Event>,
@@ -404,7 +502,10 @@ impl Auth {
             return false;
         }
         self.answered += 1;
-        self.client = Some((proxy, DigestClient::new(ch)));
+        let same = matches!(&self.client, Some((p, c)) if *p == proxy && *c.challenge() == ch);
+        if !same {
+            self.client = Some((proxy, DigestClient::new(ch)));
+        }
         true
     }
 }
@@ -422,6 +523,7 @@ impl UserAgent {
             clients: HashMap::new(),
             servers: HashMap::new(),
             messages: HashMap::new(),
+            inbound: HashMap::new(),
             timers: BinaryHeap::new(),
             out: Outbox::new(),
             events: VecDeque::new(),
@@ -577,8 +679,8 @@ impl UserAgent {
                 credentials: call.credentials,
                 auth: Auth::default(),
                 hangup_requested: false,
-                ack: None,
                 pending_ok: None,
+                delayed_offer: None,
                 local_sdp: call.sdp,
                 sdp_version: 0,
                 bye_key: None,
@@ -642,6 +744,10 @@ impl UserAgent {
     }
 
     /// Answers an incoming call with 200 and the SDP answer; retransmitted until the ACK.
+    ///
+    /// When the INVITE had no SDP (delayed offer), `sdp` is our offer and must not be empty;
+    /// the peer's answer comes in the ACK as [`Event::MediaAnswer`] (an ACK without a usable
+    /// answer ends the call with a BYE and [`EndReason::MediaFailed`]).
     pub fn answer(&mut self, call: CallHandle, sdp: Bytes, now: Instant) -> Result<()> {
         let c = self
             .calls
@@ -649,6 +755,12 @@ impl UserAgent {
             .ok_or(Error::CallState("no such call"))?;
         if c.uac || c.state != CallState::Early {
             return Err(Error::CallState("not an unanswered incoming call"));
+        }
+        let delayed = c.invite.body.is_empty();
+        if delayed && sdp.is_empty() {
+            return Err(Error::CallState(
+                "the INVITE had no SDP: the 200 must carry an offer",
+            ));
         }
         let mut r = self.invite_response(c, 200);
         r.headers.push(HeaderName::Allow, self.allow_value());
@@ -659,6 +771,7 @@ impl UserAgent {
         let c = self.call_mut(call)?;
         c.local_sdp = sdp;
         c.state = CallState::Answered;
+        c.delayed_offer = delayed.then_some(true);
         Ok(())
     }
 
@@ -776,7 +889,7 @@ impl UserAgent {
             .push(HeaderName::UserAgent, self.config.user_agent.clone());
         c.state = CallState::Terminating;
         c.pending_ok = None;
-        c.auth = Auth::default();
+        c.auth.answered = 0;
         let target = (c.dialog.destination, transport);
         let key = self.start_client(bye, branch, target, Owner::Call(call), now);
         if let Some(c) = self.calls.get_mut(&call) {
@@ -806,28 +919,90 @@ impl UserAgent {
         invite.headers.push(HeaderName::Allow, allow);
         invite.set_body("application/sdp", sdp.clone());
         let target = (c.dialog.destination, transport);
-        let key = self.start_client(invite, branch, target, Owner::Call(call), now);
-        self.call_mut(call)?.reinvite = Some((key, sdp));
+        let auth = Auth {
+            answered: 0,
+            client: c.auth.client.clone(),
+        };
+        let key = self.start_client(invite.clone(), branch, target, Owner::Call(call), now);
+        self.call_mut(call)?.reinvite = Some(Reinvite {
+            key,
+            sdp,
+            request: invite,
+            auth,
+        });
         Ok(())
     }
 
-    fn on_reinvite_response(&mut self, call: CallHandle, resp: Response) {
+    /// Sets the credentials a call answers 401/407 challenges to its in-dialog requests
+    /// (re-INVITE, BYE) with; an outgoing call starts with those of its [`OutgoingCall`], an
+    /// incoming one with none.
+    pub fn set_credentials(
+        &mut self,
+        call: CallHandle,
+        credentials: Option<Credentials>,
+    ) -> Result<()> {
+        self.call_mut(call)?.credentials = credentials;
+        Ok(())
+    }
+
+    /// A final non-2xx response to our re-INVITE: one answer to a 401/407 (the re-INVITE
+    /// again with credentials, next CSeq, new branch), else [`Event::UpdateFailed`].
+    fn on_reinvite_failure(&mut self, call: CallHandle, resp: &Response, now: Instant) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if resp.status < 200 {
-            return;
-        }
-        let Some((_, offer)) = c.reinvite.take() else {
+        let Some(mut re) = c.reinvite.take() else {
             return;
         };
-        if resp.status >= 300 {
+        let challenged =
+            matches!(resp.status, 401 | 407) && re.auth.on_challenge(resp, c.credentials.is_some());
+        if !challenged {
+            c.auth.client = re.auth.client;
             self.events.push_back(Event::UpdateFailed {
                 call,
                 status: resp.status,
             });
             return;
         }
+        let transport = c.dialog.transport;
+        let (via, branch) = self.via(transport);
+        let cnonce = self.token();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.dialog.local_seq = c.dialog.local_seq.wrapping_add(1);
+        let mut invite = re.request;
+        invite.headers.set(HeaderName::Via, via);
+        invite.headers.set(
+            HeaderName::CSeq,
+            CSeq {
+                seq: c.dialog.local_seq,
+                method: Method::Invite,
+            }
+            .to_string(),
+        );
+        if let (Some((proxy, client)), Some(cred)) =
+            (re.auth.client.as_mut(), c.credentials.as_ref())
+        {
+            authorize(&mut invite, *proxy, client, cred, &cnonce);
+        }
+        let target = (c.dialog.destination, transport);
+        re.key = self.start_client(invite.clone(), branch, target, Owner::Call(call), now);
+        re.request = invite;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.reinvite = Some(re);
+        }
+    }
+
+    /// A 2xx to our re-INVITE: ACK it, the offer becomes the call's local SDP.
+    fn on_reinvite_ok(&mut self, call: CallHandle, key: &TxKey, resp: Response) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(re) = c.reinvite.take() else {
+            return;
+        };
+        c.auth.client = re.auth.client;
         let seq = resp
             .headers
             .cseq()
@@ -838,19 +1013,29 @@ impl UserAgent {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let ack = c.dialog.request(Method::Ack, via, "", Some(seq)).to_bytes();
-        self.out.push_back(Transmit {
+        let mut ack = c.dialog.request(Method::Ack, via, "", Some(seq));
+        copy_credentials(&re.request, &mut ack);
+        let ack = Transmit {
             transport,
             destination: c.dialog.destination,
-            payload: ack.clone(),
-        });
-        c.ack = Some(ack);
-        c.local_sdp = offer.clone();
+            payload: ack.to_bytes(),
+        };
+        c.local_sdp = re.sdp.clone();
+        self.send_ack(key, &resp, ack);
         self.events.push_back(Event::SessionUpdated {
             call,
             remote_sdp: resp.body,
-            local_sdp: offer,
+            local_sdp: re.sdp,
         });
+    }
+
+    /// Sends the ACK for a 2xx and remembers it in the INVITE transaction, which resends it
+    /// when that 2xx (same To tag) is retransmitted.
+    fn send_ack(&mut self, key: &TxKey, resp: &Response, ack: Transmit) {
+        self.out.push_back(ack.clone());
+        if let Some((tx, _)) = self.clients.get_mut(key) {
+            tx.acks.push((to_tag(resp), ack));
+        }
     }
 
     /// Sends a MESSAGE; its final status comes as [`Event::MessageResult`].
@@ -1010,7 +1195,7 @@ impl UserAgent {
                     let at = tx.next_timeout();
                     self.schedule(TimerKey::Server(key), at);
                 } else if let Some(call) = call {
-                    self.on_ack(call, &req);
+                    self.on_ack(call, &req, now);
                 }
             } else {
                 tx.on_retransmission(&mut self.out);
@@ -1020,7 +1205,7 @@ impl UserAgent {
         if req.method == Method::Ack {
             // ACK for a 2xx: its own branch, matched to the dialog.
             if let Some(call) = self.find_dialog(&req) {
-                self.on_ack(call, &req);
+                self.on_ack(call, &req, now);
             }
             return;
         }
@@ -1047,24 +1232,7 @@ impl UserAgent {
                 r.headers.push(HeaderName::Supported, "timer");
                 self.send_response(&key, r, now);
             }
-            Method::Message if self.config.messaging => {
-                self.reply(&key, &req, 200, now);
-                let content_type = req
-                    .headers
-                    .get(&HeaderName::ContentType)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                if let (Ok(from), Ok(to)) = (req.headers.from(), req.headers.to()) {
-                    self.events.push_back(Event::IncomingMessage {
-                        from,
-                        to,
-                        request_uri: req.uri,
-                        content_type,
-                        body: req.body,
-                        source,
-                    });
-                }
-            }
+            Method::Message if self.config.messaging => self.on_message(key, req, source, now),
             Method::Other(_) => self.reply(&key, &req, 501, now),
             _ => {
                 let mut r = self.response(&req, 405);
@@ -1072,6 +1240,91 @@ impl UserAgent {
                 self.send_response(&key, r, now);
             }
         }
+    }
+
+    /// An incoming MESSAGE: reported to the application, which answers it with
+    /// [`UserAgent::respond_message`]; the timer behind [`InboundMessage::deadline`] sends the
+    /// 100 Trying and, without an answer, the 408.
+    fn on_message(&mut self, key: TxKey, req: Request, source: SocketAddr, now: Instant) {
+        let (Ok(from), Ok(to)) = (req.headers.from(), req.headers.to()) else {
+            return self.reply(&key, &req, 400, now);
+        };
+        if self.inbound.len() >= MAX_PENDING_MESSAGES {
+            return self.reply(&key, &req, 503, now);
+        }
+        let message = MessageHandle(self.next_id);
+        self.next_id += 1;
+        let content_type = req
+            .headers
+            .get(&HeaderName::ContentType)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let timers = self.config.timers;
+        let pending = InboundMessage {
+            key,
+            request: req.clone(),
+            trying_at: Some(now + timers.t2),
+            give_up: now + timers.timeout() / 2,
+        };
+        let at = pending.deadline();
+        self.inbound.insert(message, pending);
+        self.schedule(TimerKey::Message(message), Some(at));
+        self.events.push_back(Event::IncomingMessage {
+            message,
+            from,
+            to,
+            request_uri: req.uri,
+            content_type,
+            body: req.body,
+            source,
+        });
+    }
+
+    /// Answers an incoming MESSAGE ([`Event::IncomingMessage`]) with a final status
+    /// (200..=699: 200/202 when taken over, 4xx–6xx when refused). Errors when the handle names
+    /// no unanswered MESSAGE (already answered, or answered 408 by the user agent after 32·T1).
+    pub fn respond_message(
+        &mut self,
+        message: MessageHandle,
+        status: u16,
+        now: Instant,
+    ) -> Result<()> {
+        if !(200..700).contains(&status) {
+            return Err(Error::CallState(
+                "respond_message needs a status in 200..=699",
+            ));
+        }
+        let pending = self
+            .inbound
+            .remove(&message)
+            .ok_or(Error::CallState("no unanswered incoming MESSAGE"))?;
+        self.reply(&pending.key, &pending.request, status, now);
+        Ok(())
+    }
+
+    fn message_timer(&mut self, message: MessageHandle, at: Instant, now: Instant) {
+        let Some(m) = self.inbound.get_mut(&message) else {
+            return;
+        };
+        if m.deadline() != at {
+            return;
+        }
+        if m.give_up <= now {
+            if let Some(m) = self.inbound.remove(&message) {
+                self.reply(&m.key, &m.request, 408, now);
+            }
+            return;
+        }
+        if m.trying_at.is_some_and(|t| t <= now) {
+            m.trying_at = None;
+            let (key, trying) = (
+                m.key.clone(),
+                Response::from_request(&m.request, 100, "Trying"),
+            );
+            self.send_response(&key, trying, now);
+        }
+        let next = self.inbound.get(&message).map(InboundMessage::deadline);
+        self.schedule(TimerKey::Message(message), next);
     }
 
     /// A response to `req` with a To tag (the dialog's when there is one).
@@ -1186,8 +1439,8 @@ impl UserAgent {
             credentials: None,
             auth: Auth::default(),
             hangup_requested: false,
-            ack: None,
             pending_ok: None,
+            delayed_offer: None,
             local_sdp: Bytes::new(),
             sdp_version: 0,
             bye_key: None,
@@ -1274,6 +1527,7 @@ impl UserAgent {
                     c.dialog.retarget();
                 }
                 c.state = CallState::Answered;
+                c.delayed_offer = req.body.is_empty().then_some(false);
                 c.invite = req.clone();
                 c.invite_key = key.clone();
                 let local_tag = c.dialog.local_tag.clone();
@@ -1329,15 +1583,41 @@ impl UserAgent {
         self.send_response(&key, r, now);
     }
 
-    fn on_ack(&mut self, call: CallHandle, req: &Request) {
+    /// The ACK of our 2xx confirms the call; when that 2xx carried the offer it carries the
+    /// answer: reported as [`Event::MediaAnswer`]. Without a usable answer an initial call is
+    /// ended (BYE, [`EndReason::MediaFailed`]); a re-INVITE keeps the previous session.
+    fn on_ack(&mut self, call: CallHandle, req: &Request, now: Instant) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         let seq = req.headers.cseq().map(|s| s.seq).ok();
         let invite_seq = c.invite.headers.cseq().map(|s| s.seq).ok();
-        if c.state == CallState::Answered && seq == invite_seq {
-            c.state = CallState::Confirmed;
-            c.pending_ok = None;
+        if c.state != CallState::Answered || seq != invite_seq {
+            return;
+        }
+        c.state = CallState::Confirmed;
+        c.pending_ok = None;
+        let Some(initial) = c.delayed_offer.take() else {
+            return;
+        };
+        let is_sdp = req
+            .headers
+            .content_type()
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.is("application", "sdp"));
+        if is_sdp && SessionDescription::parse(&req.body).is_ok() {
+            self.events.push_back(Event::MediaAnswer {
+                call,
+                sdp: req.body.clone(),
+            });
+        } else if initial {
+            self.send_bye(call, now);
+            self.remove_call(call);
+            self.events.push_back(Event::Ended {
+                call,
+                reason: EndReason::MediaFailed,
+            });
         }
     }
 
@@ -1410,17 +1690,20 @@ impl UserAgent {
         };
         let at = tx.next_timeout();
         self.schedule(TimerKey::Client(key.clone()), at);
+        if cseq.method == Method::Invite && (200..300).contains(&resp.status) {
+            return self.on_invite_2xx(&key, owner, resp, now);
+        }
         match owner {
             Owner::Call(call) if cseq.method == Method::Invite => {
                 let ours = self
                     .calls
                     .get(&call)
                     .and_then(|c| c.reinvite.as_ref())
-                    .is_some_and(|(k, _)| *k == key);
-                if ours {
-                    self.on_reinvite_response(call, resp)
-                } else {
+                    .is_some_and(|re| re.key == key);
+                if !ours {
                     self.on_invite_response(call, resp, now)
+                } else if resp.status >= 300 {
+                    self.on_reinvite_failure(call, &resp, now)
                 }
             }
             Owner::Call(call) if cseq.method == Method::Bye => {
@@ -1429,6 +1712,65 @@ impl UserAgent {
             Owner::Message(m) => self.on_message_response(m, resp, now),
             _ => {}
         }
+    }
+
+    /// A 2xx to an INVITE of ours (RFC 3261 §13.2.2.4): a retransmission gets the same ACK
+    /// again; the first 2xx of an initial INVITE confirms the call; a 2xx of a re-INVITE ends
+    /// the offer/answer; a 2xx from another fork (another To tag) is ACKed and sent BYE at once,
+    /// the call stays on the first dialog.
+    fn on_invite_2xx(&mut self, key: &TxKey, owner: Owner, resp: Response, now: Instant) {
+        let tag = to_tag(&resp);
+        let Some((tx, _)) = self.clients.get(key) else {
+            return;
+        };
+        if let Some((_, ack)) = tx.acks.iter().find(|(t, _)| *t == tag) {
+            self.out.push_back(ack.clone());
+            return;
+        }
+        if let Owner::Call(call) = owner
+            && let Some(c) = self.calls.get(&call)
+        {
+            if c.reinvite.as_ref().is_some_and(|re| re.key == *key) {
+                return self.on_reinvite_ok(call, key, resp);
+            }
+            if c.invite_key == *key && c.state == CallState::Early {
+                return self.on_invite_ok(call, key, resp, now);
+            }
+        }
+        self.on_fork_ok(key, resp, now);
+    }
+
+    /// A 2xx that opened a dialog we do not want (a second fork, or an INVITE whose call is
+    /// gone): ACK and BYE on that dialog (RFC 3261 §13.2.2.4).
+    fn on_fork_ok(&mut self, key: &TxKey, resp: Response, now: Instant) {
+        let Some((tx, _)) = self.clients.get(key) else {
+            return;
+        };
+        if tx.acks.len() >= MAX_FORKS {
+            return;
+        }
+        let Some(mut dialog) = Dialog::from_2xx(&tx.request, &resp, tx.destination, tx.transport)
+        else {
+            return;
+        };
+        let invite = tx.request.clone();
+        let transport = dialog.transport;
+        let (via, _) = self.via(transport);
+        let seq = dialog.local_seq;
+        let mut ack = dialog.request(Method::Ack, via, "", Some(seq));
+        copy_credentials(&invite, &mut ack);
+        let ack = Transmit {
+            transport,
+            destination: dialog.destination,
+            payload: ack.to_bytes(),
+        };
+        self.send_ack(key, &resp, ack);
+        let (via, branch) = self.via(transport);
+        let mut bye = dialog.request(Method::Bye, via, "", None);
+        bye.headers
+            .push(HeaderName::UserAgent, self.config.user_agent.clone());
+        let target = (dialog.destination, transport);
+        self.start_client(bye, branch, target, Owner::None, now);
     }
 
     fn on_invite_response(&mut self, call: CallHandle, resp: Response, now: Instant) {
@@ -1456,7 +1798,6 @@ impl UserAgent {
                     self.try_cancel(call, now);
                 }
             }
-            200..=299 => self.on_invite_ok(call, resp, now),
             401 | 407 => {
                 let have = c.credentials.is_some();
                 if c.state == CallState::Early
@@ -1477,7 +1818,7 @@ impl UserAgent {
             return;
         };
         if c.state != CallState::Early {
-            return; // a re-INVITE of ours would land here; we send none
+            return;
         }
         let event = if c.hangup_requested {
             Event::Ended {
@@ -1532,30 +1873,17 @@ impl UserAgent {
         }
     }
 
-    fn on_invite_ok(&mut self, call: CallHandle, resp: Response, now: Instant) {
+    fn on_invite_ok(&mut self, call: CallHandle, key: &TxKey, resp: Response, now: Instant) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let tag = resp
+        if let Some(tag) = resp
             .headers
             .to()
             .ok()
-            .and_then(|t| t.tag().map(str::to_owned));
-        if c.state != CallState::Early {
-            // A retransmitted 2xx: ACK again (same dialog) — other forks are not supported.
-            if tag.as_deref() == c.dialog.remote_tag.as_deref()
-                && let Some(ack) = &c.ack
-            {
-                self.out.push_back(Transmit {
-                    transport: c.dialog.transport,
-                    destination: c.dialog.destination,
-                    payload: ack.clone(),
-                });
-            }
-            return;
-        }
-        if let Some(tag) = &tag {
-            c.dialog.set_remote_tag(tag);
+            .and_then(|t| t.tag().map(str::to_owned))
+        {
+            c.dialog.set_remote_tag(&tag);
         }
         if let Some(contact) = resp.headers.contact().ok().flatten() {
             c.dialog.remote_target = contact.uri;
@@ -1575,14 +1903,16 @@ impl UserAgent {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let ack = c.dialog.request(Method::Ack, via, "", Some(seq)).to_bytes();
-        self.out.push_back(Transmit {
+        let mut ack = c.dialog.request(Method::Ack, via, "", Some(seq));
+        copy_credentials(&c.invite, &mut ack);
+        let ack = Transmit {
             transport,
             destination: c.dialog.destination,
-            payload: ack.clone(),
-        });
-        c.ack = Some(ack);
-        if c.hangup_requested {
+            payload: ack.to_bytes(),
+        };
+        let hangup = c.hangup_requested;
+        self.send_ack(key, &resp, ack);
+        if hangup {
             self.send_bye(call, now);
         } else {
             self.events.push_back(Event::Answered {
@@ -1669,6 +1999,7 @@ impl UserAgent {
                 TimerKey::Client(k) => self.client_timer(k, at, now),
                 TimerKey::Server(k) => self.server_timer(k, at, now),
                 TimerKey::Call(c) => self.call_timer(c, at, now),
+                TimerKey::Message(m) => self.message_timer(m, at, now),
             }
         }
     }
@@ -1707,8 +2038,10 @@ impl UserAgent {
                         call,
                         reason: EndReason::Timeout,
                     });
-                } else if c.reinvite.as_ref().is_some_and(|(k, _)| k == key) {
-                    c.reinvite = None;
+                } else if c.reinvite.as_ref().is_some_and(|re| re.key == *key) {
+                    if let Some(re) = c.reinvite.take() {
+                        c.auth.client = re.auth.client;
+                    }
                     self.events.push_back(Event::UpdateFailed { call, status });
                 } else if c.invite_key == *key && c.state == CallState::Early {
                     let r = Response::new(status, reason_phrase(status));
@@ -1928,6 +2261,24 @@ fn session_timer(req: &Request, resp: &mut Response) {
     };
     resp.headers.push(HeaderName::SessionExpires, value);
     resp.headers.push(HeaderName::Require, "timer");
+}
+
+/// The To tag of a response ("" when it has none).
+fn to_tag(resp: &Response) -> String {
+    resp.headers
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The ACK of a 2xx carries the credentials of the INVITE it acknowledges (RFC 3261
+/// §13.2.2.4).
+fn copy_credentials(invite: &Request, ack: &mut Request) {
+    ack.headers
+        .copy_from(&invite.headers, &HeaderName::Authorization);
+    ack.headers
+        .copy_from(&invite.headers, &HeaderName::ProxyAuthorization);
 }
 
 /// The address of a Request-URI whose host is an IP literal.

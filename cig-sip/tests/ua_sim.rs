@@ -279,46 +279,80 @@ fn options_answered_with_allow_and_accept() {
 }
 
 #[test]
-fn message_needs_messaging_enabled() {
+fn message_refused_with_405_when_messaging_is_off() {
     let mut n = net(8, |_| {});
     let out = raw_to_b(&mut n, &request("MESSAGE", "Content-Type: text/plain\r\n"));
     assert_eq!(status(&out[0]), 405);
-    assert!(
-        out[0]
-            .headers()
-            .allow()
-            .unwrap()
-            .iter()
-            .any(|m| &**m == "INVITE")
-    );
+    let allow = out[0].headers().allow().unwrap();
+    assert!(allow.iter().any(|m| &**m == "INVITE"), "{allow:?}");
+    assert!(!allow.iter().any(|m| &**m == "MESSAGE"), "{allow:?}");
+    assert!(n.peers[1].poll_event().is_none());
+}
 
-    let mut n = net(9, |c| c.messaging = true);
-    n.with_peer(0, |ua, now| {
-        ua.send_message(
-            OutgoingMessage {
-                target: Target {
-                    uri: Uri::parse(format!("sip:bob@{B}")).unwrap(),
-                    destination: addr(B),
-                    transport: Transport::Udp,
+/// A sends B a MESSAGE over a lossy, reordering link; B's application takes 6 s (virtual) to
+/// answer 202: B keeps the transaction (absorbing retransmissions, 100 Trying after T2) and
+/// A's result is the application's status.
+#[test]
+fn message_answered_later_by_the_application_under_loss() {
+    for seed in 0..10 {
+        let mut n = net(200 + seed, |c| c.messaging = true);
+        n.set_loss(0.2);
+        n.set_delay(Duration::from_millis(20), Duration::from_millis(30));
+        let sent = n.with_peer(0, |ua, now| {
+            ua.send_message(
+                OutgoingMessage {
+                    target: Target {
+                        uri: Uri::parse(format!("sip:bob@{B}")).unwrap(),
+                        destination: addr(B),
+                        transport: Transport::Udp,
+                    },
+                    from: NameAddr::new(Uri::parse(format!("sip:alice@{A}")).unwrap()),
+                    to: NameAddr::new(Uri::parse(format!("sip:bob@{B}")).unwrap()),
+                    content_type: "text/plain;charset=UTF-8".into(),
+                    body: Bytes::from_static(b"hello"),
+                    credentials: None,
                 },
-                from: NameAddr::new(Uri::parse(format!("sip:alice@{A}")).unwrap()),
-                to: NameAddr::new(Uri::parse(format!("sip:bob@{B}")).unwrap()),
-                content_type: "text/plain;charset=UTF-8".into(),
-                body: Bytes::from_static(b"hello"),
-                credentials: None,
-            },
-            now,
-        )
-    });
-    assert!(n.run_until(Duration::from_secs(5), |e| !e[0].is_empty()
-        && !e[1].is_empty()));
-    assert!(matches!(
-        &n.events[0][0],
-        Event::MessageResult { status: 200, .. }
-    ));
-    assert!(
-        matches!(&n.events[1][0], Event::IncomingMessage { body, .. } if &body[..] == b"hello")
-    );
+                now,
+            )
+        });
+        assert!(
+            n.run_until(Duration::from_secs(30), |e| !e[1].is_empty()),
+            "seed {seed}: MESSAGE never arrived"
+        );
+        let Event::IncomingMessage {
+            message,
+            body,
+            content_type,
+            from,
+            ..
+        } = n.events[1][0].clone()
+        else {
+            panic!("{:?}", n.events[1])
+        };
+        assert_eq!(&body[..], b"hello");
+        assert_eq!(content_type, "text/plain;charset=UTF-8");
+        assert_eq!(from.uri.to_string(), format!("sip:alice@{A}"));
+        n.run_until(Duration::from_secs(6), |_| false);
+        assert!(
+            n.events[0].is_empty(),
+            "answered before the application did"
+        );
+        n.with_peer(1, |ua, now| ua.respond_message(message, 202, now))
+            .unwrap();
+        assert!(
+            n.run_until(Duration::from_secs(40), |e| !e[0].is_empty()),
+            "seed {seed}: no result"
+        );
+        assert_eq!(
+            n.events[0],
+            [Event::MessageResult {
+                message: sent,
+                status: 202
+            }],
+            "seed {seed}"
+        );
+        assert_eq!(n.events[1].len(), 1, "one event for all retransmissions");
+    }
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub(crate) struct ClientTx {
     retransmit: Option<Retransmit>,
     deadline: Option<Instant>,
     ack: Option<Bytes>,
+    /// INVITE: the ACKs the TU sent for 2xx responses, by To tag (one per dialog; several when
+    /// the request forked), resent when that 2xx is retransmitted while timer M runs.
+    pub(crate) acks: Vec<(String, Transmit)>,
 }
 
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same Request-URI, top Via,
@@ -91,6 +94,7 @@ impl ClientTx {
             retransmit,
             deadline: Some(now + timers.timeout()),
             ack: None,
+            acks: Vec::new(),
         }
     }
 
