@@ -1,7 +1,11 @@
 //! Header names (canonical and compact forms, case-insensitive) and the ordered header list with
-//! typed accessors. Values are kept as written (unfolded); typed views parse on demand.
+//! typed accessors. Values are kept as written (unfolded). The headers `validate` checks are
+//! parsed once into a cache that any mutable access to the list drops; other typed views parse
+//! on demand.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 
 use bytestring::ByteString;
 
@@ -135,9 +139,126 @@ pub struct Header {
     pub value: ByteString,
 }
 
+/// The header lines of a [`Headers`], in order. Reads and writes go through `Vec<Header>`
+/// (`Deref`/`DerefMut`); any mutable access drops the parse-once cache of the headers that
+/// [`Message::validate`](super::Message::validate) checks, so the typed getters never see a
+/// stale value.
+#[derive(Default)]
+pub struct HeaderList {
+    lines: Vec<Header>,
+    core: OnceLock<Box<Core>>,
+}
+
+impl HeaderList {
+    fn with_lines(lines: Vec<Header>) -> HeaderList {
+        HeaderList {
+            lines,
+            core: OnceLock::new(),
+        }
+    }
+}
+
+impl Deref for HeaderList {
+    type Target = Vec<Header>;
+    fn deref(&self) -> &Vec<Header> {
+        &self.lines
+    }
+}
+
+impl DerefMut for HeaderList {
+    fn deref_mut(&mut self) -> &mut Vec<Header> {
+        self.core.take();
+        &mut self.lines
+    }
+}
+
+/// A clone has the same lines and an empty cache (it is rebuilt when a borrowing getter or
+/// `validate` needs it).
+impl Clone for HeaderList {
+    fn clone(&self) -> HeaderList {
+        HeaderList::with_lines(self.lines.clone())
+    }
+}
+
+impl PartialEq for HeaderList {
+    fn eq(&self, other: &HeaderList) -> bool {
+        self.lines == other.lines
+    }
+}
+
+impl Eq for HeaderList {}
+
+impl fmt::Debug for HeaderList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.lines.fmt(f)
+    }
+}
+
+impl From<Vec<Header>> for HeaderList {
+    fn from(lines: Vec<Header>) -> HeaderList {
+        HeaderList::with_lines(lines)
+    }
+}
+
+impl<'a> IntoIterator for &'a HeaderList {
+    type Item = &'a Header;
+    type IntoIter = std::slice::Iter<'a, Header>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.lines.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut HeaderList {
+    type Item = &'a mut Header;
+    type IntoIter = std::slice::IterMut<'a, Header>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.deref_mut().iter_mut()
+    }
+}
+
+/// The typed values of the headers `validate` checks, parsed once. `Err(())` marks a header
+/// that failed; its getter parses it again for the exact error (a rare path).
+struct Core {
+    via: Result<Vec<Via>, ()>,
+    from: Result<NameAddr, ()>,
+    to: Result<NameAddr, ()>,
+    call_id: bool,
+    cseq: Result<CSeq, ()>,
+    max_forwards: Result<Option<u8>, ()>,
+    content_length: Result<Option<u32>, ()>,
+    contacts: Result<Vec<NameAddr>, ()>,
+}
+
+impl Core {
+    fn build(h: &Headers) -> Core {
+        Core {
+            via: h.parse_via().map_err(drop),
+            from: h.name_addr(HeaderName::From).map_err(drop),
+            to: h.name_addr(HeaderName::To).map_err(drop),
+            call_id: h.parse_call_id().is_ok(),
+            cseq: h.parse_cseq().map_err(drop),
+            max_forwards: h.parse_max_forwards().map_err(drop),
+            content_length: h.parse_content_length().map_err(drop),
+            contacts: h.parse_contacts().map_err(drop),
+        }
+    }
+}
+
 /// All headers of a message, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<Header>);
+pub struct Headers(pub HeaderList);
+
+impl From<Vec<Header>> for Headers {
+    fn from(lines: Vec<Header>) -> Headers {
+        Headers(HeaderList::with_lines(lines))
+    }
+}
+
+/// A Call-ID `word` (RFC 3261 §25.1): token characters and `()<>:\"/[]?{}`.
+fn call_id_word(w: &str) -> bool {
+    const WORD: grammar::Class = grammar::class(true, b"-.!%*_+`'~()<>:\\\"/[]?{}");
+    !w.is_empty() && grammar::span(w, &WORD) == w.len()
+}
 
 fn bad(name: &HeaderName) -> impl Fn(nom::Err<()>) -> Error + '_ {
     move |_| Error::header(name.static_name(), "syntax")
@@ -146,7 +267,12 @@ fn bad(name: &HeaderName) -> impl Fn(nom::Err<()>) -> Error + '_ {
 impl Headers {
     /// An empty list.
     pub fn new() -> Headers {
-        Headers(Vec::new())
+        Headers(HeaderList::default())
+    }
+
+    /// An empty list with room for `n` lines.
+    pub fn with_capacity(n: usize) -> Headers {
+        Headers(HeaderList::with_lines(Vec::with_capacity(n)))
     }
 
     /// Iterates over all headers in order.
@@ -237,6 +363,16 @@ impl Headers {
         }
     }
 
+    /// The parse-once cache, built on first use.
+    fn core(&self) -> &Core {
+        self.0.core.get_or_init(|| Box::new(Core::build(self)))
+    }
+
+    /// The cache if it was built (by `validate` or a borrowing getter) and nothing changed since.
+    fn cached(&self) -> Option<&Core> {
+        self.0.core.get().map(|c| &**c)
+    }
+
     fn single<'a>(&'a self, name: &'a HeaderName) -> Result<Option<&'a ByteString>> {
         let mut it = self.get_all(name);
         let first = it.next();
@@ -272,15 +408,36 @@ impl Headers {
         }
     }
 
-    /// All Via values, top first.
-    pub fn via(&self) -> Result<Vec<Via>> {
+    fn parse_via(&self) -> Result<Vec<Via>> {
         self.list(&HeaderName::Via, |v, out| {
             grammar::list(v, |i| Via::parse(v, i), out)
         })
     }
 
+    /// All Via values, top first.
+    pub fn via(&self) -> Result<Vec<Via>> {
+        match self.cached().map(|c| &c.via) {
+            Some(Ok(v)) => Ok(v.clone()),
+            _ => self.parse_via(),
+        }
+    }
+
+    /// All Via values, top first, borrowed from the parse-once cache (no copy).
+    pub fn via_ref(&self) -> Result<&[Via]> {
+        match &self.core().via {
+            Ok(v) => Ok(v),
+            Err(()) => Err(self
+                .parse_via()
+                .err()
+                .unwrap_or(Error::header("Via", "syntax"))),
+        }
+    }
+
     /// The top Via value.
     pub fn top_via(&self) -> Result<Via> {
+        if let Some(Ok(v)) = self.cached().map(|c| &c.via) {
+            return v.first().cloned().ok_or(Error::MissingHeader("Via"));
+        }
         let v = self
             .get(&HeaderName::Via)
             .ok_or(Error::MissingHeader("Via"))?;
@@ -292,41 +449,47 @@ impl Headers {
 
     /// From.
     pub fn from(&self) -> Result<NameAddr> {
-        self.name_addr(HeaderName::From)
+        match self.cached().map(|c| &c.from) {
+            Some(Ok(v)) => Ok(v.clone()),
+            _ => self.name_addr(HeaderName::From),
+        }
+    }
+
+    /// From, borrowed from the parse-once cache.
+    pub fn from_ref(&self) -> Result<&NameAddr> {
+        match &self.core().from {
+            Ok(v) => Ok(v),
+            Err(()) => Err(self
+                .name_addr(HeaderName::From)
+                .err()
+                .unwrap_or(Error::header("From", "syntax"))),
+        }
     }
 
     /// To.
     pub fn to(&self) -> Result<NameAddr> {
-        self.name_addr(HeaderName::To)
+        match self.cached().map(|c| &c.to) {
+            Some(Ok(v)) => Ok(v.clone()),
+            _ => self.name_addr(HeaderName::To),
+        }
     }
 
-    /// Call-ID (`word ["@" word]`).
-    pub fn call_id(&self) -> Result<&ByteString> {
+    /// To, borrowed from the parse-once cache.
+    pub fn to_ref(&self) -> Result<&NameAddr> {
+        match &self.core().to {
+            Ok(v) => Ok(v),
+            Err(()) => Err(self
+                .name_addr(HeaderName::To)
+                .err()
+                .unwrap_or(Error::header("To", "syntax"))),
+        }
+    }
+
+    fn parse_call_id(&self) -> Result<&ByteString> {
         let v = self.required(&HeaderName::CallId)?;
-        let word = |w: &str| {
-            !w.is_empty()
-                && w.chars().all(|c| {
-                    grammar::is_token_char(c)
-                        || matches!(
-                            c,
-                            '(' | ')'
-                                | '<'
-                                | '>'
-                                | ':'
-                                | '\\'
-                                | '"'
-                                | '/'
-                                | '['
-                                | ']'
-                                | '?'
-                                | '{'
-                                | '}'
-                        )
-                })
-        };
         let ok = match v.split_once('@') {
-            Some((a, b)) => word(a) && word(b),
-            None => word(v),
+            Some((a, b)) => call_id_word(a) && call_id_word(b),
+            None => call_id_word(v),
         };
         if ok {
             Ok(v)
@@ -335,8 +498,15 @@ impl Headers {
         }
     }
 
-    /// CSeq.
-    pub fn cseq(&self) -> Result<CSeq> {
+    /// Call-ID (`word ["@" word]`).
+    pub fn call_id(&self) -> Result<&ByteString> {
+        if self.cached().is_some_and(|c| c.call_id) {
+            return self.required(&HeaderName::CallId);
+        }
+        self.parse_call_id()
+    }
+
+    fn parse_cseq(&self) -> Result<CSeq> {
         let v = self.required(&HeaderName::CSeq)?;
         match CSeq::parse(v, v) {
             Ok((rest, c)) if sws(rest).is_empty() => Ok(c),
@@ -347,13 +517,31 @@ impl Headers {
         }
     }
 
+    /// CSeq.
+    pub fn cseq(&self) -> Result<CSeq> {
+        match self.cached().map(|c| &c.cseq) {
+            Some(Ok(v)) => Ok(v.clone()),
+            _ => self.parse_cseq(),
+        }
+    }
+
+    /// CSeq, borrowed from the parse-once cache.
+    pub fn cseq_ref(&self) -> Result<&CSeq> {
+        match &self.core().cseq {
+            Ok(v) => Ok(v),
+            Err(()) => Err(self
+                .parse_cseq()
+                .err()
+                .unwrap_or(Error::header("CSeq", "syntax"))),
+        }
+    }
+
     /// Whether Contact is `*` (REGISTER removal).
     pub fn contact_is_wildcard(&self) -> bool {
         self.get(&HeaderName::Contact).is_some_and(|v| &**v == "*")
     }
 
-    /// All Contact values (empty for `*`).
-    pub fn contacts(&self) -> Result<Vec<NameAddr>> {
+    fn parse_contacts(&self) -> Result<Vec<NameAddr>> {
         if self.contact_is_wildcard() {
             return Ok(Vec::new());
         }
@@ -371,15 +559,44 @@ impl Headers {
         })
     }
 
+    /// All Contact values (empty for `*`).
+    pub fn contacts(&self) -> Result<Vec<NameAddr>> {
+        match self.cached().map(|c| &c.contacts) {
+            Some(Ok(v)) => Ok(v.clone()),
+            _ => self.parse_contacts(),
+        }
+    }
+
+    /// All Contact values (empty for `*`), borrowed from the parse-once cache.
+    pub fn contacts_ref(&self) -> Result<&[NameAddr]> {
+        match &self.core().contacts {
+            Ok(v) => Ok(v),
+            Err(()) => Err(self
+                .parse_contacts()
+                .err()
+                .unwrap_or(Error::header("Contact", "syntax"))),
+        }
+    }
+
     /// The first Contact value.
     pub fn contact(&self) -> Result<Option<NameAddr>> {
-        Ok(self.contacts()?.into_iter().next())
+        if let Some(Ok(v)) = self.cached().map(|c| &c.contacts) {
+            return Ok(v.first().cloned());
+        }
+        Ok(self.parse_contacts()?.into_iter().next())
+    }
+
+    fn parse_max_forwards(&self) -> Result<Option<u8>> {
+        self.number(&HeaderName::MaxForwards, 255)
+            .map(|v| v.map(|v| v as u8))
     }
 
     /// Max-Forwards (0..=255).
     pub fn max_forwards(&self) -> Result<Option<u8>> {
-        self.number(&HeaderName::MaxForwards, 255)
-            .map(|v| v.map(|v| v as u8))
+        match self.cached().map(|c| c.max_forwards) {
+            Some(Ok(v)) => Ok(v),
+            _ => self.parse_max_forwards(),
+        }
     }
 
     /// Expires (delta-seconds, at most 2**32-1).
@@ -388,10 +605,17 @@ impl Headers {
             .map(|v| v.map(|v| v as u32))
     }
 
-    /// Content-Length.
-    pub fn content_length(&self) -> Result<Option<u32>> {
+    fn parse_content_length(&self) -> Result<Option<u32>> {
         self.number(&HeaderName::ContentLength, u64::from(u32::MAX))
             .map(|v| v.map(|v| v as u32))
+    }
+
+    /// Content-Length.
+    pub fn content_length(&self) -> Result<Option<u32>> {
+        match self.cached().map(|c| c.content_length) {
+            Some(Ok(v)) => Ok(v),
+            _ => self.parse_content_length(),
+        }
     }
 
     fn number(&self, name: &HeaderName, max: u64) -> Result<Option<u64>> {
@@ -516,7 +740,7 @@ impl<'a> IntoIterator for &'a Headers {
     type Item = &'a Header;
     type IntoIter = std::slice::Iter<'a, Header>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.0.lines.iter()
     }
 }
 
@@ -532,6 +756,49 @@ mod tests {
         assert_eq!(HeaderName::new("x-foo"), HeaderName::new("X-FOO"));
         assert_eq!(HeaderName::new("x-foo").as_str(), "x-foo");
         assert_ne!(HeaderName::new("x-foo"), HeaderName::Via);
+    }
+
+    #[test]
+    fn parse_once_cache_follows_every_change() {
+        let mut h = Headers::new();
+        h.push(HeaderName::Via, "SIP/2.0/UDP a.example.com;branch=z9hG4bK1");
+        h.push(HeaderName::From, "<sip:alice@example.com>;tag=1");
+        h.push(HeaderName::CSeq, "1 INVITE");
+        assert_eq!(h.via_ref().unwrap().len(), 1);
+        assert_eq!(h.from_ref().unwrap().tag(), Some("1"));
+        assert_eq!(h.via().unwrap(), h.via_ref().unwrap());
+        assert!(matches!(h.to_ref(), Err(Error::MissingHeader("To"))));
+        // A write through the public Vec drops the cache.
+        h.0.insert(
+            0,
+            Header {
+                name: HeaderName::Via,
+                value: ByteString::from("SIP/2.0/TCP b.example.com;branch=z9hG4bK2"),
+            },
+        );
+        assert_eq!(h.via().unwrap().len(), 2);
+        assert_eq!(h.via_ref().unwrap()[0].branch(), Some("z9hG4bK2"));
+        h.0[1].value = ByteString::from("SIP/2.0/UDP a.example.com;branch");
+        assert!(h.via().is_err());
+        assert_eq!(
+            h.via_ref().unwrap_err().to_string(),
+            h.via().unwrap_err().to_string()
+        );
+        assert_eq!(h.top_via().unwrap().branch(), Some("z9hG4bK2"));
+        h.push(HeaderName::From, "<sip:eve@example.com>");
+        assert!(matches!(h.from(), Err(Error::MultipleValues("From"))));
+        assert!(matches!(h.from_ref(), Err(Error::MultipleValues("From"))));
+        for line in &mut h.0 {
+            if line.name == HeaderName::CSeq {
+                line.value = ByteString::from("2 BYE");
+            }
+        }
+        assert_eq!(h.cseq_ref().unwrap().seq, 2);
+        assert_eq!(h.cseq().unwrap().method, super::super::Method::Bye);
+        // A clone compares equal and answers the same.
+        let c = h.clone();
+        assert_eq!(c, h);
+        assert_eq!(c.cseq().unwrap(), h.cseq().unwrap());
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //!
 //! A parsed message keeps its bytes: header values, URI parts and bodies are slices of the
 //! received buffer ([`bytes::Bytes`] / [`bytestring::ByteString`]), so parsing copies nothing but
-//! folded header lines. Typed views (`headers.via()`, `headers.cseq()`, ...) parse on demand.
+//! folded header lines. The headers [`Message::validate`] checks (Via, From, To, Call-ID, CSeq,
+//! Max-Forwards, Content-Length, Contact) are parsed once and kept: `headers.via_ref()`,
+//! `from_ref()`, ... borrow them, `via()`, `from()`, ... return copies. Other typed views
+//! (`route()`, `allow()`, ...) parse on demand.
 
 mod codec;
 mod grammar;
@@ -18,7 +21,7 @@ use bytestring::ByteString;
 
 pub use codec::{DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER, StreamCodec, StreamItem};
 pub use grammar::{Param, Params, quote, unquote};
-pub use headers::{Header, HeaderName, Headers};
+pub use headers::{Header, HeaderList, HeaderName, Headers};
 pub use typed::{
     AuthValue, BRANCH_MAGIC, CSeq, Challenge, Credentials, MediaType, Method, NameAddr, Via,
 };
@@ -120,16 +123,17 @@ impl Message {
 
     /// RFC 3261 checks that make a request answerable and a response matchable: Via, From, To,
     /// Call-ID, CSeq present once and well-formed, CSeq method equal to the request method,
-    /// Max-Forwards, Content-Length, Contact and Date well-formed.
+    /// Max-Forwards, Content-Length, Contact and Date well-formed. The typed values of those
+    /// headers are kept (parsed once): the getters return them without parsing again.
     pub fn validate(&self) -> Result<()> {
         let h = self.headers();
-        if h.via()?.is_empty() {
+        if h.via_ref()?.is_empty() {
             return Err(Error::MissingHeader("Via"));
         }
-        h.from()?;
-        h.to()?;
+        h.from_ref()?;
+        h.to_ref()?;
         h.call_id()?;
-        let cseq = h.cseq()?;
+        let cseq = h.cseq_ref()?;
         if let Message::Request(r) = self
             && cseq.method != r.method
         {
@@ -137,9 +141,7 @@ impl Message {
         }
         h.max_forwards()?;
         h.content_length()?;
-        if h.contains(&HeaderName::Contact) {
-            h.contacts()?;
-        }
+        h.contacts_ref()?;
         if let Some(d) = h.get(&HeaderName::Date)
             && !parse::valid_date(d)
         {
@@ -293,7 +295,7 @@ impl Response {
     /// and CSeq copied as written; Timestamp copied into a 100. The To tag is the caller's
     /// business ([`Headers::set_to_tag`]).
     pub fn from_request(req: &Request, status: u16, reason: &str) -> Response {
-        let mut headers = Headers(Vec::with_capacity(8));
+        let mut headers = Headers::with_capacity(8);
         for name in [
             HeaderName::Via,
             HeaderName::From,

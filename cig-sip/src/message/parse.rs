@@ -135,7 +135,8 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
     let e = line_end(s)?;
     let start = start_line(&src, &s[..e])?;
     let mut rest = &s[e + 2..];
-    let mut headers = Vec::with_capacity(16);
+    // One line per LF (the blank line included): room for every header without regrowing.
+    let mut headers = Vec::with_capacity(memchr::memchr_iter(b'\n', rest.as_bytes()).count());
     while !rest.is_empty() && !rest.starts_with("\r\n") {
         if rest.starts_with(is_wsp) {
             return Err(Error::HeaderLine("continuation line without a header"));
@@ -165,7 +166,7 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
             value,
         });
     }
-    Ok((start, Headers(headers)))
+    Ok((start, headers.into()))
 }
 
 /// Checks an RFC 3261 `SIP-date` (`rfc1123-date` in GMT).
