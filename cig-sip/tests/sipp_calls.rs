@@ -13,7 +13,7 @@ use cig_sip::driver::{self, AnswerStats, Events, SipHandle};
 use cig_sip::message::{NameAddr, Uri};
 use cig_sip::sdp::{self, AudioCapabilities};
 use cig_sip::transaction::Transport;
-use cig_sip::ua::{EndReason, Event, OutgoingCall, UaConfig};
+use cig_sip::ua::{EndReason, Event, OutgoingCall, OutgoingMessage, UaConfig};
 use tokio::process::{Child, Command};
 
 const SIPP: &str = "/usr/bin/sipp";
@@ -340,5 +340,153 @@ async fn cig_uac_wrong_password_ends_with_the_pbx_status() {
         "{e:?}"
     );
     // sipp's scenario ends after the ACK of the second 401: no third INVITE was needed.
+    assert!(wait(child).await.success());
+}
+
+async fn next_event(ev: &mut Events, want: impl Fn(&Event) -> bool) -> Event {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(60), ev.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if want(&e) {
+            return e;
+        }
+    }
+}
+
+/// sipp plays a forking proxy: two 200s with different To tags. We ACK both, BYE the second
+/// dialog at once and stay on the first; sipp checks every tag and the second BYE's target.
+#[tokio::test]
+async fn cig_uac_acks_and_byes_a_second_fork_from_sipp() {
+    let (h, mut ev, child, call) = call_sipp_uas(&["-sf", &scenario("uas_fork.xml")], None).await;
+    assert!(matches!(next_final(&mut ev).await, Event::Answered { call: c, .. } if c == call));
+    // The second 200 follows the first at once; give our ACK and BYE for it time to reach sipp
+    // before the call's own BYE (sipp expects them in that order; no event marks them).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.hangup(call).await.unwrap();
+    assert_eq!(
+        next_final(&mut ev).await,
+        Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        }
+    );
+    assert!(wait(child).await.success());
+}
+
+/// sipp answers the call, then challenges our re-INVITE (hold) and verifies the digest.
+#[tokio::test]
+async fn cig_uac_answers_a_challenged_reinvite_verified_by_sipp() {
+    let cred = Credentials::new("gateway", "s3cret");
+    let (h, mut ev, child, call) =
+        call_sipp_uas(&["-sf", &scenario("uas_reinvite_auth.xml")], Some(cred)).await;
+    assert!(matches!(next_final(&mut ev).await, Event::Answered { .. }));
+    let hold = sdp::offer(
+        &AudioCapabilities {
+            direction: sdp::Direction::SendOnly,
+            ..caps()
+        },
+        1,
+        2,
+    );
+    h.reinvite(call, Bytes::from(hold.to_bytes()))
+        .await
+        .unwrap();
+    let e = next_event(&mut ev, |e| {
+        matches!(e, Event::SessionUpdated { .. } | Event::UpdateFailed { .. })
+    })
+    .await;
+    let Event::SessionUpdated { remote_sdp, .. } = e else {
+        panic!("{e:?}")
+    };
+    let answer = sdp::SessionDescription::parse(&remote_sdp).unwrap();
+    assert_eq!(answer.media[0].direction, Some(sdp::Direction::RecvOnly));
+    h.hangup(call).await.unwrap();
+    assert_eq!(
+        next_final(&mut ev).await,
+        Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        }
+    );
+    assert!(wait(child).await.success());
+}
+
+/// sipp sends a MESSAGE; the application answers 202 after the event (sipp retransmits
+/// meanwhile over UDP and expects exactly the 202).
+#[tokio::test]
+async fn sipp_message_answered_202_by_the_application() {
+    let mut config = UaConfig::new("127.0.0.1:0".parse().unwrap());
+    config.messaging = true;
+    let (h, mut ev) = driver::start(config, rand_seed()).await.unwrap();
+    let target = h.local_addr().to_string();
+    let port = free_port().to_string();
+    let child = sipp(&[
+        "-sf",
+        &scenario("uac_message.xml"),
+        &target,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-m",
+        "1",
+        "-s",
+        "300",
+    ]);
+    let e = next_event(&mut ev, |e| matches!(e, Event::IncomingMessage { .. })).await;
+    let Event::IncomingMessage {
+        message,
+        body,
+        content_type,
+        to,
+        ..
+    } = e
+    else {
+        unreachable!()
+    };
+    assert!(body.starts_with(b"hello from sipp"), "{body:?}");
+    assert_eq!(content_type, "text/plain;charset=UTF-8");
+    assert!(to.uri.to_string().starts_with("sip:300@"), "{to}");
+    // The switch takes its time: sipp's retransmissions are absorbed meanwhile.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.respond_message(message, 202).await.unwrap();
+    assert!(wait(child).await.success());
+}
+
+/// Our MESSAGE to sipp is challenged with 401; sipp verifies the digest and answers 202.
+#[tokio::test]
+async fn cig_message_answers_401_verified_by_sipp() {
+    let port = free_port();
+    let child = sipp(&[
+        "-sf",
+        &scenario("uas_message_auth.xml"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+    ]);
+    let (h, mut ev) = ua().await;
+    let uri = Uri::parse(format!("sip:300@127.0.0.1:{port}")).unwrap();
+    let msg = OutgoingMessage {
+        target: driver::resolve(&uri).await.unwrap(),
+        from: NameAddr::new(Uri::parse(format!("sip:gateway@{}", h.local_addr())).unwrap()),
+        to: NameAddr::new(uri),
+        content_type: "text/plain".into(),
+        body: Bytes::from_static(b"hello pbx"),
+        credentials: Some(Credentials::new("gateway", "s3cret")),
+    };
+    let m = h.send_message(msg).await.unwrap();
+    let e = next_event(&mut ev, |e| matches!(e, Event::MessageResult { .. })).await;
+    assert_eq!(
+        e,
+        Event::MessageResult {
+            message: m,
+            status: 202
+        }
+    );
     assert!(wait(child).await.success());
 }
