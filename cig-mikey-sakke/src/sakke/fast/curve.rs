@@ -110,7 +110,11 @@ impl Jacobian {
         let r = s2.sub(&self.y).double();
         let v = self.x.mul(&i);
         let x3 = r.square().sub(&j).sub(&v.double());
-        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&j).double());
+        // Y3 = r (V - X3) - 2 Y1 J with one Montgomery reduction for both products
+        let y3 = r
+            .mul_wide(&v.sub(&x3))
+            .sub(&self.y.double().mul_wide(&j))
+            .reduce();
         let z3 = self.z.add(&h).square().sub(&z1z1).sub(&hh);
         Jacobian {
             x: x3,

@@ -26,14 +26,15 @@ impl Fp2 {
         }
     }
 
-    /// Karatsuba: 3 multiplications.
+    /// Karatsuba with lazy reduction: three double-width products and two Montgomery
+    /// reductions, `(t0 - t1) + i (t2 - (t0 + t1))` (see [`FpWide`] for the bounds).
     fn mul(&self, o: &Fp2) -> Fp2 {
-        let t0 = self.a.mul(&o.a);
-        let t1 = self.b.mul(&o.b);
-        let t2 = self.a.add(&self.b).mul(&o.a.add(&o.b));
+        let t0 = self.a.mul_wide(&o.a);
+        let t1 = self.b.mul_wide(&o.b);
+        let t2 = self.a.add(&self.b).mul_wide(&o.a.add(&o.b));
         Fp2 {
-            a: t0.sub(&t1),
-            b: t2.sub(&t0).sub(&t1),
+            a: t0.sub(&t1).reduce(),
+            b: t2.sub(&t0.add(&t1)).reduce(),
         }
     }
 
@@ -253,5 +254,44 @@ impl GtTable {
         }
         digits.zeroize();
         (a, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fp(bytes: &[u8]) -> Fp {
+        // below 2^1023 < p
+        let mut x = super::super::fp::limbs_from_be(bytes);
+        x[super::super::fp::LIMBS - 1] &= u64::MAX >> 1;
+        Fp(x)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// The lazily reduced F_p^2 product equals the one with a reduction per F_p product.
+        #[test]
+        fn lazy_fp2_mul_matches_plain(
+            x in proptest::collection::vec(any::<u8>(), 512),
+            edge in 0u8..4,
+        ) {
+            let mut e = [fp(&x[..128]), fp(&x[128..256]), fp(&x[256..384]), fp(&x[384..])];
+            // limbs p - 1 and 0 in some coordinates reach the ends of the bounds
+            let mut one = [0u64; super::super::fp::LIMBS];
+            one[0] = 1;
+            let pm1 = Fp::ZERO.sub(&Fp(one));
+            if edge & 1 == 1 { e[0] = pm1; e[1] = pm1; e[2] = pm1; e[3] = pm1; }
+            if edge == 2 { e[0] = Fp::ZERO; e[3] = Fp::ZERO; }
+            let (u, v) = (Fp2 { a: e[0], b: e[1] }, Fp2 { a: e[2], b: e[3] });
+            let t0 = u.a.mul(&v.a);
+            let t1 = u.b.mul(&v.b);
+            let t2 = u.a.add(&u.b).mul(&v.a.add(&v.b));
+            let plain = Fp2 { a: t0.sub(&t1), b: t2.sub(&t0).sub(&t1) };
+            let lazy = u.mul(&v);
+            prop_assert_eq!(lazy.a.0, plain.a.0);
+            prop_assert_eq!(lazy.b.0, plain.b.0);
+        }
     }
 }
