@@ -1,8 +1,9 @@
-//! `route/lookup_10k`, `route/lookup_100k`: one routed call (to-URI and from-URI) through a
-//! dial plan whose extension map and source map each hold 10k / 100k entries, with the naive
-//! linear walk (`route/linear_*`) measured in the same run as the anchor, and a memory-latency
-//! anchor (`route/hashmap_get_*`: one std `HashMap<String, u32>` lookup of a to-URI in a map
-//! of as many URIs) that shows how loaded the shared machine was during the run.
+//! `route/lookup_1k`, `route/lookup_10k`, `route/lookup_100k`: one routed call (to-URI and
+//! from-URI) through a dial plan whose extension map and source map each hold 1k / 10k / 100k
+//! entries, with the naive linear walk (`route/linear_*`) measured in the same run as the
+//! anchor, and a memory-latency anchor (`route/hashmap_get_*`: one std
+//! `HashMap<String, u32>` lookup of a to-URI in a map of as many URIs) that shows how loaded
+//! the shared machine was during the run.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -12,6 +13,9 @@ use cig_core::Template;
 use cig_core::conf::{Config, Interface, InterfaceKind, Map, MapEntry};
 use cig_route::{Router, reference};
 use criterion::{Criterion, criterion_group};
+
+/// Dial plan sizes and their bench id suffixes.
+const SIZES: [(usize, &str); 3] = [(1_000, "1k"), (10_000, "10k"), (100_000, "100k")];
 
 const COUNTRY_CODES: [&str; 10] = ["46", "47", "45", "358", "49", "44", "1", "33", "34", "39"];
 
@@ -107,7 +111,7 @@ fn calls(n: usize) -> Vec<(String, String)> {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("route");
-    for (n, label) in [(10_000, "10k"), (100_000, "100k")] {
+    for (n, label) in SIZES {
         let config = plan(n);
         let router = Router::from_config(&config).unwrap();
         let calls = calls(n);
@@ -171,7 +175,7 @@ fn best_of(mut f: impl FnMut()) -> Duration {
 
 /// Best-of figures for the lookup and its HashMap yardstick, both sizes.
 fn best_of_report() {
-    for (n, label) in [(10_000, "10k"), (100_000, "100k")] {
+    for (n, label) in SIZES {
         let config = plan(n);
         let router = Router::from_config(&config).unwrap();
         let calls = calls(n);

@@ -16,28 +16,38 @@
 //! plan's size. Cost grows with the number of distinct key lengths (a handful in real plans),
 //! not with the number of rules. Lookup allocates nothing.
 //!
-//! A probe for a prefix length at which the URI has no key costs a cache miss in a large
-//! table, so a small bit filter (eight bits per key, a few hundred KiB for 100 000 keys, which
-//! stays in the core's cache) answers most of those probes without touching the slots.
+//! In a large table every probe is a cache (and TLB) miss, so a lookup is split in steps whose
+//! loads do not wait for each other ([`PrefixIndex::prefixes`] hashes all candidate prefixes
+//! at once and reads the filter and home slot of each; [`PrefixIndex::likely_rule`] then
+//! names the record to read ahead), and a router starts both lookups of a call before it
+//! finishes either. A slot is 16 bytes: a 32-bit tag of the key's hash (so a probe that
+//! misses never reads a rule record), the key's first rule, its parent and the parent chain's
+//! lowest rule; the rule lists of keys with several rules sit apart. A bit filter (eight bits
+//! per key, a few hundred KiB for 100 000 keys) answers most probes for absent prefix lengths
+//! before they touch a slot.
+//!
+//! Hashing: a multiply–xorshift over 8-byte chunks, keyed with a per-table random seed.
+//! The keys come from the configuration, but the URI comes from the wire; the seed keeps a
+//! caller from computing ahead of time which URIs share a probe sequence. (It is not a
+//! cryptographic PRF; what a caller can choose is only which of the table's own probe
+//! sequences a lookup walks, and the number of probes is capped by the number of distinct key
+//! lengths.)
+
+use std::hash::{BuildHasher, Hasher};
 
 use crate::pattern::Subject;
 
-/// No key / no rule.
+/// No key / no rule / no slot.
 const NONE: u32 = u32::MAX;
 
-/// One distinct key, stored in its hash slot so that a probe reads one cache line. The key's
-/// text is not stored: it is the prefix of its first rule's pattern, which a lookup reads
-/// anyway to try that rule.
-#[derive(Clone, Copy, Debug)]
-struct Key {
-    /// FNV-1a of the key's bytes.
-    hash: u32,
-    /// Length of the key in bytes.
-    len: u32,
+/// One distinct key in its hash slot. The key's text is not stored: it is the prefix of its
+/// first rule's pattern, which a lookup reads anyway to try that rule.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// High half of the key's hash, never 0; 0 marks an empty slot.
+    tag: u32,
     /// Its lowest rule id (kept here so a lookup that stops at it reads no rule list).
     first_rule: u32,
-    /// All its rules: `rules[rules.0..rules.1]`, ascending; the first is `first_rule`.
-    rules: (u32, u32),
     /// Slot of the longest other key that is a proper prefix of this one, or [`NONE`].
     parent: u32,
     /// Lowest rule id of the keys on the parent chain (excluding this one), or [`NONE`].
@@ -47,70 +57,148 @@ struct Key {
 /// A prefix index over an ordered list of patterns.
 #[derive(Clone, Debug)]
 pub(crate) struct PrefixIndex {
-    /// Open addressing, linear probing; `None` is an empty slot. The length is a power of two
-    /// at least twice the number of keys.
-    slots: Vec<Option<Key>>,
+    /// Hash key (see the module docs).
+    seed: u64,
+    /// Open addressing, linear probing. The length is a power of two at least twice the
+    /// number of keys, so a probe sequence ends at an empty slot.
+    slots: Box<[Slot]>,
+    /// Per slot: all the key's rules, `rules[start..end]`, ascending (read only when the
+    /// first one fails).
+    lists: Box<[(u32, u32)]>,
     /// Rule ids, grouped per key.
-    rules: Vec<u32>,
+    rules: Box<[u32]>,
     /// Distinct key lengths, longest first.
-    lengths: Vec<u32>,
-    /// One bit per [`filter_bit`] of each key's hash; a clear bit means "no such key".
+    lengths: Box<[u32]>,
+    /// One bit per key (see [`PrefixIndex::filter_has`]); a clear bit means "no such key".
     filter: Box<[u64]>,
+    /// `64 - log2(filter bits)`.
+    filter_shift: u32,
 }
 
-/// The filter bit of a key hash in a filter of `words` 64-bit words (a power of two). It uses
-/// the hash's high bits; slots use its low bits.
-fn filter_bit(hash: u32, words: usize) -> (usize, u64) {
-    let bits = words * 64;
-    let b = (hash.wrapping_mul(0x9e37_79b9) >> 8) as usize & (bits - 1);
-    (b / 64, 1 << (b % 64))
+/// Candidate prefix lengths whose hashes a prepared lookup carries; a lookup of a table with
+/// more distinct key lengths hashes the rest when it gets to them.
+const CANDIDATES: usize = 16;
+
+/// Mixes one 8-byte chunk into a hash state.
+fn mix(h: u64, word: u64) -> u64 {
+    let h = (h ^ word).wrapping_mul(0xa076_1d64_78bd_642f);
+    h ^ (h >> 32)
 }
 
-/// FNV-1a offset basis.
-const FNV_BASIS: u32 = 0x811c_9dc5;
-
-/// One FNV-1a step.
-fn fnv(h: u32, b: u8) -> u32 {
-    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+/// The hash of a `len`-byte text from its state after all its chunks.
+fn finish(h: u64, len: usize) -> u64 {
+    let h =
+        (h ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^ (h >> 29)
 }
 
-/// Prefix lengths whose hashes a lookup computes in one pass (longer ones are hashed per probe).
-const PREFIX_HASHES: usize = 64;
+/// `word` keeping only its first `n` bytes (`n < 8`).
+fn low_bytes(word: u64, n: usize) -> u64 {
+    word & ((1u64 << (8 * n)) - 1)
+}
 
-/// FNV-1a of the first `len` bytes of `subject` as TEL templates read them (the wait mark as
-/// `;`, see [`Subject::tel_byte`]): from `prefix_hashes` (where `prefix_hashes[l]` is the hash
-/// of the first `l` bytes) when it reaches that far.
-fn hash_subject(subject: &Subject<'_>, prefix_hashes: &[u32], len: usize) -> u32 {
-    match prefix_hashes.get(len) {
-        Some(&h) => h,
-        None => (0..len).fold(FNV_BASIS, |h, i| fnv(h, subject.tel_byte(i).unwrap_or(0))),
+/// The hash of the first `len` bytes of `bytes`, with the byte at `wait` (if any) read as `;`:
+/// a multiply–xorshift over little-endian 8-byte chunks (the last one zero-padded), seeded.
+/// [`PrefixHasher`] computes the same values for many prefixes of one text at once.
+fn hash(seed: u64, bytes: &[u8], wait: Option<usize>, len: usize) -> u64 {
+    let mut h = seed;
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(8);
+        let mut chunk = [0u8; 8];
+        let part = bytes.get(at..at + n).unwrap_or_default();
+        chunk[..part.len()].copy_from_slice(part);
+        if let Some(i) = wait.and_then(|w| w.checked_sub(at)).filter(|&i| i < n) {
+            chunk[i] = b';';
+        }
+        h = mix(h, u64::from_le_bytes(chunk));
+        at += n;
+    }
+    finish(h, len)
+}
+
+/// Bytes of a subject that [`PrefixHasher`] hashes from a stack copy; longer prefixes are
+/// hashed by [`hash`].
+const FAST: usize = 64;
+
+/// Hashes prefixes of one subject, sharing the work on their common full chunks.
+struct PrefixHasher {
+    /// The first [`FAST`] bytes (wait mark as `;`) as eight little-endian words, zero-padded.
+    words: [u64; FAST / 8],
+    /// `states[k]`: the hash state after the first `k` words.
+    states: [u64; FAST / 8 + 1],
+}
+
+impl PrefixHasher {
+    fn new(seed: u64, subject: &Subject<'_>) -> PrefixHasher {
+        let bytes = subject.uri.as_bytes();
+        let mut buf = [0u8; FAST];
+        let n = bytes.len().min(FAST);
+        buf[..n].copy_from_slice(&bytes[..n]);
+        if let Some(w) = subject.wait().filter(|&w| w < n) {
+            buf[w] = b';';
+        }
+        let mut words = [0u64; FAST / 8];
+        for (word, chunk) in words.iter_mut().zip(buf.chunks_exact(8)) {
+            *word = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes);
+        }
+        let mut states = [seed; FAST / 8 + 1];
+        for k in 0..FAST / 8 {
+            states[k + 1] = mix(states[k], words[k]);
+        }
+        PrefixHasher { words, states }
+    }
+
+    /// The hash of the first `len` bytes (`len <= FAST`), as [`hash`] computes it.
+    fn prefix(&self, len: usize) -> u64 {
+        let (k, rest) = (len / 8, len % 8);
+        let mut h = self.states[k.min(FAST / 8)];
+        if rest > 0 {
+            h = mix(h, low_bytes(self.words[k.min(FAST / 8 - 1)], rest));
+        }
+        finish(h, len)
     }
 }
 
-/// [`hash_subject`] of a key's own bytes.
-fn hash_bytes(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(FNV_BASIS, |h, &b| fnv(h, b))
+/// The slot tag of a hash (never 0).
+fn tag(h: u64) -> u32 {
+    (h >> 32) as u32 | 1
 }
 
 impl PrefixIndex {
     /// Indexes rules given as `(id, key)` with ids ascending in rule order.
     pub(crate) fn new<'p>(rules: impl IntoIterator<Item = (u32, &'p [u8])>) -> PrefixIndex {
+        // A fresh random key per table (std's per-process random keys, advanced per call).
+        let seed = {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u8(0);
+            h.finish()
+        };
         // Rules grouped by key, keys in lexicographic order (a key's prefixes come before it).
         let mut by_key: Vec<(&[u8], u32)> = rules.into_iter().map(|(id, k)| (k, id)).collect();
         by_key.sort_unstable();
-        let mut keys: Vec<(Key, &[u8])> = vec![];
+        // Per key: its text, first rule, rule list, parent key number, ancestors' minimum.
+        struct Key<'k> {
+            text: &'k [u8],
+            hash: u64,
+            first_rule: u32,
+            list: (u32, u32),
+            parent: u32,
+            ancestors_min: u32,
+        }
+        let mut keys: Vec<Key<'_>> = vec![];
         let mut rules = vec![];
         // Keys on the path from the root to the current key, for parent links.
         let mut stack: Vec<u32> = vec![];
         let mut i = 0;
-        while let Some(&(key, first_rule)) = by_key.get(i) {
+        while let Some(&(text, first_rule)) = by_key.get(i) {
             let rules_start = rules.len() as u32;
-            while let Some(&(_, rule)) = by_key.get(i).filter(|(k, _)| *k == key) {
+            while let Some(&(_, rule)) = by_key.get(i).filter(|(k, _)| *k == text) {
                 rules.push(rule);
                 i += 1;
             }
             while let Some(&top) = stack.last() {
-                if key.starts_with(keys[top as usize].1) {
+                if text.starts_with(keys[top as usize].text) {
                     break;
                 }
                 stack.pop();
@@ -118,117 +206,163 @@ impl PrefixIndex {
             let parent = stack.last().copied().unwrap_or(NONE);
             let ancestors_min = keys
                 .get(parent as usize)
-                .map_or(NONE, |(p, _)| p.first_rule.min(p.ancestors_min));
+                .map_or(NONE, |p| p.first_rule.min(p.ancestors_min));
             stack.push(keys.len() as u32);
-            keys.push((
-                Key {
-                    hash: hash_bytes(key),
-                    len: key.len() as u32,
-                    first_rule,
-                    rules: (rules_start, rules.len() as u32),
-                    parent,
-                    ancestors_min,
-                },
-                key,
-            ));
+            keys.push(Key {
+                text,
+                hash: hash(seed, text, None, text.len()),
+                first_rule,
+                list: (rules_start, rules.len() as u32),
+                parent,
+                ancestors_min,
+            });
         }
-        let mut lengths: Vec<u32> = keys.iter().map(|(k, _)| k.len).collect();
+        let mut lengths: Vec<u32> = keys.iter().map(|k| k.text.len() as u32).collect();
         lengths.sort_unstable_by(|a, b| b.cmp(a));
         lengths.dedup();
         // Place the keys, then turn parent key numbers into parent slots.
-        let mut slots = vec![None; (keys.len() * 2).next_power_of_two().max(2)];
-        let mask = slots.len() - 1;
+        let size = (keys.len() * 2).next_power_of_two().max(2);
+        let mut slots = vec![Slot::default(); size];
+        let mut lists = vec![(0, 0); size];
+        let mask = size - 1;
         let mut slot_of = vec![0u32; keys.len()];
-        for (id, (key, _)) in keys.iter().enumerate() {
+        for (n, key) in keys.iter().enumerate() {
             let mut s = key.hash as usize & mask;
-            while slots[s].is_some() {
+            while slots[s].tag != 0 {
                 s = (s + 1) & mask;
             }
-            slots[s] = Some(*key);
-            slot_of[id] = s as u32;
+            slots[s] = Slot {
+                tag: tag(key.hash),
+                first_rule: key.first_rule,
+                parent: key.parent,
+                ancestors_min: key.ancestors_min,
+            };
+            lists[s] = key.list;
+            slot_of[n] = s as u32;
         }
-        for key in slots.iter_mut().flatten() {
-            key.parent = slot_of.get(key.parent as usize).copied().unwrap_or(NONE);
+        for slot in slots.iter_mut().filter(|s| s.tag != 0) {
+            slot.parent = slot_of.get(slot.parent as usize).copied().unwrap_or(NONE);
         }
-        let mut filter = vec![0u64; (keys.len() * 8).div_ceil(64).next_power_of_two()];
-        for (key, _) in &keys {
-            let (word, bit) = filter_bit(key.hash, filter.len());
-            filter[word] |= bit;
+        let words = (keys.len() * 8).div_ceil(64).next_power_of_two();
+        let mut index = PrefixIndex {
+            seed,
+            slots: slots.into(),
+            lists: lists.into(),
+            rules: rules.into(),
+            lengths: lengths.into(),
+            filter: vec![0u64; words].into(),
+            filter_shift: 64 - (words * 64).trailing_zeros(),
+        };
+        for key in &keys {
+            let (word, bit) = index.filter_bit(key.hash);
+            if let Some(w) = index.filter.get_mut(word) {
+                *w |= bit;
+            }
         }
-        PrefixIndex {
-            slots,
-            rules,
-            lengths,
-            filter: filter.into(),
-        }
+        index
     }
 
-    /// The key equal to the first `len` bytes of `subject`, if any; `prefix_of(id)` is the
-    /// key of a rule.
+    /// The filter word and bit of a hash: its top bits after one more multiply, so that they
+    /// are independent of the slot (low bits) and tag (high half).
+    fn filter_bit(&self, h: u64) -> (usize, u64) {
+        let b = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.filter_shift;
+        ((b / 64) as usize, 1 << (b % 64))
+    }
+
+    fn filter_has(&self, h: u64) -> bool {
+        let (word, bit) = self.filter_bit(h);
+        self.filter.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    /// The hash of the first `len` bytes of `subject` as TEL templates read them.
+    fn hash_subject(&self, subject: &Subject<'_>, len: usize) -> u64 {
+        hash(self.seed, subject.uri.as_bytes(), subject.wait(), len)
+    }
+
+    fn home(&self, h: u64) -> usize {
+        h as usize & (self.slots.len() - 1)
+    }
+
+    /// The slot of the key equal to the first `len` bytes of `subject`, if any; `prefix_of(id)`
+    /// is the key of a rule.
     fn probe<'a>(
         &self,
         subject: &Subject<'_>,
-        prefix_hashes: &[u32],
+        h: u64,
         len: usize,
         prefix_of: impl Fn(u32) -> &'a [u8],
-    ) -> Option<&Key> {
-        let h = hash_subject(subject, prefix_hashes, len);
-        let (word, bit) = filter_bit(h, self.filter.len());
-        if self.filter.get(word).is_none_or(|w| w & bit == 0) {
-            return None;
-        }
-        let mask = self.slots.len().checked_sub(1)?;
-        let mut s = h as usize & mask;
+    ) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let tag = tag(h);
+        let mut s = self.home(h);
         loop {
-            let key = self.slots.get(s)?.as_ref()?;
-            if key.hash == h
-                && key.len as usize == len
-                && prefix_of(key.first_rule)
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &b)| subject.tel_byte(i) == Some(b))
-            {
-                return Some(key);
+            let slot = self.slots.get(s)?;
+            if slot.tag == 0 {
+                return None;
+            }
+            if slot.tag == tag && {
+                let key = prefix_of(slot.first_rule);
+                key.len() == len && subject.starts_with(key)
+            } {
+                return Some(s as u32);
             }
             s = (s + 1) & mask;
         }
     }
 
-    /// Hashes the prefixes of `subject` that the key lengths ask for (one pass).
+    /// Starts a lookup: hashes the prefixes of `subject` of the key lengths it is long enough
+    /// for, and reads the filter and the home slot of each, all before examining any.
     pub(crate) fn prefixes(&self, subject: &Subject<'_>) -> Prefixes {
-        let longest = self
-            .lengths
-            .first()
-            .map_or(0, |&l| l as usize)
-            .min(subject.uri.len());
-        let mut hashes = [0u32; PREFIX_HASHES];
-        let mut h = FNV_BASIS;
-        let mut filled = 0;
-        for (i, slot) in hashes.iter_mut().enumerate().take(longest + 1) {
+        let uri_len = subject.uri.len();
+        let start = self.lengths.partition_point(|&l| l as usize > uri_len);
+        let hasher = PrefixHasher::new(self.seed, subject);
+        let mut hashes = [0u64; CANDIDATES];
+        let mut passed = 0u32;
+        let mut touched = 0u32;
+        let candidates = self.lengths.get(start..).unwrap_or_default();
+        for (j, (&len, slot)) in candidates.iter().zip(&mut hashes).enumerate() {
+            let len = len as usize;
+            let h = if len <= FAST {
+                hasher.prefix(len)
+            } else {
+                self.hash_subject(subject, len)
+            };
             *slot = h;
-            h = fnv(h, subject.tel_byte(i).unwrap_or(0));
-            filled = i + 1;
+            if self.filter_has(h) {
+                passed |= 1 << j;
+                // A load nothing waits for yet: the slot is in cache when probed.
+                touched ^= self.slots.get(self.home(h)).map_or(0, |s| s.tag);
+            }
         }
-        Prefixes { hashes, filled }
+        std::hint::black_box(touched);
+        Prefixes {
+            start,
+            hashes,
+            passed,
+        }
     }
 
-    /// The first rule id of the slot a lookup will most likely stop at: the longest key length
-    /// whose hash passes the filter and whose home slot holds that hash (not verified). A
-    /// caller reads it ahead to start the cache misses of two lookups at once.
-    pub(crate) fn likely_rule(&self, subject: &Subject<'_>, prefixes: &Prefixes) -> Option<u32> {
-        let mask = self.slots.len().checked_sub(1)?;
-        self.lengths
-            .iter()
-            .map(|&len| len as usize)
-            .filter(|&len| len <= subject.uri.len())
-            .find_map(|len| {
-                let h = hash_subject(subject, prefixes.get(), len);
-                let (word, bit) = filter_bit(h, self.filter.len());
-                if self.filter.get(word).is_none_or(|w| w & bit == 0) {
-                    return None;
+    /// The first rule id of the slot a lookup will most likely stop at: the longest candidate
+    /// length that passed the filter and has a slot with its tag on its probe sequence (the
+    /// key is not verified). A caller reads that rule ahead.
+    pub(crate) fn likely_rule(&self, prefixes: &Prefixes) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        (0..CANDIDATES)
+            .filter(|j| prefixes.passed & (1 << j) != 0)
+            .find_map(|j| {
+                let h = prefixes.hashes[j];
+                let tag = tag(h);
+                let mut s = self.home(h);
+                loop {
+                    let slot = self.slots.get(s)?;
+                    if slot.tag == 0 {
+                        return None;
+                    }
+                    if slot.tag == tag {
+                        return Some(slot.first_rule);
+                    }
+                    s = (s + 1) & mask;
                 }
-                let key = self.slots.get(h as usize & mask)?.as_ref()?;
-                (key.hash == h).then_some(key.first_rule)
             })
     }
 
@@ -242,45 +376,87 @@ impl PrefixIndex {
         prefix_of: impl Fn(u32) -> &'a [u8],
         mut is_match: impl FnMut(u32) -> bool,
     ) -> Option<u32> {
-        let uri_len = subject.uri.len();
         let mut key = self
             .lengths
             .iter()
-            .map(|&len| len as usize)
-            .filter(|&len| len <= uri_len)
-            .find_map(|len| self.probe(&subject, prefixes.get(), len, &prefix_of));
-        let mut best = NONE;
-        while let Some(k) = key {
-            // The first rule from the slot; the rest of the list only if that one fails.
-            let rest = (k.rules.0 + 1..k.rules.1)
-                .map(|i| self.rules.get(i as usize).copied().unwrap_or(NONE));
-            for rule in std::iter::once(k.first_rule).chain(rest) {
-                if rule >= best {
-                    break;
+            .skip(prefixes.start)
+            .enumerate()
+            .find_map(|(j, &len)| {
+                let (h, passed) = match prefixes.hashes.get(j) {
+                    Some(&h) => (h, prefixes.passed & (1 << j) != 0),
+                    None => {
+                        let h = self.hash_subject(&subject, len as usize);
+                        (h, self.filter_has(h))
+                    }
+                };
+                if !passed {
+                    return None;
                 }
-                if is_match(rule) {
-                    best = rule;
-                    break;
+                self.probe(&subject, h, len as usize, &prefix_of)
+            });
+        let mut best = NONE;
+        while let Some(s) = key {
+            let Some(slot) = self.slots.get(s as usize) else {
+                break;
+            };
+            // The first rule from the slot; the rest of the list only if that one fails.
+            if slot.first_rule < best {
+                if is_match(slot.first_rule) {
+                    best = slot.first_rule;
+                } else {
+                    let (start, end) = self.lists.get(s as usize).copied().unwrap_or((0, 0));
+                    let rest = self.rules.get(start as usize + 1..end as usize);
+                    for &rule in rest.unwrap_or_default() {
+                        if rule >= best {
+                            break;
+                        }
+                        if is_match(rule) {
+                            best = rule;
+                            break;
+                        }
+                    }
                 }
             }
-            if k.ancestors_min >= best {
+            if slot.ancestors_min >= best {
                 break;
             }
-            key = self.slots.get(k.parent as usize).and_then(Option::as_ref);
+            key = (slot.parent != NONE).then_some(slot.parent);
         }
         (best != NONE).then_some(best)
     }
 }
 
-/// Hashes of a subject's prefixes: `hashes[l]` is the hash of its first `l` bytes.
+/// A started lookup: the hashes of the subject's candidate prefixes (the key lengths it is
+/// long enough for, longest first, from `lengths[start]`) and which passed the filter.
 #[derive(Clone, Debug)]
 pub(crate) struct Prefixes {
-    hashes: [u32; PREFIX_HASHES],
-    filled: usize,
+    start: usize,
+    hashes: [u64; CANDIDATES],
+    /// Bit `j`: candidate `j` passed the filter.
+    passed: u32,
 }
 
-impl Prefixes {
-    fn get(&self) -> &[u32] {
-        self.hashes.get(..self.filled).unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The shared-chunk prefix hashes are exactly the one-at-a-time hashes (keys are
+        /// hashed one at a time, URIs' prefixes together), wait marks included.
+        #[test]
+        fn prefix_hasher_matches_hash(
+            uri in "(tel:\\+|sip:|TEL:)?[0-9wW;@a-z.]{0,80}",
+            seed in any::<u64>(),
+        ) {
+            let subject = Subject::new(&uri);
+            let hasher = PrefixHasher::new(seed, &subject);
+            for len in 0..=uri.len().min(FAST) {
+                prop_assert_eq!(
+                    hasher.prefix(len),
+                    hash(seed, uri.as_bytes(), subject.wait(), len)
+                );
+            }
+        }
     }
 }

@@ -413,8 +413,11 @@ impl Router {
                 .ok_or(Rejected::InterfaceNotConfigured { interface: k })
         };
         let (incoming, outgoing) = (side(on)?, side(out)?);
-        // Both lookups are started before either is finished, so their memory reads overlap.
+        // Both lookups are started before either is finished, so their memory reads overlap:
+        // first the slots of both, then the likely rule records of both.
         let (to_lookup, from_lookup) = (incoming.to.prepare(to), outgoing.from.prepare(from));
+        incoming.to.touch(&to_lookup);
+        outgoing.from.touch(&from_lookup);
         let to_hit = incoming
             .to
             .apply_prepared(to_lookup)

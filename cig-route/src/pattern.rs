@@ -75,13 +75,18 @@ impl<'a> Subject<'a> {
         }
     }
 
-    /// Byte `i` as TEL templates see it (the wait mark reads as `;`).
-    pub(crate) fn tel_byte(&self, i: usize) -> Option<u8> {
-        if self.wait == Some(i) {
-            Some(b';')
-        } else {
-            self.uri.as_bytes().get(i).copied()
+    /// Position of the wait mark (see [`wait_mark`]).
+    pub(crate) fn wait(&self) -> Option<usize> {
+        self.wait
+    }
+
+    /// Does the URI, read as TEL templates read it (the wait mark as `;`), start with `key`?
+    pub(crate) fn starts_with(&self, key: &[u8]) -> bool {
+        View {
+            bytes: self.uri.as_bytes(),
+            wait: self.wait,
         }
+        .eq_at(0, key)
     }
 }
 
@@ -335,32 +340,30 @@ pub(crate) enum OutPiece {
     Capture(u8),
 }
 
-/// The text `piece` stands for: literals from `lits`, captures from `uri`.
-fn piece_text<'a>(piece: OutPiece, lits: &'a [u8], uri: &'a str, caps: &CaptureBuf) -> &'a [u8] {
-    match piece {
-        OutPiece::Literal(start, end) => lits.get(usize::from(start)..usize::from(end)),
-        OutPiece::Capture(i) => caps
-            .get(usize::from(i))
-            .and_then(|&(start, end)| uri.get(start..end))
-            .map(str::as_bytes),
-    }
-    .unwrap_or_default()
-}
-
-/// Expands output `pieces` (literals from `lits`, captures of `uri` in `caps`); one allocation
-/// of the exact size. `None` only if `lits` is not the UTF-8 a rule was compiled from.
+/// Expands output `pieces` (literals from `lits`, captures of `uri` in `caps`) into one
+/// allocation sized for the common case (the URI plus all literal bytes; only an output that
+/// repeats a capture can outgrow it). `None` only if `lits` is not the UTF-8 a rule was compiled
+/// from.
 pub(crate) fn expand(
-    pieces: impl Iterator<Item = OutPiece> + Clone,
+    pieces: impl Iterator<Item = OutPiece>,
     lits: &[u8],
     uri: &str,
     caps: &CaptureBuf,
 ) -> Option<String> {
-    let text = |p: OutPiece| piece_text(p, lits, uri, caps);
-    let mut out = Vec::with_capacity(pieces.clone().map(|p| text(p).len()).sum());
+    let mut out = String::with_capacity(uri.len() + lits.len());
     for piece in pieces {
-        out.extend_from_slice(text(piece));
+        out.push_str(match piece {
+            OutPiece::Literal(start, end) => {
+                std::str::from_utf8(lits.get(usize::from(start)..usize::from(end))?).ok()?
+            }
+            // Captures lie on character boundaries (every literal is UTF-8 text).
+            OutPiece::Capture(i) => caps
+                .get(usize::from(i))
+                .and_then(|&(start, end)| uri.get(start..end))
+                .unwrap_or_default(),
+        });
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// A match template paired with an output template: one direction of a map entry, or a

@@ -260,22 +260,28 @@ impl Table {
         })
     }
 
-    /// Starts a lookup of `uri`: hashes its prefixes and reads the slot and rule record it
-    /// will most likely need, so that the cache misses of several lookups overlap when they
-    /// are all prepared before any is applied.
+    /// Starts a lookup of `uri`: hashes its candidate prefixes and reads their filter bits and
+    /// home slots. Starting both lookups of a call before [`Self::touch`] and finishing either
+    /// lets their cache misses overlap.
     pub(crate) fn prepare<'u>(&self, uri: &'u str) -> Prepared<'u> {
         let subject = Subject::new(uri);
         let prefixes = self.index.prefixes(&subject);
-        if let Some(id) = self.index.likely_rule(&subject, &prefixes) {
-            // A load whose value nothing waits for: the record is in cache when needed.
+        Prepared { subject, prefixes }
+    }
+
+    /// Reads the rule record that a prepared lookup will most likely try first (a load whose
+    /// value nothing waits for, so that the record is in cache when needed).
+    pub(crate) fn touch(&self, prepared: &Prepared<'_>) {
+        if let Some(id) = self.index.likely_rule(&prepared.prefixes) {
             std::hint::black_box(self.arena.get(id as usize).copied());
         }
-        Prepared { subject, prefixes }
     }
 
     /// The first rule that matches `uri`, with its expanded output.
     pub(crate) fn apply(&self, uri: &str) -> Option<Hit<'_>> {
-        self.apply_prepared(self.prepare(uri))
+        let prepared = self.prepare(uri);
+        self.touch(&prepared);
+        self.apply_prepared(prepared)
     }
 
     /// [`Self::apply`] of a prepared lookup.
