@@ -1,9 +1,14 @@
 //! Call sessions (docs/umsg.md §5): the client's call table (BANG built with SAKKE to the
 //! callee's routing identity and ECCSI-signed; a received BANG checked for time, replay and
-//! signature before decapsulation; SRTP keys derived) and the switch's call relay.
+//! signature before decapsulation; SRTP keys derived; the caller's answer timer) and the
+//! switch's call relay.
+//!
+//! Ended sessions leave the live table at once (so `show umsg` and memory do not grow with
+//! every call); the last [`ENDED_KEPT`] stay readable through [`Calls::get`] so that the
+//! application can read how a call ended when it handles the event.
 
-use std::collections::HashMap;
-use std::time::SystemTime;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use cig_mikey_sakke::eccsi::Kpak;
@@ -16,6 +21,12 @@ use rand_core::CryptoRngCore;
 use crate::Error;
 use crate::frame::{Frame, FrameType, tag};
 use crate::register::{ConnId, Registrar, Transmit, routing_identity};
+
+/// How long a caller waits for TALK after its BANG before it hangs up with reason timeout
+/// ("no answer", docs/umsg.md §5); see [`Calls::set_answer_timeout`].
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Ended sessions kept readable through [`Calls::get`] (oldest dropped first).
+pub const ENDED_KEPT: usize = 256;
 
 /// A 12-byte call session id.
 pub type SessionId = [u8; 12];
@@ -150,6 +161,8 @@ pub struct Call {
     pub media_addr: Option<String>,
     /// Why it ended.
     pub reason: Option<HangupReason>,
+    /// Caller: the call is hung up with reason timeout at this time unless it reached TALK.
+    pub answer_by: Option<SystemTime>,
 }
 
 /// One row of `show umsg`.
@@ -210,29 +223,93 @@ pub(crate) fn imessage_to(
     mikey::create(&req, &signer, &keys.zpub, rng).map_err(Error::Crypto)
 }
 
-/// The client's call sessions (sans-IO: frames and `now` in, frames out).
+/// The client's call sessions (sans-IO: frames and `now` in, frames out, the answer timer
+/// through [`Calls::poll_timeout`] and [`Calls::handle_timeout`]).
 #[derive(Debug)]
 pub struct Calls {
     keys: KeyMaterial,
     receiver: Receiver,
     calls: HashMap<SessionId, Call>,
+    ended: HashMap<SessionId, Call>,
+    ended_order: VecDeque<SessionId>,
+    answer_timeout: Duration,
     created: SystemTime,
 }
 
 impl Calls {
-    /// A call table for the identity of `keys`, created at `now`.
+    /// A call table for the identity of `keys`, created at `now`, with the default answer
+    /// timeout ([`ANSWER_TIMEOUT`]).
     pub fn new(keys: KeyMaterial, now: SystemTime) -> Self {
         Self {
             keys,
             receiver: Receiver::new(ReceiverConfig::default()),
             calls: HashMap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+            answer_timeout: ANSWER_TIMEOUT,
             created: now,
         }
     }
 
-    /// A session.
+    /// Sets how long later dialled calls wait for TALK (default [`ANSWER_TIMEOUT`]).
+    pub fn set_answer_timeout(&mut self, d: Duration) {
+        self.answer_timeout = d;
+    }
+
+    /// A session: a live one, or one of the last [`ENDED_KEPT`] ended ones (state HANGUP).
     pub fn get(&self, id: &SessionId) -> Option<&Call> {
-        self.calls.get(id)
+        self.calls.get(id).or_else(|| self.ended.get(id))
+    }
+
+    /// Live (not ended) sessions.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Ends live session `id` with `reason`: it leaves the live table and stays readable among
+    /// the recently ended. Whether it was live.
+    fn end(&mut self, id: &SessionId, reason: HangupReason) -> bool {
+        let Some(mut c) = self.calls.remove(id) else {
+            return false;
+        };
+        c.state = CallState::Hangup;
+        c.reason = Some(reason);
+        c.answer_by = None;
+        if self.ended_order.len() >= ENDED_KEPT {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
+        }
+        if self.ended.insert(*id, c).is_none() {
+            self.ended_order.push_back(*id);
+        }
+        true
+    }
+
+    /// When [`Self::handle_timeout`] wants to run next: the earliest answer deadline of a
+    /// dialled call not yet in TALK.
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.calls.values().filter_map(|c| c.answer_by).min()
+    }
+
+    /// Ends every dialled call whose answer deadline has passed at `now` with reason timeout
+    /// ("no answer"); the HANGUP frames to send, with their session ids.
+    pub fn handle_timeout(&mut self, now: SystemTime) -> Vec<(SessionId, Frame)> {
+        let due: Vec<SessionId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.answer_by.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        due.into_iter()
+            .filter(|id| self.end(id, HangupReason::Timeout))
+            .map(|id| (id, hangup_frame(&id, HangupReason::Timeout)))
+            .collect()
     }
 
     /// Dials `to`: a BANG with an I_MESSAGE to the routing identity of `to`, signed with our
@@ -274,6 +351,7 @@ impl Calls {
                 remote_media: None,
                 media_addr: None,
                 reason: None,
+                answer_by: Some(now + self.answer_timeout),
             },
         );
         Ok((id, frame))
@@ -310,16 +388,14 @@ impl Calls {
                     if matches!(c.state, CallState::Bang | CallState::Growl) {
                         c.state = CallState::Talk;
                         c.remote_media = Some(media);
+                        c.answer_by = None;
                     }
                 }
                 Ok(None)
             }
             FrameType::Hangup => {
                 let r = f.get(tag::REASON).and_then(|r| r.first().copied());
-                if let Some(c) = self.calls.get_mut(&id) {
-                    c.state = CallState::Hangup;
-                    c.reason = Some(HangupReason::from_code(r.unwrap_or(6)));
-                }
+                self.end(&id, HangupReason::from_code(r.unwrap_or(6)));
                 Ok(None)
             }
             _ => Err((Error::Frame("not a call frame"), None)),
@@ -372,6 +448,7 @@ impl Calls {
                 remote_media: Some(media),
                 media_addr: Some(addr),
                 reason: None,
+                answer_by: None,
             },
         );
         Ok(())
@@ -395,17 +472,12 @@ impl Calls {
         })
     }
 
-    /// Either end: hang up.
+    /// Either end: hang up (`None` when the session is not live).
     pub fn hangup(&mut self, id: &SessionId, reason: HangupReason) -> Option<Frame> {
-        let c = self.calls.get_mut(id)?;
-        (c.state != CallState::Hangup).then(|| {
-            c.state = CallState::Hangup;
-            c.reason = Some(reason);
-            hangup_frame(id, reason)
-        })
+        self.end(id, reason).then(|| hangup_frame(id, reason))
     }
 
-    /// The `show umsg` rows: the messaging descriptor row, then the calls oldest first.
+    /// The `show umsg` rows: the messaging descriptor row, then the live calls oldest first.
     pub fn table(&self, now: SystemTime) -> Vec<Row> {
         let secs = |t: SystemTime| now.duration_since(t).map_or(0, |d| d.as_secs());
         let mut rows = vec![Row {
@@ -448,6 +520,16 @@ impl CallRelay {
             media_addr,
             legs: HashMap::new(),
         }
+    }
+
+    /// Live call sessions (removed at HANGUP or when a leg's connection closes).
+    pub fn len(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Whether no call session is live.
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
     }
 
     /// The (caller, callee) connections of a live call session.

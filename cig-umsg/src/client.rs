@@ -1,5 +1,6 @@
 //! The client core (docs/umsg.md §3.1, §4): registration on a fresh connection, keepalive
-//! timers from `now`, and dispatch of call and message frames to [`Calls`] and [`Messenger`].
+//! and answer timers from `now`, and dispatch of call and message frames to [`Calls`] and
+//! [`Messenger`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -25,7 +26,9 @@ pub enum Event {
     Registered,
     /// REFUSED with a reason code: the driver closes the connection.
     Refused(u8),
-    /// A call frame changed a session (incoming BANG, ROUTED, GROWL, TALK, HANGUP).
+    /// A call frame changed a session (incoming BANG, ROUTED, GROWL, TALK, HANGUP), or the
+    /// answer timer ended a dialled call ("no answer": state HANGUP, reason timeout, and a
+    /// HANGUP(timeout) queued for the switch).
     Call(SessionId),
     /// A BANG was refused (verification failed); HANGUP(error) was queued.
     CallRefused(Error),
@@ -143,17 +146,30 @@ impl ClientSession {
         self.events.pop_front()
     }
 
-    /// When [`Self::handle_timeout`] wants to run next.
-    pub fn poll_timeout(&self) -> SystemTime {
+    fn keepalive_at(&self) -> SystemTime {
         match self.ping_sent {
             Some(t) => t + PONG_WITHIN,
             None => self.last_rx + PING_AFTER,
         }
     }
 
-    /// Timers: PING after idle time, connection lost when the PING goes unanswered.
+    /// When [`Self::handle_timeout`] wants to run next (keepalive, or a dialled call's answer
+    /// deadline).
+    pub fn poll_timeout(&self) -> SystemTime {
+        let keepalive = self.keepalive_at();
+        self.calls
+            .poll_timeout()
+            .map_or(keepalive, |t| t.min(keepalive))
+    }
+
+    /// Timers: PING after idle time, connection lost when the PING goes unanswered, dialled
+    /// calls not answered in time hung up with reason timeout (an [`Event::Call`] each).
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        if now < self.poll_timeout() {
+        for (id, f) in self.calls.handle_timeout(now) {
+            self.out.push_back(f);
+            self.events.push_back(Event::Call(id));
+        }
+        if now < self.keepalive_at() {
             return;
         }
         if self.ping_sent.is_some() {

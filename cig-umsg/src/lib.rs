@@ -8,7 +8,8 @@
 //! sessions, switch relay, `show umsg` rows), [`message`] (encrypted text messages),
 //! [`client`] (client core), [`switch`] (switch core), and with the default feature `driver`
 //! [`driver`] (tokio + rustls: client with reconnect and failover, switch with a UDP media
-//! relay).
+//! relay). The feature `test-support` adds `testing` (a KMS domain and switch for the
+//! workspace's integration tests).
 //!
 //! ```
 //! use cig_umsg::frame::{Frame, FrameDecoder, FrameType, tag};
@@ -32,6 +33,8 @@ pub mod frame;
 pub mod message;
 pub mod register;
 pub mod switch;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 /// Errors of the UMSG crate. Any of them on a connection closes it (the reason is logged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

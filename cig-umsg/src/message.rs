@@ -121,6 +121,9 @@ pub struct Received {
     pub id: MessageId,
     /// Sender.
     pub from: String,
+    /// Recipient as the sender addressed it (e.g. `tel:+8888;101`: the identity with an
+    /// extension).
+    pub to: String,
     /// Body.
     pub body: Body,
 }
@@ -150,13 +153,53 @@ fn aead(prf: Prf, ssv: &[u8], csb_id: u32, rand: &[u8]) -> Result<ChaCha20Poly13
     ChaCha20Poly1305::new_from_slice(&k[..]).map_err(|_| Error::Frame("AEAD key length"))
 }
 
+/// Ids of the messages already received (the last [`SEEN_IDS`]), for duplicate suppression.
+/// The client driver carries them from one connection's [`Messenger`] to the next, so a
+/// message the switch re-sends after a reconnection (its acknowledgement was lost) is
+/// acknowledged again but not shown twice.
+#[derive(Debug, Clone, Default)]
+pub struct SeenIds {
+    set: HashSet<MessageId>,
+    order: VecDeque<MessageId>,
+}
+
+impl SeenIds {
+    /// Whether `id` was received.
+    pub fn contains(&self, id: &MessageId) -> bool {
+        self.set.contains(id)
+    }
+
+    /// Records `id` (forgetting the oldest beyond [`SEEN_IDS`]); whether it was new.
+    pub fn insert(&mut self, id: MessageId) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Ids remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
 /// The client's messaging endpoint (sans-IO).
 #[derive(Debug)]
 pub struct Messenger {
     keys: KeyMaterial,
     receiver: Receiver,
-    seen: HashSet<MessageId>,
-    order: VecDeque<MessageId>,
+    seen: SeenIds,
 }
 
 impl Messenger {
@@ -165,9 +208,19 @@ impl Messenger {
         Self {
             keys,
             receiver: Receiver::new(ReceiverConfig::default()),
-            seen: HashSet::new(),
-            order: VecDeque::new(),
+            seen: SeenIds::default(),
         }
+    }
+
+    /// Takes the ids of the messages received so far (to hand to the next connection's
+    /// messenger with [`Self::set_seen`]).
+    pub fn take_seen(&mut self) -> SeenIds {
+        std::mem::take(&mut self.seen)
+    }
+
+    /// Continues from the ids received on an earlier connection.
+    pub fn set_seen(&mut self, seen: SeenIds) {
+        self.seen = seen;
     }
 
     /// An encrypted MSG to `to` (fresh SSV, new id).
@@ -223,13 +276,7 @@ impl Messenger {
         }
         match self.open(id, f, now) {
             Ok(r) => {
-                if self.order.len() >= SEEN_IDS {
-                    if let Some(old) = self.order.pop_front() {
-                        self.seen.remove(&old);
-                    }
-                }
                 self.seen.insert(id);
-                self.order.push_back(id);
                 Ok((ack(AckStatus::Delivered), Some(r)))
             }
             Err(_) => Ok((ack(AckStatus::Refused), None)),
@@ -274,6 +321,7 @@ impl Messenger {
         Ok(Received {
             id,
             from: from.to_owned(),
+            to: to.to_owned(),
             body: Body::decode(&plain)?,
         })
     }

@@ -207,6 +207,16 @@ impl Registrar {
         self.by_conn.get(&conn).map(String::as_str)
     }
 
+    /// Registered identities.
+    pub fn len(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    /// Whether no identity is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_conn.is_empty()
+    }
+
     /// `conn` closed: forget its challenge and registration.
     pub fn disconnect(&mut self, conn: ConnId) {
         self.challenges.remove(&conn);

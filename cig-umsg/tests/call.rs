@@ -1,14 +1,16 @@
 //! Two clients and the switch core in memory: registration, call set-up A→B through the switch
 //! (BANG/ROUTED/GROWL/TALK/HANGUP), both ends derive the same SRTP keys; a BANG with a bad
-//! signature and a replayed I_MESSAGE are refused before SAKKE.
+//! signature and a replayed I_MESSAGE are refused before SAKKE; the caller's answer timer on a
+//! virtual clock; ended sessions leave the client and switch tables.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use cig_mikey_sakke::keystore::KeyMaterial;
 use cig_mikey_sakke::kms::Community;
 use cig_mikey_sakke::mikey::KeyPeriod;
 use cig_umsg::Error;
-use cig_umsg::call::{CallRelay, CallState, Calls, HangupReason, Media};
+use cig_umsg::call::{CallRelay, CallState, Calls, HangupReason, Media, SessionId};
+use cig_umsg::client::{ClientSession, Event};
 use cig_umsg::frame::{FrameType, tag};
 use cig_umsg::register::{Registrar, Transmit, register_frame};
 use rand_core::OsRng;
@@ -127,4 +129,206 @@ fn call_through_switch_and_refusals() {
         hang.get(tag::REASON),
         Some(&[HangupReason::NoRoute as u8][..])
     );
+}
+
+/// Client sessions on a switch core in memory, with a virtual clock.
+struct Net {
+    sw: cig_umsg::switch::SwitchCore,
+    clients: Vec<ClientSession>,
+    now: SystemTime,
+}
+
+impl Net {
+    fn new(ids: &[&str], now: SystemTime) -> Net {
+        let c = Community::generate("example.org", &mut OsRng).unwrap();
+        let sw = cig_umsg::switch::SwitchCore::new(
+            c.kpak,
+            "192.0.2.1:4000".into(),
+            cig_umsg::switch::StoreLimits::default(),
+        );
+        let clients = ids
+            .iter()
+            .map(|id| ClientSession::new(material(&c, id, now), now))
+            .collect();
+        let mut net = Net { sw, clients, now };
+        net.pump();
+        net
+    }
+
+    fn unix(&self) -> u64 {
+        self.now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// Moves frames until no client has anything to send; the frames the switch got.
+    fn pump(&mut self) -> Vec<cig_umsg::frame::Frame> {
+        let (unix, now) = (self.unix(), self.now);
+        let mut seen = Vec::new();
+        loop {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                while let Some(f) = self.clients[i].poll_transmit() {
+                    moved = true;
+                    for t in self.sw.handle(i as u64, &f, unix, &mut OsRng) {
+                        let c = &mut self.clients[t.conn as usize];
+                        c.handle_frame(&t.frame, now, &mut OsRng).unwrap();
+                    }
+                    seen.push(f);
+                }
+            }
+            if !moved {
+                return seen;
+            }
+        }
+    }
+
+    /// Advances the virtual clock to `t`, running every client's due timers.
+    fn advance_to(&mut self, t: SystemTime) -> Vec<cig_umsg::frame::Frame> {
+        self.now = t;
+        for c in &mut self.clients {
+            if c.poll_timeout() <= t {
+                c.handle_timeout(t);
+            }
+        }
+        self.pump()
+    }
+
+    fn call_events(&mut self, i: usize) -> Vec<SessionId> {
+        std::iter::from_fn(|| self.clients[i].poll_event())
+            .filter_map(|e| match e {
+                Event::Call(id) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn unanswered_call_ends_with_no_answer_at_the_answer_timeout() {
+    let start = SystemTime::now();
+    let mut net = Net::new(&["tel:+1111", "tel:+8888"], start);
+    let offer = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 1,
+    };
+    // A configured answer timeout of 45 s (the default is 60 s).
+    assert_eq!(cig_umsg::call::ANSWER_TIMEOUT, Duration::from_secs(60));
+    net.clients[0]
+        .calls
+        .set_answer_timeout(Duration::from_secs(45));
+    let (id, bang) = net.clients[0]
+        .calls
+        .dial("tel:+8888", &offer, start, &mut OsRng)
+        .unwrap();
+    net.clients[0].send(bang);
+    net.pump();
+    let g = net.clients[1].calls.growl(&id).unwrap();
+    net.clients[1].send(g);
+    net.pump();
+    assert_eq!(
+        net.clients[0].calls.get(&id).unwrap().state,
+        CallState::Growl
+    );
+    net.call_events(0);
+    // The keepalive timers (PING at 30 s) come first, then the answer deadline.
+    let deadline = start + Duration::from_secs(45);
+    let mut t = net.clients[0].poll_timeout();
+    while t < deadline {
+        net.advance_to(t);
+        assert_eq!(
+            net.clients[0].calls.get(&id).unwrap().state,
+            CallState::Growl
+        );
+        t = net.clients[0].poll_timeout();
+    }
+    assert_eq!(
+        t, deadline,
+        "the caller's next timer is the answer deadline"
+    );
+    let sent = net.advance_to(deadline);
+    // Towards the switch: HANGUP(timeout); towards the application: the call ended, no answer.
+    let hangup = sent.iter().find(|f| f.kind == FrameType::Hangup).unwrap();
+    assert_eq!(
+        hangup.get(tag::REASON),
+        Some(&[HangupReason::Timeout as u8][..])
+    );
+    assert_eq!(net.call_events(0), [id]);
+    let c = net.clients[0].calls.get(&id).unwrap();
+    assert_eq!(
+        (c.state, c.reason),
+        (CallState::Hangup, Some(HangupReason::Timeout))
+    );
+    // The callee got the HANGUP through the switch; both tables are empty.
+    assert_eq!(
+        net.clients[1].calls.get(&id).unwrap().reason,
+        Some(HangupReason::Timeout)
+    );
+    assert!(net.clients[0].calls.is_empty() && net.clients[1].calls.is_empty());
+    assert!(net.sw.relay().is_empty());
+    // No answer timer is left.
+    assert!(net.clients[0].poll_timeout() > deadline);
+    assert!(net.clients[0].calls.poll_timeout().is_none());
+}
+
+#[test]
+fn answered_call_is_not_timed_out_and_ended_calls_leave_every_table() {
+    let start = SystemTime::now();
+    let mut net = Net::new(&["tel:+1111", "tel:+8888"], start);
+    let offer = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 1,
+    };
+    const N: usize = 4;
+    for n in 0..N {
+        let now = net.now;
+        let (id, bang) = net.clients[0]
+            .calls
+            .dial("tel:+8888", &offer, now, &mut OsRng)
+            .unwrap();
+        net.clients[0].send(bang);
+        net.pump();
+        let talk = net.clients[1].calls.answer(&id, &offer).unwrap();
+        net.clients[1].send(talk);
+        net.pump();
+        assert_eq!(
+            net.clients[0].calls.get(&id).unwrap().state,
+            CallState::Talk
+        );
+        assert_eq!(
+            net.clients[0].calls.table(now).len(),
+            2,
+            "MSG row + the live call"
+        );
+        assert_eq!(net.sw.relay().len(), 1);
+        // Answered: no answer timer any more.
+        assert!(net.clients[0].calls.poll_timeout().is_none());
+        // Either end hangs up.
+        let (by, other) = if n % 2 == 0 { (0, 1) } else { (1, 0) };
+        let bye = net.clients[by]
+            .calls
+            .hangup(&id, HangupReason::Normal)
+            .unwrap();
+        net.clients[by].send(bye);
+        net.pump();
+        let c = net.clients[other].calls.get(&id).unwrap();
+        assert_eq!(
+            (c.state, c.reason),
+            (CallState::Hangup, Some(HangupReason::Normal))
+        );
+        net.advance_to(now + Duration::from_secs(61));
+        assert_eq!(
+            net.clients[0].calls.get(&id).unwrap().reason,
+            Some(HangupReason::Normal),
+            "not timed out after it ended"
+        );
+    }
+    for c in &net.clients {
+        assert_eq!(c.calls.len(), 0);
+        assert_eq!(c.calls.table(net.now).len(), 1, "only the messaging row");
+    }
+    assert_eq!(net.sw.relay().len(), 0);
 }

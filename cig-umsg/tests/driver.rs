@@ -1,26 +1,21 @@
 //! The TLS driver end to end on loopback: client and switch drivers over real TLS 1.3 with a
 //! CA made by `cig-kms switch-cert`, registration, refusal of a forged key, a huge frame
 //! length, a peer that stalls or closes mid-handshake, failover and reconnect, a call with
-//! SRTP-like datagrams through the switch's media relay, and a stored message.
+//! SRTP-like datagrams through the switch's media relay (a stray source does not take a leg
+//! over), ended calls leaving every table, a stored message, a message re-sent to a recipient
+//! that dropped before acknowledging it, and frames queued just before a shutdown.
 
 #![cfg(feature = "driver")]
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use cig_mikey_sakke::keystore::KeyMaterial;
-use cig_mikey_sakke::kms::Community;
-use cig_mikey_sakke::mikey::KeyPeriod;
-use cig_testkit::bin;
-use cig_umsg::call::{CallState, Media, SessionId};
-use cig_umsg::client::Event;
-use cig_umsg::driver::client::{self, ClientConfig, ClientEvent, ClientHandle, LinkState};
-use cig_umsg::driver::media::MediaConfig;
-use cig_umsg::driver::switch::{self, SwitchConfig, SwitchHandle};
-use cig_umsg::driver::{client_tls, server_tls};
+use cig_umsg::call::{CallState, HangupReason, Media, SessionId};
+use cig_umsg::client::{ClientSession, Event};
+use cig_umsg::driver::client::{self, ClientEvent, ClientHandle, LinkState};
+use cig_umsg::driver::{FrameReader, client_tls, write_frames};
 use cig_umsg::message::{AckStatus, Body};
-use cig_umsg::switch::StoreLimits;
+use cig_umsg::testing::{TestDomain as Domain, WAIT, client_config, next_where, registered};
 use rand_core::OsRng;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,104 +23,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A community in a temporary KMS directory with a switch certificate for 127.0.0.1.
-struct Domain {
-    _dir: tempfile::TempDir,
-    community: Community,
-    ca_pem: String,
-    cert: Vec<u8>,
-    key: Vec<u8>,
-}
-
-impl Domain {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let community = Community::generate("example.org", &mut OsRng).unwrap();
-        community.save(dir.path()).unwrap();
-        let out = Command::new(bin("cig-kms"))
-            .args(["switch-cert", "--name", "127.0.0.1", "--dir"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let sw = dir.path().join("switch");
-        Self {
-            ca_pem: std::fs::read_to_string(sw.join("ca.pem")).unwrap(),
-            cert: std::fs::read(sw.join("127.0.0.1.pem")).unwrap(),
-            key: std::fs::read(sw.join("127.0.0.1.key")).unwrap(),
-            community,
-            _dir: dir,
-        }
-    }
-
-    fn keys(&self, identity: &str) -> KeyMaterial {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let p = KeyPeriod::from_unix(now).unwrap();
-        let k = self.community.issue(identity, p, &mut OsRng).unwrap();
-        self.community
-            .key_material(identity, vec![k], vec![], Some(self.ca_pem.clone()))
-    }
-
-    async fn switch_on(&self, listen: SocketAddr) -> (SwitchHandle, UnboundedReceiver<String>) {
-        switch::start(SwitchConfig {
-            listen,
-            tls: server_tls(&self.cert, &self.key).unwrap(),
-            kpak: self.community.kpak,
-            media: MediaConfig::default(),
-            store: StoreLimits::default(),
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn switch(&self) -> (SwitchHandle, UnboundedReceiver<String>) {
-        self.switch_on("127.0.0.1:0".parse().unwrap()).await
-    }
-}
-
-fn config(keys: KeyMaterial, switches: &[SocketAddr]) -> ClientConfig {
-    let mut cfg = ClientConfig::new(keys);
-    cfg.switches = switches.iter().map(ToString::to_string).collect();
-    cfg.backoff_min = Duration::from_millis(100);
-    cfg.backoff_max = Duration::from_millis(400);
-    cfg
-}
-
-/// The next event that `pick` accepts (others are skipped), within `WAIT`.
-async fn next_where<T>(
-    rx: &mut UnboundedReceiver<ClientEvent>,
-    mut pick: impl FnMut(&ClientEvent) -> Option<T>,
-) -> T {
-    timeout(WAIT, async {
-        loop {
-            let e = rx.recv().await.expect("driver running");
-            if let Some(t) = pick(&e) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("event in time")
-}
-
-async fn registered(rx: &mut UnboundedReceiver<ClientEvent>) -> String {
-    next_where(rx, |e| match e {
-        ClientEvent::Registered { switch } => Some(switch.clone()),
-        _ => None,
-    })
-    .await
-}
-
 #[tokio::test]
 async fn registers_over_tls_and_shuts_down_cleanly() {
     let d = Domain::new();
     let (sw, mut log) = d.switch().await;
-    let (h, mut rx) = client::start(config(d.keys("tel:+100"), &[sw.local_addr()]));
+    let (h, mut rx) = client::start(client_config(d.keys("tel:+100", &[]), &[sw.local_addr()]));
     assert_eq!(registered(&mut rx).await, sw.local_addr().to_string());
     assert!(matches!(h.state(), LinkState::Registered { .. }));
     assert!(h.with(|s, _| s.is_registered()).unwrap());
@@ -149,9 +51,9 @@ async fn forged_registration_is_refused() {
     let other = Domain::new();
     let (sw, _log) = d.switch().await;
     // Keys of another community, with this domain's CA so TLS succeeds.
-    let mut forged = other.keys("tel:+100");
+    let mut forged = other.keys("tel:+100", &[]);
     forged.switch_ca_cert = Some(d.ca_pem.clone());
-    let (h, mut rx) = client::start(config(forged, &[sw.local_addr()]));
+    let (h, mut rx) = client::start(client_config(forged, &[sw.local_addr()]));
     let reason = next_where(&mut rx, |e| match e {
         ClientEvent::Registered { .. } => panic!("forged key registered"),
         ClientEvent::Core(Event::Refused(r)) => Some(*r),
@@ -174,9 +76,9 @@ async fn wrong_ca_fails_the_handshake() {
     let d = Domain::new();
     let other = Domain::new();
     let (sw, _log) = d.switch().await;
-    let mut k = d.keys("tel:+100");
+    let mut k = d.keys("tel:+100", &[]);
     k.switch_ca_cert = Some(other.ca_pem.clone());
-    let (h, mut rx) = client::start(config(k, &[sw.local_addr()]));
+    let (h, mut rx) = client::start(client_config(k, &[sw.local_addr()]));
     let why = next_where(&mut rx, |e| match e {
         ClientEvent::Registered { .. } => panic!("registered past an unknown CA"),
         ClientEvent::Disconnected { reason } => Some(reason.clone()),
@@ -242,7 +144,10 @@ async fn peer_closing_mid_handshake_does_not_hang_either_side() {
         .await
         .unwrap();
     drop(half);
-    let (h, mut rx) = client::start(config(d.keys("tel:+100"), &[fake_addr, sw.local_addr()]));
+    let (h, mut rx) = client::start(client_config(
+        d.keys("tel:+100", &[]),
+        &[fake_addr, sw.local_addr()],
+    ));
     let why = next_where(&mut rx, |e| match e {
         ClientEvent::Disconnected { reason } => Some(reason.clone()),
         _ => None,
@@ -260,7 +165,7 @@ async fn fails_over_and_reconnects_after_restart() {
     let (sw1, _l1) = d.switch().await;
     let (sw2, _l2) = d.switch().await;
     let (a1, a2) = (sw1.local_addr(), sw2.local_addr());
-    let (h, mut rx) = client::start(config(d.keys("tel:+100"), &[a1, a2]));
+    let (h, mut rx) = client::start(client_config(d.keys("tel:+100", &[]), &[a1, a2]));
     assert_eq!(registered(&mut rx).await, a1.to_string());
     sw1.shutdown().await;
     assert_eq!(registered(&mut rx).await, a2.to_string());
@@ -330,8 +235,8 @@ async fn call_with_media_relayed_both_ways() {
     let d = Domain::new();
     let (sw, _log) = d.switch().await;
     let addrs = [sw.local_addr()];
-    let (a, mut arx) = client::start(config(d.keys("tel:+100"), &addrs));
-    let (b, mut brx) = client::start(config(d.keys("tel:+200"), &addrs));
+    let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
+    let (b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
     registered(&mut arx).await;
     registered(&mut brx).await;
     let offer = Media {
@@ -394,7 +299,7 @@ async fn message_to_offline_client_delivered_on_registration() {
     let d = Domain::new();
     let (sw, _log) = d.switch().await;
     let addrs = [sw.local_addr()];
-    let (a, mut arx) = client::start(config(d.keys("tel:+100"), &addrs));
+    let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
     registered(&mut arx).await;
     let body = Body {
         text: "hello while away".into(),
@@ -416,7 +321,7 @@ async fn message_to_offline_client_delivered_on_registration() {
     })
     .await;
     assert_eq!(stored, AckStatus::Stored);
-    let (b, mut brx) = client::start(config(d.keys("tel:+200"), &addrs));
+    let (b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
     let got = next_where(&mut brx, |e| match e {
         ClientEvent::Core(Event::Message(m)) => Some(m.clone()),
         _ => None,
@@ -452,7 +357,10 @@ async fn stalled_peers_time_out_on_both_sides() {
     let (sw, mut log) = d.switch().await;
     // A client that connects to the switch and never starts TLS.
     let _silent = TcpStream::connect(sw.local_addr()).await.unwrap();
-    let (h, mut rx) = client::start(config(d.keys("tel:+100"), &[mute_addr, sw.local_addr()]));
+    let (h, mut rx) = client::start(client_config(
+        d.keys("tel:+100", &[]),
+        &[mute_addr, sw.local_addr()],
+    ));
     let limit = cig_umsg::driver::HANDSHAKE_TIMEOUT + WAIT;
     let why = timeout(limit, async {
         loop {
@@ -478,5 +386,253 @@ async fn stalled_peers_time_out_on_both_sides() {
     assert!(line.contains("TLS handshake timed out"), "{line}");
     held.abort();
     h.shutdown().await;
+    sw.shutdown().await;
+}
+
+/// Waits (polling every 10 ms, within `WAIT`) until `cond` holds: for the switch's counts,
+/// which have no event of their own.
+async fn eventually(cond: impl Fn() -> bool) {
+    timeout(WAIT, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition reached in time");
+}
+
+/// Dials from `a` to `to` and waits until `b` has the BANG and `a` is in TALK after `b`
+/// answers; the session id.
+async fn talk(
+    a: (&ClientHandle, &mut UnboundedReceiver<ClientEvent>),
+    b: (&ClientHandle, &mut UnboundedReceiver<ClientEvent>),
+    to: &str,
+) -> SessionId {
+    let offer = Media {
+        codecs: vec![8, 0],
+        dtmf_pt: 101,
+        ssrc: 0x1111,
+    };
+    let id =
+        a.0.with(|s, now| {
+            let (id, f) = s.calls.dial(to, &offer, now, &mut OsRng).unwrap();
+            s.send(f);
+            id
+        })
+        .unwrap();
+    assert_eq!(call_event(b.1).await, id);
+    let answer = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 0x2222,
+    };
+    b.0.with(|s, _| {
+        let f = s.calls.answer(&id, &answer).unwrap();
+        s.send(f);
+    })
+    .unwrap();
+    until_state(a.0, a.1, CallState::Talk).await;
+    id
+}
+
+#[tokio::test]
+async fn ended_calls_leave_the_client_and_switch_tables() {
+    let d = Domain::new();
+    let (sw, _log) = d.switch().await;
+    let addrs = [sw.local_addr()];
+    let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
+    let (b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
+    registered(&mut arx).await;
+    registered(&mut brx).await;
+    const N: usize = 5;
+    for n in 0..N {
+        let id = talk((&a, &mut arx), (&b, &mut brx), "tel:+200").await;
+        assert_eq!(sw.counts().relays, 1);
+        let (by, other, orx) = if n % 2 == 0 {
+            (&a, &b, &mut brx)
+        } else {
+            (&b, &a, &mut arx)
+        };
+        by.with(|s, _| {
+            let f = s.calls.hangup(&id, HangupReason::Normal).unwrap();
+            s.send(f);
+        })
+        .unwrap();
+        until_state(other, orx, CallState::Hangup).await;
+    }
+    let live = |h: &ClientHandle| h.with(|s, now| (s.calls.len(), s.calls.table(now).len()));
+    assert_eq!(live(&a), Some((0, 1)), "only the messaging row is left");
+    assert_eq!(live(&b), Some((0, 1)));
+    eventually(|| {
+        let c = sw.counts();
+        (c.calls, c.relays, c.registered) == (0, 0, 2)
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_right_after_queueing_still_sends_the_frame() {
+    let d = Domain::new();
+    let (sw, _log) = d.switch().await;
+    let addrs = [sw.local_addr()];
+    let (b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
+    registered(&mut brx).await;
+    for n in 0..3 {
+        let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
+        registered(&mut arx).await;
+        let text = format!("last words {n}");
+        let mid = a
+            .with(|s, now| {
+                let (id, f) = s
+                    .messenger
+                    .send(
+                        "tel:+200",
+                        &Body {
+                            text: text.clone(),
+                            attachments: vec![],
+                        },
+                        now,
+                        &mut OsRng,
+                    )
+                    .unwrap();
+                s.send(f);
+                id
+            })
+            .unwrap();
+        // No pause: the stop request races the driver's wake-up for the queued frame.
+        a.shutdown().await;
+        let got = next_where(&mut brx, |e| match e {
+            ClientEvent::Core(Event::Message(m)) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!((got.id, got.body.text), (mid, text));
+    }
+    b.shutdown().await;
+    sw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stray_media_source_does_not_steal_the_latch() {
+    let d = Domain::new();
+    let (sw, _log) = d.switch().await;
+    let addrs = [sw.local_addr()];
+    let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
+    let (b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
+    registered(&mut arx).await;
+    registered(&mut brx).await;
+    let id = talk((&a, &mut arx), (&b, &mut brx), "tel:+200").await;
+    let (ma, mb) = (media_addr(&a, &id), media_addr(&b, &id));
+    // Both phones signal from 127.0.0.1; the stray sender is elsewhere (127.0.0.2) and is
+    // first on both relay ports.
+    let stray = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let mut junk = [0u8; 172];
+    junk[0] = 0x80;
+    junk[12] = 9;
+    for _ in 0..3 {
+        stray.send_to(&junk, ma).await.unwrap();
+        stray.send_to(&junk, mb).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ua = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ub = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // The phones still latch their legs and media flows both ways.
+    exchange((&ua, ma), (&ub, mb)).await;
+    // The stray sender got nothing back and nothing of it was relayed.
+    stray.send_to(&junk, ma).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut buf = [0u8; 2048];
+    assert!(stray.try_recv_from(&mut buf).is_err());
+    while let Ok((n, _)) = ub.try_recv_from(&mut buf) {
+        assert_ne!(buf[..n], junk[..], "stray datagram relayed");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    sw.shutdown().await;
+}
+
+/// A recipient that registers over a raw TLS connection with a client core, takes the first
+/// message and closes without sending the MSG_ACK the core queued.
+async fn take_message_without_ack(d: &Domain, addr: SocketAddr, identity: &str) -> [u8; 16] {
+    let tls = raw_tls(d, addr).await;
+    let (r, mut w) = tokio::io::split(tls);
+    let mut reader = FrameReader::new(r);
+    let mut s = ClientSession::new(d.keys(identity, &[]), SystemTime::now());
+    loop {
+        let frames: Vec<_> = std::iter::from_fn(|| s.poll_transmit()).collect();
+        write_frames(&mut w, frames).await.unwrap();
+        let f = timeout(WAIT, reader.next())
+            .await
+            .expect("frame in time")
+            .unwrap()
+            .expect("switch still connected");
+        s.handle_frame(&f, SystemTime::now(), &mut OsRng).unwrap();
+        while let Some(e) = s.poll_event() {
+            if let Event::Message(m) = e {
+                return m.id;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn recipient_dropping_before_its_ack_gets_the_message_again_once() {
+    let d = Domain::new();
+    let (sw, _log) = d.switch().await;
+    let addrs = [sw.local_addr()];
+    let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
+    registered(&mut arx).await;
+    let body = Body {
+        text: "are you there".into(),
+        attachments: vec![],
+    };
+    let mid = a
+        .with(|s, now| {
+            let (id, f) = s
+                .messenger
+                .send("tel:+200", &body, now, &mut OsRng)
+                .unwrap();
+            s.send(f);
+            id
+        })
+        .unwrap();
+    let stored = next_where(&mut arx, |e| match e {
+        ClientEvent::Core(Event::Acked(id, st)) if *id == mid => Some(*st),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stored, AckStatus::Stored);
+    // The recipient comes online, gets the message and drops before acknowledging it.
+    assert_eq!(
+        take_message_without_ack(&d, addrs[0], "tel:+200").await,
+        mid
+    );
+    eventually(|| sw.counts().registered == 1).await;
+    assert_eq!(sw.counts().stored, 1, "still held: not acknowledged");
+    // It reconnects: the message comes again, is shown once and acknowledged end to end.
+    let (b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
+    let got = next_where(&mut brx, |e| match e {
+        ClientEvent::Core(Event::Message(m)) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((got.id, got.body), (mid, body));
+    let delivered = next_where(&mut arx, |e| match e {
+        ClientEvent::Core(Event::Acked(id, st)) if *id == mid => Some(*st),
+        _ => None,
+    })
+    .await;
+    assert_eq!(delivered, AckStatus::Delivered);
+    eventually(|| sw.counts().stored == 0).await;
+    // Nothing more arrives for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(e) = brx.try_recv() {
+        assert!(!matches!(e, ClientEvent::Core(Event::Message(_))), "{e:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
     sw.shutdown().await;
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use cig_mikey_sakke::eccsi::Kpak;
-use cig_umsg::driver::media::MediaConfig;
+use cig_umsg::driver::media::{Latch, MediaConfig};
 use cig_umsg::driver::server_tls;
 use cig_umsg::driver::switch::{self, SwitchConfig};
 use cig_umsg::switch::StoreLimits;
@@ -42,6 +42,11 @@ struct Cli {
     /// Host announced as the media address (MEDIA_ADDR); default: the bind address.
     #[arg(long)]
     media_public: Option<String>,
+    /// Which datagram latches a call leg's relay port (docs/umsg.md §5.1): `connection-ip`
+    /// only one from the IP address of that leg's signalling connection; `any` the first one
+    /// from anywhere (media and signalling from different hosts).
+    #[arg(long, default_value = "connection-ip", value_parser = parse_latch)]
+    media_latch: Latch,
     /// UDP port range LO HI for the media relay (two ports per call); default: any free port.
     #[arg(long, num_args = 2, value_names = ["LO", "HI"])]
     rtp_port_range: Option<Vec<u16>>,
@@ -54,6 +59,14 @@ struct Cli {
     /// Log file (appended); default: standard error.
     #[arg(long)]
     log: Option<PathBuf>,
+}
+
+fn parse_latch(s: &str) -> Result<Latch, String> {
+    match s {
+        "connection-ip" => Ok(Latch::ConnectionIp),
+        "any" => Ok(Latch::Any),
+        _ => Err(format!("{s:?}: connection-ip or any")),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -97,6 +110,7 @@ fn config(cli: &Cli) -> Result<SwitchConfig, String> {
             bind: cli.media_bind,
             public_host: cli.media_public.clone(),
             ports,
+            latch: cli.media_latch,
         },
         store: StoreLimits {
             per_identity: cli.store_per_identity.min(cli.store_limit),

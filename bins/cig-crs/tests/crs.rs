@@ -2,121 +2,15 @@
 //! side with the same port range, failover when the first is killed, reconnect after a restart
 //! on the same port, and a call whose media address is the configured public host.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::Duration;
 
-use cig_mikey_sakke::keystore::KeyMaterial;
-use cig_mikey_sakke::kms::Community;
-use cig_mikey_sakke::mikey::KeyPeriod;
-use cig_testkit::{Proc, bin, free_tcp_port, wait_until};
+use cig_testkit::{free_tcp_port, wait_until};
 use cig_umsg::call::{CallState, Media};
 use cig_umsg::client::Event;
-use cig_umsg::driver::client::{self, ClientConfig, ClientEvent};
+use cig_umsg::driver::client::{self, ClientEvent};
+use cig_umsg::testing::{TestDomain, WAIT, client_config, next_where, registered};
 use rand_core::OsRng;
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A KMS directory made by `cig-kms init` and `cig-kms switch-cert --name 127.0.0.1`.
-struct Kms {
-    dir: tempfile::TempDir,
-}
-
-impl Kms {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for args in [
-            &["init", "--domain", "example.org"][..],
-            &["switch-cert", "--name", "127.0.0.1"],
-        ] {
-            let out = Command::new(bin("cig-kms"))
-                .args(args)
-                .arg("--dir")
-                .arg(dir.path())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-        }
-        Self { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn keys(&self, identity: &str, switches: &[SocketAddr]) -> KeyMaterial {
-        let c = Community::load(self.dir.path()).unwrap();
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let k = c
-            .issue(identity, KeyPeriod::from_unix(now).unwrap(), &mut OsRng)
-            .unwrap();
-        let ca = std::fs::read_to_string(self.path("switch/ca.pem")).unwrap();
-        c.key_material(
-            identity,
-            vec![k],
-            switches.iter().map(ToString::to_string).collect(),
-            Some(ca),
-        )
-    }
-
-    /// Starts cig-crs on `port` and waits for its ready line.
-    fn crs(&self, port: u16, log: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
-        let mut cmd = Command::new(bin("cig-crs"));
-        cmd.arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--cert")
-            .arg(self.path("switch/127.0.0.1.pem"))
-            .arg("--key")
-            .arg(self.path("switch/127.0.0.1.key"))
-            .arg("--kpak-from")
-            .arg(self.path("community.json"))
-            .arg("--log")
-            .arg(log)
-            .args(extra);
-        let mut p = Proc::spawn(&mut cmd);
-        let line = p
-            .wait_line(|l| l.starts_with("cig-crs ready on "), WAIT)
-            .unwrap_or_else(|| panic!("no ready line: {}", p.stderr()));
-        let addr = line["cig-crs ready on ".len()..].parse().unwrap();
-        (p, addr)
-    }
-}
-
-fn config(keys: KeyMaterial) -> ClientConfig {
-    let mut cfg = ClientConfig::new(keys);
-    cfg.backoff_min = Duration::from_millis(100);
-    cfg.backoff_max = Duration::from_millis(500);
-    cfg
-}
-
-async fn next_where<T>(
-    rx: &mut UnboundedReceiver<ClientEvent>,
-    mut pick: impl FnMut(&ClientEvent) -> Option<T>,
-) -> T {
-    timeout(WAIT, async {
-        loop {
-            if let Some(t) = pick(&rx.recv().await.expect("driver running")) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("event in time")
-}
-
-async fn registered(rx: &mut UnboundedReceiver<ClientEvent>) -> String {
-    next_where(rx, |e| match e {
-        ClientEvent::Registered { switch } => Some(switch.clone()),
-        _ => None,
-    })
-    .await
-}
 
 fn log_has(log: &Path, what: &str) -> bool {
     wait_until(WAIT, || {
@@ -126,13 +20,13 @@ fn log_has(log: &Path, what: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_the_second_instance_when_the_first_is_killed() {
-    let kms = Kms::new();
+    let kms = TestDomain::new();
     let logs = tempfile::tempdir().unwrap();
     // Both instances share one RTP range: each skips the ports the other holds.
     let range = ["--rtp-port-range", "41000", "41100"];
     let (p1, a1) = kms.crs(0, &logs.path().join("1.log"), &range);
     let (mut p2, a2) = kms.crs(0, &logs.path().join("2.log"), &range);
-    let (h, mut rx) = client::start(config(kms.keys("tel:+100", &[a1, a2])));
+    let (h, mut rx) = client::start(client_config(kms.keys("tel:+100", &[]), &[a1, a2]));
     assert_eq!(registered(&mut rx).await, a1.to_string());
     assert!(log_has(&logs.path().join("1.log"), "registered tel:+100"));
     drop(p1); // SIGKILL
@@ -144,11 +38,11 @@ async fn failover_to_the_second_instance_when_the_first_is_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_with_backoff_after_a_restart_and_exits_0_on_sigterm() {
-    let kms = Kms::new();
+    let kms = TestDomain::new();
     let logs = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let (mut p, addr) = kms.crs(port, &logs.path().join("a.log"), &[]);
-    let (h, mut rx) = client::start(config(kms.keys("tel:+100", &[addr])));
+    let (h, mut rx) = client::start(client_config(kms.keys("tel:+100", &[]), &[addr]));
     registered(&mut rx).await;
     let status = p.terminate(WAIT).expect("exits on SIGTERM");
     assert!(status.success(), "{status:?}");
@@ -170,7 +64,7 @@ async fn reconnects_with_backoff_after_a_restart_and_exits_0_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_announces_the_public_media_host_and_is_logged() {
-    let kms = Kms::new();
+    let kms = TestDomain::new();
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("crs.log");
     let extra = [
@@ -180,8 +74,8 @@ async fn call_announces_the_public_media_host_and_is_logged() {
         "media.example",
     ];
     let (mut p, addr) = kms.crs(0, &log, &extra);
-    let (a, mut arx) = client::start(config(kms.keys("tel:+100", &[addr])));
-    let (b, mut brx) = client::start(config(kms.keys("tel:+8888", &[addr])));
+    let (a, mut arx) = client::start(client_config(kms.keys("tel:+100", &[]), &[addr]));
+    let (b, mut brx) = client::start(client_config(kms.keys("tel:+8888", &[]), &[addr]));
     registered(&mut arx).await;
     registered(&mut brx).await;
     let offer = Media {

@@ -40,8 +40,6 @@ use crate::report::{Line, Reporter};
 
 /// Largest attachment read from disk (a message must fit a 256 KiB UMSG frame).
 const MAX_ATTACHMENT: u64 = 200 * 1024;
-/// Time the UMSG driver gets to send the last frames before it is stopped.
-const FLUSH_GRACE: Duration = Duration::from_millis(100);
 /// A received tone counts as the expected one within this many Hz (the detector's grid).
 const TONE_TOLERANCE_HZ: f32 = 10.0;
 
@@ -126,6 +124,13 @@ fn content_type(name: &str) -> &'static str {
 
 fn setup(args: &Args) -> Result<Setup, String> {
     let keys = load_keys(args)?;
+    // The SAKKE tables (Z fixed-base, the RSK's pairing lines) are built now, before the keys
+    // are cloned into the driver's sessions (clones share them): the first call does not wait
+    // for them, and the answer timer of a dialled call is not eaten by them.
+    keys.zpub.prepare();
+    for p in &keys.periods {
+        p.rsk.prepare();
+    }
     if let Some(d) = &args.dtmf {
         if d.is_empty()
             || d.chars()
@@ -177,7 +182,6 @@ fn setup(args: &Args) -> Result<Setup, String> {
             dtmf: args.dtmf.clone(),
             dtmf_delay: args.dtmf_delay,
             hangup_after: args.hangup_after,
-            ring_timeout: args.ring_timeout,
             messages,
             calls: args.calls,
             messages_expected: args.messages,
@@ -415,7 +419,9 @@ async fn run(args: Args, reporter: Reporter) -> ExitCode {
         }
     };
     let identity = keys.identity.clone();
-    let (handle, mut events) = client::start(ClientConfig::new(keys));
+    let mut config = ClientConfig::new(keys);
+    config.answer_timeout = args.ring_timeout;
+    let (handle, mut events) = client::start(config);
     let (digits_tx, mut digits_rx) = unbounded_channel();
     let exit_at = args.exit_after.map(|d| tokio::time::Instant::now() + d);
     let mut run = Run {
@@ -484,10 +490,7 @@ async fn finish(mut run: Run) -> ExitCode {
         let report = m.stop().await;
         run.media_ended(id, report);
     }
-    // The driver writes queued frames (the HANGUPs above) when it next runs, but a stop
-    // request may win over that wake-up: give it a moment to flush before stopping it, so the
-    // far end sees HANGUP(normal) rather than the connection closing (HANGUP(unavailable)).
-    tokio::time::sleep(FLUSH_GRACE).await;
+    // The driver writes the queued HANGUPs before it closes: the far end sees HANGUP(normal).
     run.handle.shutdown().await;
     if let Some(path) = &run.args.record {
         if let Err(e) = std::fs::write(path, wav::encode(&run.recorded)) {

@@ -22,8 +22,6 @@ use crate::report::Line;
 
 /// The RFC 4733 payload type we offer.
 pub const DTMF_PT: u8 = 101;
-/// Message ids remembered across reconnections to show each message once.
-const SEEN_MESSAGES: usize = 4096;
 
 /// What the phone was asked to do.
 #[derive(Debug, Clone)]
@@ -40,9 +38,6 @@ pub struct Script {
     pub dtmf_delay: std::time::Duration,
     /// Hang up this long after the answer.
     pub hangup_after: Option<std::time::Duration>,
-    /// A dialled call not answered this long after the BANG is hung up with reason timeout
-    /// (docs/umsg.md §5: 60 s).
-    pub ring_timeout: std::time::Duration,
     /// Messages to send once registered.
     pub messages: Vec<(String, Body)>,
     /// Finished once this many calls ended.
@@ -103,8 +98,6 @@ struct Track {
     answer_at: Option<SystemTime>,
     dtmf_at: Option<SystemTime>,
     hangup_at: Option<SystemTime>,
-    /// Caller: give up unanswered at this time.
-    give_up_at: Option<SystemTime>,
 }
 
 impl Track {
@@ -118,24 +111,14 @@ impl Track {
             answer_at: None,
             dtmf_at: None,
             hangup_at: None,
-            give_up_at: None,
         }
     }
 
-    fn live(&self) -> bool {
-        self.reported != Some(CallState::Hangup)
-    }
-
     fn next_timer(&self) -> Option<SystemTime> {
-        [
-            self.answer_at,
-            self.dtmf_at,
-            self.hangup_at,
-            self.give_up_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.answer_at, self.dtmf_at, self.hangup_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -162,8 +145,6 @@ pub struct Phone {
     started: bool,
     dial_result: Option<bool>,
     pending_acks: HashSet<MessageId>,
-    seen: HashSet<MessageId>,
-    seen_order: VecDeque<MessageId>,
     counters: Counters,
     actions: VecDeque<Action>,
 }
@@ -190,6 +171,13 @@ fn call_line(id: &SessionId, dir: Dir, state: CallState, c: &Call) -> Line {
 
 fn growl(s: &mut ClientSession, id: &SessionId) {
     if let Some(f) = s.calls.growl(id) {
+        s.send(f);
+    }
+}
+
+/// Ends call `id` with `reason` (a HANGUP queued; nothing when it already ended).
+fn hang_up(s: &mut ClientSession, id: &SessionId, reason: HangupReason) {
+    if let Some(f) = s.calls.hangup(id, reason) {
         s.send(f);
     }
 }
@@ -236,8 +224,6 @@ impl Phone {
             started: false,
             dial_result: None,
             pending_acks: HashSet::with_capacity(pending),
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
             counters: Counters::default(),
             actions: VecDeque::new(),
         }
@@ -311,7 +297,6 @@ impl Phone {
                     s.send(frame);
                     let mut t = Track::new(Dir::Out);
                     t.local = Some(offer);
-                    t.give_up_at = Some(now + self.script.ring_timeout);
                     self.tracks.insert(id, t);
                     self.sync(s, id, now, rng);
                 }
@@ -344,12 +329,7 @@ impl Phone {
     /// The connection was lost: its calls are gone (the switch hangs up their other legs).
     pub fn on_disconnected(&mut self, reason: &str) {
         self.print(Line::new("disconnected").with("reason", reason));
-        let live: Vec<SessionId> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| t.live())
-            .map(|(id, _)| *id)
-            .collect();
+        let live: Vec<SessionId> = self.tracks.keys().copied().collect();
         for id in live {
             self.print(
                 Line::new("call")
@@ -377,16 +357,8 @@ impl Phone {
                     .with("reason", refuse_name(code))
                     .with("code", code),
             ),
+            // The client core shows each message once (its ids carry over reconnections).
             Event::Message(m) => {
-                if !self.seen.insert(m.id) {
-                    return;
-                }
-                self.seen_order.push_back(m.id);
-                if self.seen_order.len() > SEEN_MESSAGES {
-                    if let Some(old) = self.seen_order.pop_front() {
-                        self.seen.remove(&old);
-                    }
-                }
                 self.counters.messages_received += 1;
                 let attachments: Vec<Value> = m
                     .body
@@ -444,7 +416,8 @@ impl Phone {
         self.tracks.values().filter_map(Track::next_timer).min()
     }
 
-    /// Runs the timers due at `now` (answer after N, DTMF delay, hang up after N).
+    /// Runs the timers due at `now` (answer after N, DTMF delay, hang up after N; the answer
+    /// timeout of a dialled call is the client core's).
     pub fn handle_timeout(
         &mut self,
         s: &mut ClientSession,
@@ -484,15 +457,7 @@ impl Phone {
             };
             if t.hangup_at.is_some_and(|at| at <= now) {
                 t.hangup_at = None;
-                if let Some(f) = s.calls.hangup(&id, HangupReason::Normal) {
-                    s.send(f);
-                }
-            }
-            if t.give_up_at.is_some_and(|at| at <= now) {
-                t.give_up_at = None;
-                if let Some(f) = s.calls.hangup(&id, HangupReason::Timeout) {
-                    s.send(f);
-                }
+                hang_up(s, &id, HangupReason::Normal);
             }
             self.sync(s, id, now, rng);
         }
@@ -505,16 +470,9 @@ impl Phone {
         now: SystemTime,
         rng: &mut impl CryptoRngCore,
     ) {
-        let live: Vec<SessionId> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| t.live())
-            .map(|(id, _)| *id)
-            .collect();
+        let live: Vec<SessionId> = self.tracks.keys().copied().collect();
         for id in live {
-            if let Some(f) = s.calls.hangup(&id, HangupReason::Normal) {
-                s.send(f);
-            }
+            hang_up(s, &id, HangupReason::Normal);
             self.sync(s, id, now, rng);
         }
     }
@@ -616,19 +574,11 @@ impl Phone {
     }
 
     fn incoming(&mut self, s: &mut ClientSession, id: SessionId, now: SystemTime) {
-        let busy = self
-            .tracks
-            .iter()
-            .any(|(other, t)| *other != id && t.live());
-        let reject = |s: &mut ClientSession, reason| {
-            if let Some(f) = s.calls.hangup(&id, reason) {
-                s.send(f);
-            }
-        };
+        let busy = self.tracks.keys().any(|other| *other != id);
         match self.script.answer {
-            _ if busy => reject(s, HangupReason::Busy),
-            AnswerMode::Busy => reject(s, HangupReason::Busy),
-            AnswerMode::Declined => reject(s, HangupReason::Declined),
+            _ if busy => hang_up(s, &id, HangupReason::Busy),
+            AnswerMode::Busy => hang_up(s, &id, HangupReason::Busy),
+            AnswerMode::Declined => hang_up(s, &id, HangupReason::Declined),
             // Answered once GROWL has been reported (see `sync`).
             AnswerMode::Auto => growl(s, &id),
             AnswerMode::After(d) => {
@@ -652,9 +602,7 @@ impl Phone {
             .find(|pt| self.script.codecs.contains(pt));
         let Some(pt) = chosen else {
             self.error(format!("no common codec in the offer {:?}", offer.codecs));
-            if let Some(f) = s.calls.hangup(&id, HangupReason::Error) {
-                s.send(f);
-            }
+            hang_up(s, &id, HangupReason::Error);
             return;
         };
         let answer = Media {
@@ -704,9 +652,7 @@ impl Phone {
             .and_then(|pt| law_of(pt).map(|l| (pt, l)));
         let (Some((pt, law)), Some(remote)) = (law, c.media_addr.clone()) else {
             self.error("answer without a usable codec or media address".into());
-            if let Some(f) = s.calls.hangup(&id, HangupReason::Error) {
-                s.send(f);
-            }
+            hang_up(s, &id, HangupReason::Error);
             return;
         };
         let key = MasterKey::new(
@@ -732,7 +678,6 @@ impl Phone {
         });
         t.answered = true;
         t.media = true;
-        t.give_up_at = None;
         if self.script.dtmf.is_some() {
             t.dtmf_at = Some(now + self.script.dtmf_delay);
         }
@@ -745,17 +690,13 @@ impl Phone {
         });
     }
 
+    /// The call ended: its track is dropped (frames that still come for it find no track and
+    /// are ignored, see `sync`).
     fn ended(&mut self, id: SessionId) {
-        let Some(t) = self.tracks.get_mut(&id) else {
+        let Some(t) = self.tracks.remove(&id) else {
             return;
         };
-        t.reported = Some(CallState::Hangup);
-        t.answer_at = None;
-        t.dtmf_at = None;
-        t.hangup_at = None;
-        t.give_up_at = None;
         let (dir, answered, media) = (t.dir, t.answered, t.media);
-        t.media = false;
         if media {
             self.actions.push_back(Action::StopMedia { id });
         }
@@ -784,7 +725,6 @@ mod tests {
             dtmf: None,
             dtmf_delay: Duration::from_millis(500),
             hangup_after: None,
-            ring_timeout: Duration::from_secs(60),
             messages: Vec::new(),
             calls: None,
             messages_expected: None,
@@ -796,6 +736,8 @@ mod tests {
         session: Option<ClientSession>,
         phone: Phone,
         keys: cig_mikey_sakke::keystore::KeyMaterial,
+        /// Message ids carried from one connection to the next, as the driver does.
+        seen: cig_umsg::message::SeenIds,
         lines: Vec<Line>,
         media: Vec<(SessionId, String, Box<EndpointConfig>)>,
         other: Vec<Action>,
@@ -837,6 +779,7 @@ mod tests {
                         session: None,
                         phone: Phone::new(script),
                         keys,
+                        seen: Default::default(),
                         lines: Vec::new(),
                         media: Vec::new(),
                         other: Vec::new(),
@@ -853,12 +796,16 @@ mod tests {
         }
 
         fn connect(&mut self, i: usize) {
-            self.st[i].session = Some(ClientSession::new(self.st[i].keys.clone(), self.now));
+            let mut s = ClientSession::new(self.st[i].keys.clone(), self.now);
+            s.messenger.set_seen(std::mem::take(&mut self.st[i].seen));
+            self.st[i].session = Some(s);
             self.pump();
         }
 
         fn disconnect(&mut self, i: usize) {
-            self.st[i].session = None;
+            if let Some(mut s) = self.st[i].session.take() {
+                self.st[i].seen = s.messenger.take_seen();
+            }
             self.st[i].phone.on_disconnected("test");
             for t in self.sw.disconnect(i as u64) {
                 self.deliver(t.conn as usize, &t.frame);
@@ -868,9 +815,17 @@ mod tests {
 
         fn deliver(&mut self, j: usize, frame: &cig_umsg::frame::Frame) {
             let now = self.now;
+            if let Some(s) = self.st[j].session.as_mut() {
+                s.handle_frame(frame, now, &mut OsRng).unwrap();
+                self.events(j);
+            }
+        }
+
+        /// Hands the client core's events of station `j` to its phone (or holds them).
+        fn events(&mut self, j: usize) {
+            let now = self.now;
             let st = &mut self.st[j];
             let Some(s) = st.session.as_mut() else { return };
-            s.handle_frame(frame, now, &mut OsRng).unwrap();
             while let Some(ev) = s.poll_event() {
                 if st.batched {
                     st.held.push(ev);
@@ -959,11 +914,18 @@ mod tests {
             any
         }
 
-        /// Advances the clock by `d`, running the phones' timers.
+        /// Advances the clock by `d`, running the client cores' and the phones' timers.
         fn advance(&mut self, d: Duration) {
             self.now += d;
             let now = self.now;
-            for st in &mut self.st {
+            for i in 0..self.st.len() {
+                if let Some(s) = self.st[i].session.as_mut() {
+                    if s.poll_timeout() <= now {
+                        s.handle_timeout(now);
+                    }
+                }
+                self.events(i);
+                let st = &mut self.st[i];
                 if let (Some(s), Some(at)) = (st.session.as_mut(), st.phone.poll_timeout()) {
                     if at <= now {
                         st.phone.handle_timeout(s, now, &mut OsRng);

@@ -8,92 +8,44 @@
 //! `cig-kms issue`/`export`). Every phone runs with `--json`; the tests follow its lines.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use cig_mikey_sakke::keystore;
-use cig_mikey_sakke::kms::Community;
-use cig_mikey_sakke::mikey::KeyPeriod;
 use cig_testkit::{Proc, bin};
-use rand_core::OsRng;
+use cig_umsg::testing::TestDomain;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A KMS directory (community + switch certificate) and a running cig-crs.
 struct Domain {
-    dir: tempfile::TempDir,
-    community: Community,
+    kms: TestDomain,
     _crs: Proc,
     switch: SocketAddr,
 }
 
 impl Domain {
     fn new() -> Domain {
-        let dir = tempfile::tempdir().unwrap();
-        for args in [
-            &["init", "--domain", "example.org"][..],
-            &["switch-cert", "--name", "127.0.0.1"],
-        ] {
-            let out = Command::new(bin("cig-kms"))
-                .args(args)
-                .arg("--dir")
-                .arg(dir.path())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-        }
-        let p = |f: &str| dir.path().join(f);
-        let mut crs = Proc::spawn(
-            Command::new(bin("cig-crs"))
-                .args(["--listen", "127.0.0.1:0", "--cert"])
-                .arg(p("switch/127.0.0.1.pem"))
-                .arg("--key")
-                .arg(p("switch/127.0.0.1.key"))
-                .arg("--kpak-from")
-                .arg(p("community.json"))
-                .arg("--log")
-                .arg(p("crs.log")),
-        );
-        let ready = crs
-            .wait_line(|l| l.starts_with("cig-crs ready on "), WAIT)
-            .unwrap_or_else(|| panic!("cig-crs not ready: {}", crs.stderr()));
-        let switch = ready["cig-crs ready on ".len()..].parse().unwrap();
-        let community = Community::load(dir.path()).unwrap();
+        let kms = TestDomain::new();
+        let (crs, switch) = kms.crs(0, &kms.path("crs.log"), &[]);
         Domain {
-            dir,
-            community,
+            kms,
             _crs: crs,
             switch,
         }
     }
 
-    /// A keystore file for `identity` (this month's keys, this switch, its CA).
-    fn keystore(&self, identity: &str) -> PathBuf {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let period = KeyPeriod::from_unix(now).unwrap();
-        let keys = self.community.issue(identity, period, &mut OsRng).unwrap();
-        let ca = std::fs::read_to_string(self.dir.path().join("switch/ca.pem")).unwrap();
-        let material = self.community.key_material(
-            identity,
-            vec![keys],
-            vec![self.switch.to_string()],
-            Some(ca),
-        );
-        let userdata = self.dir.path().join("userdata");
-        std::fs::create_dir_all(&userdata).unwrap();
-        keystore::save(&userdata, &material).unwrap()
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.kms.path(p)
     }
 
-    /// A phone for `identity` with extra arguments.
+    /// A phone for `identity` (a keystore with this month's keys, this switch, its CA) with
+    /// extra arguments.
     fn phone(&self, identity: &str, args: &[&str]) -> Phone {
         let mut cmd = Command::new(bin("cig-phone"));
         cmd.arg("--keystore")
-            .arg(self.keystore(identity))
+            .arg(self.kms.keystore(identity, &[self.switch]))
             .args(["--json", "--media-ip", "127.0.0.1"])
             .args(args);
         Phone(Proc::spawn(&mut cmd))
@@ -230,7 +182,7 @@ fn call_with_tones_and_dtmf_caller_hangs_up() {
 #[test]
 fn callee_answers_later_in_pcmu_records_and_hangs_up() {
     let d = Domain::new();
-    let rec = d.dir.path().join("heard.wav");
+    let rec = d.path("heard.wav");
     let mut callee = d.phone(
         "tel:+8888",
         &[
@@ -287,10 +239,7 @@ fn busy_declined_and_unanswered() {
     // Nobody answers: the caller gives up after its ring timeout with reason timeout.
     let mut callee = d.phone("tel:+2003", &["--answer", "never", "--calls", "1"]);
     callee.wait("registered", &[]);
-    let mut caller = d.phone(
-        "tel:+1003",
-        &["--dial", "tel:+2003", "--ring-timeout", "1.5"],
-    );
+    let mut caller = d.phone("tel:+1003", &["--dial", "tel:+2003", "--ring-timeout", "3"]);
     caller.wait("call", &[("state", "GROWL")]);
     callee.wait("call", &[("state", "HANGUP"), ("reason", "timeout")]);
     let (_, code) = caller.finish();
@@ -315,7 +264,7 @@ fn message_with_attachment_delivered_once() {
         &["--save-attachments", saved.path().to_str().unwrap()],
     );
     bob.wait("registered", &[]);
-    let file = d.dir.path().join("notes.txt");
+    let file = d.path("notes.txt");
     let content: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&file, &content).unwrap();
     let mut alice = d.phone(
@@ -368,13 +317,13 @@ fn message_to_offline_phone_delivered_on_registration_and_bundle_keys() {
         let out = Command::new(bin("cig-kms"))
             .args(args)
             .arg("--dir")
-            .arg(d.dir.path())
+            .arg(d.kms.dir())
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
     };
-    let bundle = d.dir.path().join("carol.bundle");
-    let code_file = d.dir.path().join("carol.code");
+    let bundle = d.path("carol.bundle");
+    let code_file = d.path("carol.code");
     kms(&["issue", "--identity", "tel:+4002"]);
     kms(&[
         "export",

@@ -1,7 +1,9 @@
 //! The client driver: one tokio task that connects to the switches of the key bundle in order
 //! (TLS 1.3, CA from the bundle, host name checked), runs a [`ClientSession`] on the
-//! connection, flushes the frames it queues, fires its keepalive timers, and reconnects with
-//! exponential back-off and failover (docs/umsg.md §1).
+//! connection, flushes the frames it queues, fires its keepalive and answer timers, and
+//! reconnects with exponential back-off and failover (docs/umsg.md §1). The ids of received
+//! messages carry over from one connection to the next (duplicate suppression of messages the
+//! switch re-sends), and a shutdown writes what the session queued before closing.
 //!
 //! The application works on the live session through [`ClientHandle::with`] and reads
 //! [`ClientEvent`]s from the channel returned by [`start`].
@@ -21,8 +23,10 @@ use tokio_rustls::TlsConnector;
 use super::{ALPN, FrameReader, HANDSHAKE_TIMEOUT, REGISTER_TIMEOUT, client_tls, deadline};
 use super::{transport, write_frames};
 use crate::Error;
+use crate::call::ANSWER_TIMEOUT;
 use crate::client::{ClientSession, Event};
 use crate::frame::Frame;
+use crate::message::SeenIds;
 
 /// A registered connection must last this long before the back-off starts again from
 /// `backoff_min` (so two devices fighting over one identity do not reconnect in a tight loop).
@@ -39,6 +43,9 @@ pub struct ClientConfig {
     pub backoff_min: Duration,
     /// Longest back-off (60 s).
     pub backoff_max: Duration,
+    /// A dialled call not in TALK this long after its BANG is hung up with reason timeout
+    /// (60 s, [`ANSWER_TIMEOUT`]).
+    pub answer_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -49,6 +56,7 @@ impl ClientConfig {
             keys,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            answer_timeout: ANSWER_TIMEOUT,
         }
     }
 }
@@ -126,8 +134,9 @@ impl ClientHandle {
         lock(&self.shared.state).clone()
     }
 
-    /// Closes the connection cleanly (TLS close_notify) and stops the driver; returns when it
-    /// has stopped.
+    /// Writes the frames the session has queued (e.g. a HANGUP or MSG made just before), closes
+    /// the connection cleanly (TLS close_notify) and stops the driver; returns when it has
+    /// stopped.
     pub async fn shutdown(&self) {
         self.shared.stop.send_replace(true);
         let mut done = self.shared.done.subscribe();
@@ -150,6 +159,7 @@ pub fn start(cfg: ClientConfig) -> (ClientHandle, mpsc::UnboundedReceiver<Client
         cfg,
         shared: shared.clone(),
         events: tx,
+        seen: Mutex::new(SeenIds::default()),
     };
     tokio::spawn(async move {
         driver.run().await;
@@ -162,6 +172,8 @@ struct Driver {
     cfg: ClientConfig,
     shared: Arc<Shared>,
     events: mpsc::UnboundedSender<ClientEvent>,
+    /// Ids of the messages received on earlier connections.
+    seen: Mutex<SeenIds>,
 }
 
 /// How a connection ended.
@@ -251,6 +263,7 @@ impl Driver {
             let (r, mut w) = tokio::io::split(tls);
             let mut reader = FrameReader::new(r);
             let mut session = ClientSession::new(self.cfg.keys.clone(), SystemTime::now());
+            session.calls.set_answer_timeout(self.cfg.answer_timeout);
             let reg = self.register(&mut session, &mut reader, &mut w);
             match timeout(REGISTER_TIMEOUT, reg).await {
                 Ok(Ok(())) => Ok((reader, w, session)),
@@ -258,13 +271,16 @@ impl Driver {
                 Err(_) => Err("registration timed out".to_owned()),
             }
         };
-        let (mut reader, mut w, session) = tokio::select! {
+        let (mut reader, mut w, mut session) = tokio::select! {
             r = setup => match r {
                 Ok(c) => c,
                 Err(e) => return End::Failed(e),
             },
             _ = super::stopped(stop) => return End::Stopped,
         };
+        session
+            .messenger
+            .set_seen(std::mem::take(&mut *lock(&self.seen)));
         let since = tokio::time::Instant::now();
         *lock(&self.shared.session) = Some(session);
         self.set_state(LinkState::Registered {
@@ -274,7 +290,13 @@ impl Driver {
             switch: addr.to_owned(),
         });
         let reason = self.registered(&mut reader, &mut w, stop).await;
-        lock(&self.shared.session).take();
+        if reason.is_none() {
+            // Shutdown: what the application queued last still goes out (bounded).
+            let _ = timeout(Duration::from_secs(2), self.flush(None, &mut w)).await;
+        }
+        if let Some(mut s) = lock(&self.shared.session).take() {
+            *lock(&self.seen) = s.messenger.take_seen();
+        }
         match reason {
             None => {
                 // Clean close: TLS close_notify, then TCP FIN; bounded.

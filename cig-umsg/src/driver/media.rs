@@ -1,8 +1,10 @@
 //! The switch's SRTP media relay (docs/umsg.md §5.1): per call session two UDP ports, one per
 //! leg, each announced as that leg's MEDIA_ADDR. The first datagram arriving on a leg's port
-//! latches that leg's remote address; datagrams of 12 bytes or more are then forwarded, as they
-//! are (never decrypted), out of the other leg's port to the other leg's latched address.
-//! Datagrams from any other source are dropped. The forwarding loop is allocation-free.
+//! from the IP address of that leg's signalling connection latches that leg's remote address
+//! (with [`Latch::Any`], the first datagram from anywhere); datagrams of 12 bytes or more are
+//! then forwarded, as they are (never decrypted), out of the other leg's port to the other
+//! leg's latched address. Datagrams from any other source are dropped. The forwarding loop is
+//! allocation-free.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,6 +17,18 @@ pub const MIN_FORWARD: usize = 12;
 /// Largest datagram relayed; longer ones are truncated by the socket and dropped.
 const MAX_DATAGRAM: usize = 2048;
 
+/// Which datagram may latch a leg's port (docs/umsg.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Latch {
+    /// Only one from the IP address that the leg's signalling (TLS) connection comes from, so
+    /// a stray or hostile sender elsewhere cannot take the leg over (the default).
+    #[default]
+    ConnectionIp,
+    /// The first datagram from anywhere (for endpoints whose media leaves from another address
+    /// than their signalling, e.g. a gateway with a separate media relay host).
+    Any,
+}
+
 /// Where relay ports are bound and what is announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfig {
@@ -24,6 +38,8 @@ pub struct MediaConfig {
     pub public_host: Option<String>,
     /// Port range `low..=high` for relay sockets; ephemeral ports when `None`.
     pub ports: Option<(u16, u16)>,
+    /// The latching rule.
+    pub latch: Latch,
 }
 
 impl Default for MediaConfig {
@@ -32,6 +48,7 @@ impl Default for MediaConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             public_host: None,
             ports: None,
+            latch: Latch::default(),
         }
     }
 }
@@ -83,6 +100,11 @@ impl RelayPool {
         ))
     }
 
+    /// The latching rule of relays from this pool.
+    pub fn latch(&self) -> Latch {
+        self.cfg.latch
+    }
+
     /// Two fresh sockets for one call session (caller leg, callee leg).
     pub fn allocate(&mut self) -> io::Result<Relay> {
         let a = self.bind_one()?;
@@ -121,8 +143,10 @@ impl Relay {
     }
 
     /// Starts relaying; stops (and frees both ports) when the returned task is dropped.
-    pub fn spawn(self) -> RelayTask {
-        RelayTask(tokio::spawn(relay(self.a, self.b)))
+    /// `sources` are the addresses each leg's port may latch from (caller leg, callee leg):
+    /// `Some(ip)` only that IP, `None` anyone.
+    pub fn spawn(self, sources: (Option<IpAddr>, Option<IpAddr>)) -> RelayTask {
+        RelayTask(tokio::spawn(relay(self.a, self.b, sources)))
     }
 }
 
@@ -136,11 +160,12 @@ impl Drop for RelayTask {
     }
 }
 
-/// The latching rule: the first source seen on a leg's port is that leg; later datagrams
-/// count only from it.
-fn latch(peer: &mut Option<SocketAddr>, src: SocketAddr) -> bool {
+/// The latching rule: the first source seen on a leg's port from the allowed IP (any IP when
+/// `allowed` is `None`) is that leg; later datagrams count only from it.
+fn latch(peer: &mut Option<SocketAddr>, src: SocketAddr, allowed: Option<IpAddr>) -> bool {
     match peer {
         Some(p) => *p == src,
+        None if allowed.is_some_and(|ip| ip != src.ip().to_canonical()) => false,
         None => {
             *peer = Some(src);
             true
@@ -148,7 +173,7 @@ fn latch(peer: &mut Option<SocketAddr>, src: SocketAddr) -> bool {
     }
 }
 
-async fn relay(a: UdpSocket, b: UdpSocket) {
+async fn relay(a: UdpSocket, b: UdpSocket, sources: (Option<IpAddr>, Option<IpAddr>)) {
     let mut buf_a = [0u8; MAX_DATAGRAM];
     let mut buf_b = [0u8; MAX_DATAGRAM];
     let mut peer_a = None;
@@ -165,17 +190,47 @@ async fn relay(a: UdpSocket, b: UdpSocket) {
                 Err(_) => continue,
             },
         };
-        let (me, other, out, data) = if from_a {
-            (&mut peer_a, peer_b, &b, &buf_a[..n])
+        let (me, allowed, other, out, data) = if from_a {
+            (&mut peer_a, sources.0, peer_b, &b, &buf_a[..n])
         } else {
-            (&mut peer_b, peer_a, &a, &buf_b[..n])
+            (&mut peer_b, sources.1, peer_a, &a, &buf_b[..n])
         };
-        if !latch(me, src) || !(MIN_FORWARD..MAX_DATAGRAM).contains(&n) {
+        if !latch(me, src, allowed) || !(MIN_FORWARD..MAX_DATAGRAM).contains(&n) {
             continue;
         }
         if let Some(dst) = other {
             // A lost datagram is what UDP does; the next one goes out again.
             let _ = out.send_to(data, dst).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latch_only_from_the_allowed_ip_then_only_from_the_latched_source() {
+        let legit: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let stray: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:4002".parse().unwrap();
+        let allowed = Some(legit.ip());
+        let mut peer = None;
+        assert!(!latch(&mut peer, stray, allowed), "stray source refused");
+        assert_eq!(peer, None, "and did not latch");
+        assert!(latch(&mut peer, legit, allowed));
+        assert_eq!(peer, Some(legit));
+        assert!(!latch(
+            &mut peer,
+            "192.0.2.1:4001".parse().unwrap(),
+            allowed
+        ));
+        // An IPv4-mapped source matches its IPv4 address.
+        let mut peer = None;
+        assert!(latch(&mut peer, mapped, allowed));
+        // Latch::Any: the first source wins.
+        let mut peer = None;
+        assert!(latch(&mut peer, stray, None));
+        assert!(!latch(&mut peer, legit, None));
     }
 }

@@ -3,10 +3,11 @@
 //! 90 s), and one task owning the [`SwitchCore`] that all connections feed. For each routed
 //! call the driver allocates a media relay ([`super::media`]) and writes its per-leg addresses
 //! into the MEDIA_ADDR of ROUTED and of the BANG to the callee. Every registration, call state
-//! change and message is reported as a log line.
+//! change and message is reported as a log line. The core's message re-send timer runs in the
+//! core task.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -19,8 +20,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_rustls::TlsAcceptor;
 
-use super::media::{MediaConfig, RelayPool, RelayTask};
-use super::{ALPN, FrameReader, HANDSHAKE_TIMEOUT, SWITCH_IDLE, transport, unix};
+use super::media::{Latch, MediaConfig, RelayPool, RelayTask};
+use super::{ALPN, FrameReader, HANDSHAKE_TIMEOUT, SWITCH_IDLE, deadline, transport, unix};
 use crate::Error;
 use crate::call::{SessionId, session_id_text};
 use crate::frame::{Frame, FrameType, tag};
@@ -47,18 +48,39 @@ pub struct SwitchConfig {
     pub store: StoreLimits,
 }
 
+/// What a running switch holds (see [`SwitchHandle::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwitchCounts {
+    /// Open connections (TLS established).
+    pub connections: usize,
+    /// Registered identities.
+    pub registered: usize,
+    /// Live call sessions in the core's call relay.
+    pub calls: usize,
+    /// Running media relays (one per live call).
+    pub relays: usize,
+    /// Messages held until their recipients acknowledge them.
+    pub stored: usize,
+}
+
 /// A running switch.
 #[derive(Debug)]
 pub struct SwitchHandle {
     local: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    counts: Arc<Mutex<SwitchCounts>>,
 }
 
 impl SwitchHandle {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The switch's tables now (as of the last frame or timer the core handled).
+    pub fn counts(&self) -> SwitchCounts {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops accepting, closes every connection (TLS close_notify), stops the media relays;
@@ -85,12 +107,14 @@ pub async fn start(
     let (log, log_rx) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);
     let (to_core, core_rx) = mpsc::channel(1024);
+    let counts = Arc::new(Mutex::new(SwitchCounts::default()));
     let core = CoreTask {
         core: SwitchCore::new(cfg.kpak, String::new(), cfg.store),
         pool: RelayPool::new(cfg.media),
         conns: HashMap::new(),
         relays: HashMap::new(),
         log: log.clone(),
+        counts: counts.clone(),
     };
     let core = tokio::spawn(core.run(core_rx));
     let acceptor = TlsAcceptor::from(cfg.tls);
@@ -100,6 +124,7 @@ pub async fn start(
             local,
             stop,
             tasks: Mutex::new(vec![listen, core]),
+            counts,
         },
         log_rx,
     ))
@@ -231,7 +256,17 @@ async fn connection(
                 None => break "too slow reading (queue full)".to_owned(),
             },
             _ = sleep_until(idle) => break "idle for 90 s".to_owned(),
-            _ = super::stopped(&mut stop) => break "switch shut down".to_owned(),
+            _ = super::stopped(&mut stop) => {
+                // Frames the core queued before the stop still go out.
+                let _ = timeout(WRITE_TIMEOUT, async {
+                    while let Ok(Out { bytes, .. }) = rx.try_recv() {
+                        w.write_all(&bytes).await?;
+                    }
+                    w.flush().await
+                })
+                .await;
+                break "switch shut down".to_owned();
+            }
         }
     };
     let _ = timeout(Duration::from_secs(2), w.shutdown()).await;
@@ -241,9 +276,11 @@ async fn connection(
 struct CoreTask {
     core: SwitchCore,
     pool: RelayPool,
-    conns: HashMap<ConnId, mpsc::Sender<Out>>,
+    /// Open connections: their output queue and the IP address they come from.
+    conns: HashMap<ConnId, (mpsc::Sender<Out>, IpAddr)>,
     relays: HashMap<SessionId, RelayTask>,
     log: mpsc::UnboundedSender<String>,
+    counts: Arc<Mutex<SwitchCounts>>,
 }
 
 fn session_of(f: &Frame) -> Option<SessionId> {
@@ -268,23 +305,65 @@ fn set_media_addr(f: &mut Frame, addr: &str) {
 
 impl CoreTask {
     async fn run(mut self, mut rx: mpsc::Receiver<ToCore>) {
-        while let Some(m) = rx.recv().await {
-            match m {
-                ToCore::Open { conn, peer, out } => {
-                    self.conns.insert(conn, out);
-                    self.log(format!("conn {conn} open from {peer}"));
-                }
-                ToCore::Frame { conn, frame } => self.frame(conn, &frame),
-                ToCore::Closed { conn, reason } => {
-                    self.conns.remove(&conn);
-                    let who = self.who(conn);
-                    self.log(format!("conn {conn}{who} closed: {reason}"));
-                    let tx = self.core.disconnect(conn);
+        loop {
+            let timer = self.core.poll_timeout();
+            let at = timer.map(|t| deadline(SystemTime::UNIX_EPOCH + Duration::from_secs(t)));
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.message(m),
+                    None => break,
+                },
+                _ = sleep_until(at.unwrap_or_else(Instant::now)), if at.is_some() => {
+                    let tx = self.core.handle_timeout(unix(SystemTime::now()));
+                    for t in &tx {
+                        self.log(format!(
+                            "message {} re-sent to conn {} (not acknowledged)",
+                            hex_id(&t.frame),
+                            t.conn
+                        ));
+                    }
                     self.dispatch(tx);
                 }
             }
+            self.update_counts();
         }
         // Every connection is gone: the relays stop with `self`.
+    }
+
+    fn message(&mut self, m: ToCore) {
+        match m {
+            ToCore::Open { conn, peer, out } => {
+                self.conns.insert(conn, (out, peer.ip().to_canonical()));
+                self.log(format!("conn {conn} open from {peer}"));
+            }
+            ToCore::Frame { conn, frame } => self.frame(conn, &frame),
+            ToCore::Closed { conn, reason } => {
+                self.conns.remove(&conn);
+                let who = self.who(conn);
+                self.log(format!("conn {conn}{who} closed: {reason}"));
+                let tx = self.core.disconnect(conn);
+                self.dispatch(tx);
+            }
+        }
+    }
+
+    fn update_counts(&self) {
+        let c = SwitchCounts {
+            connections: self.conns.len(),
+            registered: self.core.registrar().len(),
+            calls: self.core.relay().len(),
+            relays: self.relays.len(),
+            stored: self.core.stored(),
+        };
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = c;
+    }
+
+    /// The IP address a call leg's media may latch from (docs/umsg.md §5.1).
+    fn latch_ip(&self, conn: ConnId) -> Option<IpAddr> {
+        match self.pool.latch() {
+            Latch::ConnectionIp => self.conns.get(&conn).map(|(_, ip)| *ip),
+            Latch::Any => None,
+        }
     }
 
     fn log(&self, line: String) {
@@ -347,7 +426,8 @@ impl CoreTask {
                         "call {} media relay {a} (caller) / {b} (callee)",
                         session_id_text(&id)
                     ));
-                    self.relays.insert(id, relay.spawn());
+                    let sources = (self.latch_ip(caller), self.latch_ip(callee));
+                    self.relays.insert(id, relay.spawn(sources));
                 }
             }
         }
@@ -455,7 +535,7 @@ impl CoreTask {
                 self.log(format!("conn {}: frame not sent: {e}", t.conn));
                 continue;
             }
-            let Some(sender) = self.conns.get(&t.conn) else {
+            let Some((sender, _)) = self.conns.get(&t.conn) else {
                 continue;
             };
             let out = Out {
