@@ -77,6 +77,49 @@ pub(crate) fn sws(i: &str) -> &str {
     &i[span(i, &WSP)..]
 }
 
+/// `$s` (a slice of `$src`) as a `ByteString`: one of the listed common words becomes a static
+/// string (cloning and dropping it touch no reference count), anything else a slice of `$src`.
+/// The words are compared case-sensitively, so the text stays exactly as written.
+macro_rules! word {
+    ($src:expr, $s:expr, [$($w:literal),* $(,)?]) => {
+        match $s {
+            $( $w => ::bytestring::ByteString::from_static($w), )*
+            other => $src.slice_ref(other),
+        }
+    };
+}
+pub(crate) use word;
+
+/// A header parameter name.
+pub(crate) fn param_name(src: &ByteString, s: &str) -> ByteString {
+    word!(
+        src,
+        s,
+        [
+            "tag",
+            "branch",
+            "lr",
+            "rport",
+            "received",
+            "expires",
+            "q",
+            "maddr",
+            "ttl",
+            "transport"
+        ]
+    )
+}
+
+/// `i` without trailing SP and HTAB.
+pub(crate) fn trim_wsp_end(i: &str) -> &str {
+    let b = i.as_bytes();
+    let mut n = b.len();
+    while n > 0 && matches!(b[n - 1], b' ' | b'\t') {
+        n -= 1;
+    }
+    &i[..n]
+}
+
 /// Mandatory white space (`LWS` after unfolding).
 pub(crate) fn lws(i: &str) -> PResult<'_, &str> {
     take1(i, &WSP)
@@ -264,7 +307,7 @@ pub(crate) fn header_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a,
             None => (rest, None),
         };
         params.push(Param {
-            name: src.slice_ref(name),
+            name: param_name(src, name),
             value,
         });
         i = rest;
@@ -311,7 +354,37 @@ pub(crate) fn token_list(
     if value.trim_matches(is_wsp).is_empty() {
         return Ok(());
     }
-    list(value, |i| token(i).map(|(r, t)| (r, src.slice_ref(t))), out)
+    out.reserve(8);
+    let item = |t: &str| {
+        word!(
+            src,
+            t,
+            [
+                "INVITE",
+                "ACK",
+                "CANCEL",
+                "BYE",
+                "OPTIONS",
+                "UPDATE",
+                "PRACK",
+                "INFO",
+                "REFER",
+                "NOTIFY",
+                "SUBSCRIBE",
+                "MESSAGE",
+                "REGISTER",
+                "PUBLISH",
+                "timer",
+                "replaces",
+                "100rel",
+                "path",
+                "norefersub",
+                "outbound",
+                "gruu",
+            ]
+        )
+    };
+    list(value, |i| token(i).map(|(r, t)| (r, item(t))), out)
 }
 
 #[cfg(test)]

@@ -45,19 +45,92 @@ macro_rules! header_names {
                 }
             }
 
-            fn known(s: &str) -> Option<HeaderName> {
-                if s.len() == 1 {
-                    let c = s.as_bytes()[0].to_ascii_lowercase();
-                    $( $( if c == $compact { return Some(HeaderName::$variant); } )? )*
-                    return None;
-                }
-                $( if s.len() == $name.len() && s.eq_ignore_ascii_case($name) {
-                    return Some(HeaderName::$variant);
-                } )*
+            fn compact(c: u8) -> Option<HeaderName> {
+                let c = c.to_ascii_lowercase();
+                $( $( if c == $compact { return Some(HeaderName::$variant); } )? )*
                 None
             }
+
+            /// Every known name.
+            #[cfg(test)]
+            const ALL: &[HeaderName] = &[$( HeaderName::$variant, )*];
         }
     };
+}
+
+impl HeaderName {
+    /// The known name spelled `s` (any case, compact forms too): only the names of that length
+    /// are compared, the canonical spelling first.
+    fn known(s: &str) -> Option<HeaderName> {
+        macro_rules! among {
+            ($($v:ident = $lit:literal),*) => {{
+                match s {
+                    $( $lit => return Some(HeaderName::$v), )*
+                    _ => {}
+                }
+                $( if s.eq_ignore_ascii_case($lit) {
+                    return Some(HeaderName::$v);
+                } )*
+                None
+            }};
+        }
+        match s.len() {
+            1 => HeaderName::compact(s.as_bytes()[0]),
+            2 => among!(To = "To"),
+            3 => among!(Via = "Via"),
+            4 => among!(
+                From = "From",
+                CSeq = "CSeq",
+                Date = "Date",
+                RSeq = "RSeq",
+                RAck = "RAck"
+            ),
+            5 => among!(Route = "Route", Allow = "Allow", Event = "Event"),
+            6 => among!(Accept = "Accept", Server = "Server", MinSe = "Min-SE"),
+            7 => among!(
+                CallId = "Call-ID",
+                Contact = "Contact",
+                Require = "Require",
+                Expires = "Expires",
+                Subject = "Subject",
+                Warning = "Warning"
+            ),
+            8 => among!(ReferTo = "Refer-To"),
+            9 => among!(Supported = "Supported", Timestamp = "Timestamp"),
+            10 => among!(UserAgent = "User-Agent"),
+            11 => among!(
+                Unsupported = "Unsupported",
+                MinExpires = "Min-Expires",
+                RetryAfter = "Retry-After",
+                ReferredBy = "Referred-By"
+            ),
+            12 => among!(
+                MaxForwards = "Max-Forwards",
+                RecordRoute = "Record-Route",
+                ContentType = "Content-Type"
+            ),
+            13 => among!(
+                ProxyRequire = "Proxy-Require",
+                Authorization = "Authorization"
+            ),
+            14 => among!(ContentLength = "Content-Length"),
+            15 => among!(
+                AcceptEncoding = "Accept-Encoding",
+                AcceptLanguage = "Accept-Language",
+                SessionExpires = "Session-Expires"
+            ),
+            16 => among!(
+                ContentEncoding = "Content-Encoding",
+                WwwAuthenticate = "WWW-Authenticate"
+            ),
+            18 => among!(ProxyAuthenticate = "Proxy-Authenticate"),
+            19 => among!(
+                ContentDisposition = "Content-Disposition",
+                ProxyAuthorization = "Proxy-Authorization"
+            ),
+            _ => None,
+        }
+    }
 }
 
 header_names! {
@@ -222,7 +295,8 @@ struct Core {
     via: Result<Vec<Via>, ()>,
     from: Result<NameAddr, ()>,
     to: Result<NameAddr, ()>,
-    call_id: bool,
+    /// The line of a well-formed Call-ID.
+    call_id: Option<usize>,
     cseq: Result<CSeq, ()>,
     max_forwards: Result<Option<u8>, ()>,
     content_length: Result<Option<u32>, ()>,
@@ -235,7 +309,10 @@ impl Core {
             via: h.parse_via().map_err(drop),
             from: h.name_addr(HeaderName::From).map_err(drop),
             to: h.name_addr(HeaderName::To).map_err(drop),
-            call_id: h.parse_call_id().is_ok(),
+            call_id: h
+                .parse_call_id()
+                .ok()
+                .and_then(|v| h.0.iter().position(|l| std::ptr::eq(&l.value, v))),
             cseq: h.parse_cseq().map_err(drop),
             max_forwards: h.parse_max_forwards().map_err(drop),
             content_length: h.parse_content_length().map_err(drop),
@@ -500,8 +577,12 @@ impl Headers {
 
     /// Call-ID (`word ["@" word]`).
     pub fn call_id(&self) -> Result<&ByteString> {
-        if self.cached().is_some_and(|c| c.call_id) {
-            return self.required(&HeaderName::CallId);
+        if let Some(line) = self
+            .cached()
+            .and_then(|c| c.call_id)
+            .and_then(|k| self.0.get(k))
+        {
+            return Ok(&line.value);
         }
         self.parse_call_id()
     }
@@ -747,6 +828,18 @@ impl<'a> IntoIterator for &'a Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_name_is_found_in_any_case() {
+        for n in HeaderName::ALL {
+            let name = n.as_str();
+            assert_eq!(HeaderName::known(name).as_ref(), Some(n), "{name}");
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(HeaderName::known(&upper).as_ref(), Some(n), "{upper}");
+        }
+        assert_eq!(HeaderName::known("Via2"), None);
+        assert_eq!(HeaderName::known("q"), None);
+    }
 
     #[test]
     fn names_are_case_insensitive_with_compact_forms() {

@@ -1,10 +1,12 @@
 //! Start line and header section parsing, and the datagram framing rule (body by
 //! Content-Length, extra octets ignored).
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::grammar::{self, is_wsp};
+use super::grammar::{self, is_wsp, sws, trim_wsp_end};
 use super::headers::{Header, HeaderName, Headers};
 use super::typed::Method;
 use super::uri::{self, Uri, UriCtx};
@@ -18,7 +20,10 @@ pub(crate) enum StartLine {
 
 /// Index just past the `CRLF CRLF` that ends the header section.
 pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
-    memchr::memmem::find(buf, b"\r\n\r\n").map(|k| k + 4)
+    // The searcher is built once: `memmem::find` would set one up on every call.
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    FINDER.find(buf).map(|k| k + 4)
 }
 
 /// Number of leading CRLF octets (RFC 3261 §7.5: ignored before a start line).
@@ -138,12 +143,12 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
     // One line per LF (the blank line included): room for every header without regrowing.
     let mut headers = Vec::with_capacity(memchr::memchr_iter(b'\n', rest.as_bytes()).count());
     while !rest.is_empty() && !rest.starts_with("\r\n") {
-        if rest.starts_with(is_wsp) {
+        if starts_wsp(rest) {
             return Err(Error::HeaderLine("continuation line without a header"));
         }
         let mut end = line_end(rest)?;
         let mut folded = false;
-        while rest[end + 2..].starts_with(is_wsp) {
+        while starts_wsp(&rest[end + 2..]) {
             folded = true;
             end = end + 2 + line_end(&rest[end + 2..])?;
         }
@@ -153,13 +158,13 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
         if n == 0 {
             return Err(Error::HeaderLine("empty header name"));
         }
-        let Some(value) = field[n..].trim_start_matches(is_wsp).strip_prefix(':') else {
+        let Some(value) = sws(&field[n..]).strip_prefix(':') else {
             return Err(Error::HeaderLine("missing colon"));
         };
         let value = if folded {
-            ByteString::from(unfold(value.trim_start_matches(is_wsp)))
+            ByteString::from(unfold(sws(value)))
         } else {
-            src.slice_ref(value.trim_matches(is_wsp))
+            src.slice_ref(trim_wsp_end(sws(value)))
         };
         headers.push(Header {
             name: HeaderName::from_wire(&src, &field[..n]),
@@ -167,6 +172,11 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
         });
     }
     Ok((start, headers.into()))
+}
+
+/// Whether `i` starts with SP or HTAB.
+fn starts_wsp(i: &str) -> bool {
+    matches!(i.as_bytes().first(), Some(b' ' | b'\t'))
 }
 
 /// Checks an RFC 3261 `SIP-date` (`rfc1123-date` in GMT).

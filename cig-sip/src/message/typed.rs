@@ -9,7 +9,7 @@ use bytestring::ByteString;
 
 use super::grammar::{
     self, Class, DIGIT, PResult, Params, class, fail, header_params, lws, quoted_string, sep, sws,
-    take1, token,
+    take1, token, word,
 };
 use super::uri::{self, Host, Uri, UriCtx};
 
@@ -200,7 +200,13 @@ impl Via {
         {
             return fail();
         }
-        let s = |x| src.slice_ref(x);
+        let s = |x: &str| {
+            word!(
+                src,
+                x,
+                ["SIP", "2.0", "UDP", "TCP", "TLS", "SCTP", "WS", "WSS"]
+            )
+        };
         Ok((
             i,
             Via {
@@ -392,8 +398,8 @@ impl MediaType {
         Ok((
             i,
             MediaType {
-                mtype: src.slice_ref(t),
-                subtype: src.slice_ref(s),
+                mtype: word!(src, t, ["application", "text", "multipart", "message"]),
+                subtype: word!(src, s, ["sdp", "plain", "mixed", "sipfrag", "dtmf-relay"]),
                 params,
             },
         ))
@@ -468,8 +474,8 @@ impl AuthValue {
             let (r, scheme) = token(i)?;
             let (mut r, _) = lws(r)?;
             let mut cur = AuthValue {
-                scheme: src.slice_ref(scheme),
-                params: Vec::new(),
+                scheme: word!(src, scheme, ["Digest"]),
+                params: Vec::with_capacity(8),
             };
             loop {
                 let (after, name) = token(r)?;
@@ -479,7 +485,25 @@ impl AuthValue {
                 } else {
                     take1(after, &AUTH_PARAM_VALUE)?
                 };
-                cur.params.push((src.slice_ref(name), src.slice_ref(v)));
+                let name = word!(
+                    src,
+                    name,
+                    [
+                        "username",
+                        "realm",
+                        "nonce",
+                        "uri",
+                        "response",
+                        "algorithm",
+                        "qop",
+                        "nc",
+                        "cnonce",
+                        "opaque",
+                        "stale",
+                        "domain",
+                    ]
+                );
+                cur.params.push((name, src.slice_ref(v)));
                 match grammar::list_next(after)? {
                     None => {
                         out.push(cur);

@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytestring::ByteString;
 
-use super::grammar::{Class, DIGIT, PResult, Params, class, fail, span, take1};
+use super::grammar::{Class, DIGIT, PResult, Params, class, fail, span, take1, word};
 use crate::Error;
 
 /// A URI as found in a Request-URI or a name-addr.
@@ -163,6 +163,34 @@ pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// A dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` reads it (four groups of one to
+/// three digits, each at most 255, no leading zero), without its general-purpose parser.
+fn ipv4(h: &str) -> Option<Ipv4Addr> {
+    let b = h.as_bytes();
+    let mut octets = [0u8; 4];
+    let mut k = 0;
+    for (n, o) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(k) != Some(&b'.') {
+                return None;
+            }
+            k += 1;
+        }
+        let start = k;
+        let mut v = 0u32;
+        while k < b.len() && k - start < 3 && b[k].is_ascii_digit() {
+            v = v * 10 + u32::from(b[k] - b'0');
+            k += 1;
+        }
+        let digits = k - start;
+        if digits == 0 || v > 255 || (digits > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = v as u8;
+    }
+    (k == b.len()).then(|| Ipv4Addr::from(octets))
+}
+
 /// Parses a host (`hostname`, IPv4 or `[IPv6]`).
 pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
     if let Some(r) = i.strip_prefix('[') {
@@ -175,7 +203,7 @@ pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
         return fail();
     }
     if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let a: Ipv4Addr = h.parse().map_err(|_| nom::Err::Error(()))?;
+        let a = ipv4(h).ok_or(nom::Err::Error(()))?;
         return Ok((rest, Host::Ipv4(a)));
     }
     Ok((rest, Host::Domain(src.slice_ref(h))))
@@ -210,7 +238,11 @@ fn uri_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
             return fail();
         }
         params.0.push(super::grammar::Param {
-            name: src.slice_ref(name),
+            name: word!(
+                src,
+                name,
+                ["lr", "transport", "user", "maddr", "ttl", "method"]
+            ),
             value: value.map(|v| src.slice_ref(v)),
         });
         i = r;
@@ -494,6 +526,32 @@ mod tests {
         match Uri::parse(s.to_owned()).unwrap() {
             Uri::Sip(u) => u,
             other => panic!("not sip: {other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_reads_as_std_does(s in "[0-9.]{0,17}") {
+            proptest::prop_assert_eq!(ipv4(&s), s.parse::<Ipv4Addr>().ok());
+        }
+    }
+
+    #[test]
+    fn ipv4_edge_cases() {
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.1",
+            "01.2.3.4",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.",
+            "1..2.3",
+            "1234.1.1.1",
+            "1.2.3.4.5",
+            "",
+        ] {
+            assert_eq!(ipv4(s), s.parse::<Ipv4Addr>().ok(), "{s}");
         }
     }
 
