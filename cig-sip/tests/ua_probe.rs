@@ -930,3 +930,90 @@ fn outgoing_message_answers_a_challenge_once() {
         );
     }
 }
+
+// ----- 2xx retransmissions and races -----------------------------------------------------------
+
+/// A retransmitted 2xx of our re-INVITE gets the same ACK again (the PBX lost it), and no
+/// second SessionUpdated.
+#[test]
+fn retransmitted_reinvite_2xx_gets_the_same_ack() {
+    let mut p = probe(false);
+    let (call, _) = established_call(&mut p);
+    p.with(|ua, now| ua.reinvite(call, offer_sdp(4002), now))
+        .unwrap();
+    let reinvite = only_request(&mut p, "INVITE");
+    let ok = reply(&reinvite, 200, "pbx", &[], &offer_sdp(6002));
+    p.receive(ok.clone(), addr(PBX), Transport::Udp);
+    let first = p.sent();
+    assert_eq!(requests(&first)[0].1.method.as_str(), "ACK");
+    p.advance(Duration::from_millis(500));
+    p.receive(ok, addr(PBX), Transport::Udp);
+    assert_eq!(p.sent(), first);
+    let updates = p
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::SessionUpdated { .. }))
+        .count();
+    assert_eq!(updates, 1);
+}
+
+/// We cancel after the 180 but the callee answers anyway (the 200 crosses the CANCEL): the
+/// 200 is ACKed and the call ended with a BYE (RFC 3261 §9.1), reported as our hang-up.
+#[test]
+fn a_200_crossing_our_cancel_is_acked_and_sent_bye() {
+    let mut p = probe(false);
+    let uri = Uri::parse(format!("sip:101@{PBX}")).unwrap();
+    let call = p.with(|ua, now| {
+        ua.place_call(
+            OutgoingCall {
+                target: Target {
+                    uri: uri.clone(),
+                    destination: addr(PBX),
+                    transport: Transport::Udp,
+                },
+                from: NameAddr::new(Uri::parse(format!("sip:gw@{GW}")).unwrap()),
+                to: NameAddr::new(uri),
+                sdp: offer_sdp(4000),
+                credentials: None,
+            },
+            now,
+        )
+    });
+    let invite = only_request(&mut p, "INVITE");
+    p.receive(
+        reply(&invite, 180, "pbx", &[], b""),
+        addr(PBX),
+        Transport::Udp,
+    );
+    p.with(|ua, now| ua.hangup(call, now)).unwrap();
+    let cancel = only_request(&mut p, "CANCEL");
+    p.receive(
+        reply(
+            &invite,
+            200,
+            "pbx",
+            &[contact(&format!("sip:pbx@{PBX}"))],
+            &offer_sdp(6000),
+        ),
+        addr(PBX),
+        Transport::Udp,
+    );
+    let reqs = requests(&p.sent());
+    let methods: Vec<&str> = reqs.iter().map(|(_, r)| r.method.as_str()).collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+    p.receive(reply(&cancel, 200, "", &[], b""), addr(PBX), Transport::Udp);
+    p.receive(
+        reply(&reqs[1].1, 200, "", &[], b""),
+        addr(PBX),
+        Transport::Udp,
+    );
+    assert!(!p.events.iter().any(|e| matches!(e, Event::Answered { .. })));
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        })
+    );
+    assert_eq!(p.ua.call_count(), 0);
+}
