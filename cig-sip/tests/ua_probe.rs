@@ -1017,3 +1017,43 @@ fn a_200_crossing_our_cancel_is_acked_and_sent_bye() {
     );
     assert_eq!(p.ua.call_count(), 0);
 }
+
+/// `stale=true` after an answered challenge (the nonce expired, the credentials were right)
+/// earns one more answer with the new nonce; a further challenge, stale or not, ends it.
+#[test]
+fn stale_nonce_gets_one_more_answer_then_the_reinvite_fails() {
+    let mut p = probe(false);
+    let (call, _) = established_call(&mut p);
+    p.with(|ua, now| ua.reinvite(call, offer_sdp(4002), now))
+        .unwrap();
+    let mut req = only_request(&mut p, "INVITE");
+    let stale = |nonce: &str| {
+        let (n, v) = challenge(false, "SHA-256", nonce);
+        (n, format!("{v}, stale=true"))
+    };
+    for (k, ch) in [challenge(false, "SHA-256", "n1"), stale("n2")]
+        .into_iter()
+        .enumerate()
+    {
+        p.receive(
+            reply(&req, 401, "pbx", &[ch], b""),
+            addr(PBX),
+            Transport::Udp,
+        );
+        req = requests(&p.sent())[1].1.clone();
+        let auth = credentials_of(&req, false);
+        assert!(digest_ok(&auth, "INVITE", "s3cret"));
+        assert!(auth.contains(&format!("nonce=\"n{}\"", k + 1)), "{auth}");
+    }
+    p.receive(
+        reply(&req, 401, "pbx", &[stale("n3")], b""),
+        addr(PBX),
+        Transport::Udp,
+    );
+    let reqs = requests(&p.sent());
+    assert_eq!(reqs.len(), 1, "only the ACK of the third 401");
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::UpdateFailed { call, status: 401 })
+    );
+}
