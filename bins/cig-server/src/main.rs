@@ -6,6 +6,7 @@
 mod keys;
 mod logs;
 mod relay;
+mod startup;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -90,19 +91,16 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Fail fast with the same diagnostics as `cig-cli read`.
-    let config = match conf::load(&args.config) {
-        Ok(l) => {
-            for w in &l.warnings {
-                eprintln!("{w}");
-            }
-            l.config
-        }
-        Err(diags) => {
-            eprintln!("{diags}");
+    // The manual's start-up checks (platform, cig.conf, keystore) before any file or port;
+    // cig.conf's diagnostics are those of `cig-cli read`.
+    let checked = match startup::check(&args.config, &args.userdata, args.identity.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
+    let config = checked.config;
     let log_dir = args
         .log_dir
         .clone()
@@ -115,6 +113,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in &checked.warnings {
+        logs.log("Server", Level::Warn, w);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
