@@ -149,13 +149,13 @@ impl Modulus {
     #[inline]
     pub(crate) fn square(&self, a: &Limbs) -> Limbs {
         let mut t = [0u64; 2 * LIMBS];
-        for i in 0..LIMBS {
+        unroll16!(i => {
             let mut c = 0;
             for j in i + 1..LIMBS {
                 (t[i + j], c) = mac(t[i + j], a[i], a[j], c);
             }
             t[i + LIMBS] = c;
-        }
+        });
         let mut top = 0;
         for x in t.iter_mut() {
             let hi = *x >> 63;
@@ -449,6 +449,16 @@ impl FpWide {
     #[inline]
     pub(crate) fn reduce(&self) -> Fp {
         Fp(P.reduce_wide(&self.0))
+    }
+}
+
+impl From<Fp> for FpWide {
+    /// `x` as a wide value that reduces to `x`: `x R`, the limbs shifted up by 16 (below
+    /// `p R`).
+    fn from(x: Fp) -> FpWide {
+        let mut t = [0u64; 2 * LIMBS];
+        t[LIMBS..].copy_from_slice(&x.0);
+        FpWide(t)
     }
 }
 
