@@ -188,7 +188,7 @@ impl LinePair {
 }
 
 /// An RSK with its Miller-loop lines precomputed (about 680 single lines and 340 line products,
-/// 300 KiB). Secret.
+/// 380 KiB). Secret.
 pub(crate) struct PreparedRsk {
     /// The doubling lines of the zero digits, in loop order.
     lines: Vec<Line>,
