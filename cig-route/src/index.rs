@@ -130,10 +130,11 @@ struct PrefixHasher {
 }
 
 impl PrefixHasher {
-    fn new(seed: u64, subject: &Subject<'_>) -> PrefixHasher {
+    /// Prepares prefixes of up to `longest` bytes (at most [`FAST`]).
+    fn new(seed: u64, subject: &Subject<'_>, longest: usize) -> PrefixHasher {
         let bytes = subject.uri.as_bytes();
         let mut buf = [0u8; FAST];
-        let n = bytes.len().min(FAST);
+        let n = bytes.len().min(longest.next_multiple_of(8)).min(FAST);
         buf[..n].copy_from_slice(&bytes[..n]);
         if let Some(w) = subject.wait().filter(|&w| w < n) {
             buf[w] = b';';
@@ -143,13 +144,14 @@ impl PrefixHasher {
             *word = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes);
         }
         let mut states = [seed; FAST / 8 + 1];
-        for k in 0..FAST / 8 {
+        for k in 0..(longest / 8).min(FAST / 8) {
             states[k + 1] = mix(states[k], words[k]);
         }
         PrefixHasher { words, states }
     }
 
-    /// The hash of the first `len` bytes (`len <= FAST`), as [`hash`] computes it.
+    /// The hash of the first `len` bytes (`len <= FAST` and at most the `longest` it was
+    /// prepared for), as [`hash`] computes it.
     fn prefix(&self, len: usize) -> u64 {
         let (k, rest) = (len / 8, len % 8);
         let mut h = self.states[k.min(FAST / 8)];
@@ -315,7 +317,8 @@ impl PrefixIndex {
     pub(crate) fn prefixes(&self, subject: &Subject<'_>) -> Prefixes {
         let uri_len = subject.uri.len();
         let start = self.lengths.partition_point(|&l| l as usize > uri_len);
-        let hasher = PrefixHasher::new(self.seed, subject);
+        let longest = self.lengths.get(start).map_or(0, |&l| l as usize);
+        let hasher = PrefixHasher::new(self.seed, subject, longest);
         let mut hashes = [0u64; CANDIDATES];
         let mut passed = 0u32;
         let mut touched = 0u32;
@@ -450,7 +453,7 @@ mod tests {
             seed in any::<u64>(),
         ) {
             let subject = Subject::new(&uri);
-            let hasher = PrefixHasher::new(seed, &subject);
+            let hasher = PrefixHasher::new(seed, &subject, FAST);
             for len in 0..=uri.len().min(FAST) {
                 prop_assert_eq!(
                     hasher.prefix(len),

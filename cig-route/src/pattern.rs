@@ -350,20 +350,19 @@ pub(crate) fn expand(
     uri: &str,
     caps: &CaptureBuf,
 ) -> Option<String> {
-    let mut out = String::with_capacity(uri.len() + lits.len());
+    let mut out = Vec::with_capacity(uri.len() + lits.len());
     for piece in pieces {
-        out.push_str(match piece {
-            OutPiece::Literal(start, end) => {
-                std::str::from_utf8(lits.get(usize::from(start)..usize::from(end))?).ok()?
-            }
-            // Captures lie on character boundaries (every literal is UTF-8 text).
+        out.extend_from_slice(match piece {
+            OutPiece::Literal(start, end) => lits.get(usize::from(start)..usize::from(end))?,
             OutPiece::Capture(i) => caps
                 .get(usize::from(i))
                 .and_then(|&(start, end)| uri.get(start..end))
+                .map(str::as_bytes)
                 .unwrap_or_default(),
         });
     }
-    Some(out)
+    // One validation of the whole output (cheaper than one per literal piece).
+    String::from_utf8(out).ok()
 }
 
 /// A match template paired with an output template: one direction of a map entry, or a
