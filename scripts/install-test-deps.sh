@@ -17,6 +17,11 @@ if ((${#apt_packages[@]})); then
   fi
 fi
 
+# cargo-deb builds the .deb that bins/cig-server/tests/package.rs installs (scripts/package.sh).
+# Pinned: 3.x packages the debug binaries of the tests with a warning (--profile dev). About
+# 3 CPU-minutes to build (docs/operations.md).
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --version 3.8.0 --locked
+
 # libsrtp 2.7 + OpenSSL as a Python wheel: the independent SRTP implementation for interop tests.
 python3 -c 'import pylibsrtp' 2>/dev/null || python3 -m pip install -q pylibsrtp
 

@@ -1,0 +1,134 @@
+//! What the operations tests (package.rs, restore.rs) share: the gateway's keys made with
+//! cig-kms, a small cig.conf, starting cig-relay and cig-server, and `cig-cli status`.
+
+#![allow(dead_code)] // Each test file uses its own part.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cig_testkit::{Proc, bin, wait_until};
+
+/// The gateway's identity.
+pub const GW: &str = "tel:+8888";
+/// The KMS community's domain.
+pub const DOMAIN: &str = "cig.test";
+/// How long a process may take to come up.
+pub const T: Duration = Duration::from_secs(30);
+
+/// Runs `cmd`, which must succeed; its stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A key bundle for [`GW`] and its transfer code file, as `cig-cli set-key` takes them.
+#[derive(Debug)]
+pub struct Bundle {
+    pub bundle: PathBuf,
+    pub code: PathBuf,
+}
+
+/// Makes a KMS community in `dir/kms` with [`GW`] and exports its bundle into `dir`, naming
+/// `switch` as the switch address.
+pub fn bundle(dir: &Path, switch: &str) -> Bundle {
+    let kms = dir.join("kms");
+    let kms_s = kms.to_str().unwrap();
+    run(Command::new(bin("cig-kms")).args(["init", "--dir", kms_s, "--domain", DOMAIN]));
+    run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms_s, "--identity", GW]));
+    let b = Bundle {
+        bundle: dir.join("gw.bundle"),
+        code: dir.join("gw.code"),
+    };
+    run(Command::new(bin("cig-kms")).args([
+        "export",
+        "--dir",
+        kms_s,
+        "--identity",
+        GW,
+        "--out",
+        b.bundle.to_str().unwrap(),
+        "--switch",
+        switch,
+        "--code-file",
+        b.code.to_str().unwrap(),
+    ]));
+    b
+}
+
+/// A cig.conf whose SIP side listens on 127.0.0.1:`sip_port`.
+pub fn conf(sip_port: u16) -> String {
+    format!(
+        r#"// Written by the operations tests.
+map maptel2sip {{ entry e tel "tel:+8888;{{x}}" sip "sip:{{x}}@127.0.0.1:5099"; }}
+map mapsip2tel {{ entry e sip "sip:9{{n}}@{{d}}" tel "tel:+{{n}}"; }}
+interfaces {{
+    tel {{ extension map maptel2sip; }}
+    sip {{ extension map mapsip2tel; bind 127.0.0.1; port {sip_port}; }}
+}}
+"#
+    )
+}
+
+/// `cig-cli status` against the management port `port`: its output, or `None` while
+/// cig-server does not answer.
+pub fn status(cli: &Path, port: u16) -> Option<String> {
+    let out = Command::new(cli)
+        .args(["--port", &port.to_string(), "status"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", cli.display()));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits until `cig-cli status` shows the relay connected and the keystore's identity; the
+/// status text. Panics with the server's stderr otherwise.
+pub fn wait_status(cli: &Path, port: u16, server: &Proc) -> String {
+    let mut last = None;
+    let up = wait_until(T, || {
+        last = status(cli, port);
+        last.as_deref().is_some_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Relay connection state") && l.ends_with(" CONNECTED"))
+        })
+    });
+    assert!(
+        up,
+        "status {last:?}; cig-server stderr: {}",
+        server.stderr()
+    );
+    last.unwrap_or_default()
+}
+
+/// The value of the `label` line of a `cig-cli status` text.
+pub fn status_field(status: &str, label: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {status}"))
+        .trim()
+        .to_owned()
+}
+
+/// The configuration lines cig-server wrote to `log_dir/cig.log` at its last start.
+pub fn logged_config(log_dir: &Path) -> Vec<String> {
+    let log = fs::read_to_string(log_dir.join("cig.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("starting"))
+        .expect("a start in cig.log");
+    lines[start..]
+        .iter()
+        .filter(|l| l.contains("Config[INIT]") && !l.contains("loaded "))
+        .map(|l| l.split_once("Config[INIT]").unwrap().1.to_owned())
+        .collect()
+}
