@@ -41,6 +41,7 @@
 pub mod engine;
 pub mod logfmt;
 pub mod mapping;
+pub mod messaging;
 pub mod secure;
 
 /// Errors of the gateway library.

@@ -71,6 +71,22 @@ message_centers {{ smpp {{ hostname "127.0.0.1"; port {port}; user "cig"; passwo
         "sink -> mailbox, 1 writer: {n_box} messages in {:?}: {rate:.0} msg/s",
         t.elapsed()
     );
+    // One writer with group commit (what cig-server's writer task does with the messages that
+    // queued up while the previous batch was being made durable): batches of 16 and 64.
+    for batch in [16, 64] {
+        let t = Instant::now();
+        let msgs: Vec<Message> = (0..n_box).map(secure).collect();
+        for chunk in msgs.chunks(batch) {
+            for r in outbound.deliver_batch(chunk) {
+                r.expect("deliver");
+            }
+        }
+        let rate = n_box as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "sink -> mailbox, 1 writer, batches of {batch}: {n_box} messages in {:?}: {rate:.0} msg/s",
+            t.elapsed()
+        );
+    }
     // The same with 4 concurrent deliveries (cig-server can deliver each UMSG message on its
     // own blocking task): the fsyncs overlap.
     let t = Instant::now();

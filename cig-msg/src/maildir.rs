@@ -148,20 +148,69 @@ fn group_fsync_dir(dir: &Path) -> Result<()> {
 /// same mailbox). Returns the path in `new/`. When this returns `Ok`
 /// the file survives a crash.
 pub fn deliver(mailbox: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let name = unique_name();
-    let tmp = mailbox.join("tmp").join(&name);
-    let new = mailbox.join("new").join(&name);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    f.write_all(bytes).map_err(io_err("write", &tmp))?;
-    f.sync_all().map_err(io_err("fsync", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, &new).map_err(io_err("rename", &tmp))?;
+    let mut paths = deliver_batch(mailbox, &[bytes])?;
+    paths.pop().ok_or_else(|| Error::Io {
+        op: "deliver",
+        path: mailbox.to_path_buf(),
+        source: std::io::Error::other("no file delivered"),
+    })
+}
+
+/// Delivers several messages into `mailbox` as one group commit: every file is written into
+/// `tmp/` first, then each is fsynced, all are renamed into `new/`, and `new/` is fsynced
+/// once for the whole batch (instead of once per file). Returns the paths in `new/`, in order, only when every one of
+/// them is durable; on an error the files already in `tmp/` are removed and none of the batch
+/// counts as delivered (some may have reached `new/`: delivery is at-least-once).
+pub fn deliver_batch(mailbox: &Path, items: &[&[u8]]) -> Result<Vec<PathBuf>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut written: Vec<(PathBuf, PathBuf, fs::File)> = Vec::with_capacity(items.len());
+    let cleanup = |written: &[(PathBuf, PathBuf, fs::File)]| {
+        for (tmp, _, _) in written {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    for bytes in items {
+        let name = unique_name();
+        let tmp = mailbox.join("tmp").join(&name);
+        let new = mailbox.join("new").join(&name);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp));
+        let mut f = match f {
+            Ok(f) => f,
+            Err(e) => {
+                cleanup(&written);
+                return Err(e);
+            }
+        };
+        if let Err(e) = f.write_all(bytes) {
+            cleanup(&written);
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("write", &tmp)(e));
+        }
+        written.push((tmp, new, f));
+    }
+    for (tmp, _, f) in &written {
+        if let Err(e) = f.sync_all() {
+            cleanup(&written);
+            return Err(io_err("fsync", tmp)(e));
+        }
+    }
+    let mut out = Vec::with_capacity(written.len());
+    for (i, (tmp, new, _)) in written.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, new) {
+            cleanup(&written[i..]);
+            return Err(io_err("rename", tmp)(e));
+        }
+        out.push(new.clone());
+    }
+    drop(written);
     group_fsync_dir(&mailbox.join("new"))?;
-    Ok(new)
+    Ok(out)
 }
 
 /// The identity part of a TEL URI (`tel:+8888` of `tel:+8888;101` or `tel:+8888w101`), or
@@ -468,6 +517,28 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_lands_in_order_with_tmp_empty_and_a_missing_mailbox_fails_cleanly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mb = tmp.path().join("box");
+        create_maildir(&mb).unwrap();
+        let items: Vec<Vec<u8>> = (0..20).map(|i| format!("m{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        let paths = deliver_batch(&mb, &refs).unwrap();
+        assert_eq!(paths.len(), 20);
+        for (p, want) in paths.iter().zip(&items) {
+            assert_eq!(p.parent().unwrap(), mb.join("new"));
+            assert_eq!(&fs::read(p).unwrap(), want);
+        }
+        assert_eq!(fs::read_dir(mb.join("tmp")).unwrap().count(), 0);
+        assert!(deliver_batch(&mb, &[]).unwrap().is_empty());
+        let missing = tmp.path().join("none");
+        assert!(matches!(
+            deliver_batch(&missing, &refs),
+            Err(Error::Io { op: "create", .. })
+        ));
+    }
+
+    #[test]
     fn tel_identity_cuts_at_the_wait_mark() {
         assert_eq!(tel_identity("tel:+8888;101"), Some("tel:+8888"));
         assert_eq!(tel_identity("tel:+8888w101"), Some("tel:+8888"));
@@ -524,5 +595,20 @@ mailboxes {{ read {{ path "{}"; map_from translate_map f; map_to translate_map t
         assert!(path.exists());
         again.ack.delivered().unwrap();
         assert!(!path.exists());
+
+        // A message the secure side can never take is moved to failed/ with its reason.
+        let path = deliver(&mb, &crate::format::write(&msg).unwrap()).unwrap();
+        let third = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        third.ack.refused("no key for tel:+46").unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!path.exists());
+        assert!(mb.join(FAILED_DIR).join(&name).exists());
+        assert_eq!(
+            fs::read_to_string(mb.join(FAILED_DIR).join(format!("{name}.reason"))).unwrap(),
+            "no key for tel:+46\n"
+        );
     }
 }

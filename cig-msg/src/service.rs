@@ -108,6 +108,37 @@ impl AckHandle {
     }
 }
 
+impl AckHandle {
+    /// The message can never be delivered (e.g. it cannot be encrypted to its recipient): a
+    /// Maildir file moves to the mailbox's `failed/` with `reason` (see [`maildir`]); any
+    /// other source is released as not delivered.
+    pub fn refused(mut self, reason: &str) -> Result<()> {
+        match std::mem::replace(&mut self.kind, AckKind::Done) {
+            AckKind::File { path, in_flight } => {
+                let mailbox = path.parent().and_then(std::path::Path::parent);
+                let moved = match mailbox {
+                    Some(mailbox) => {
+                        maildir::fail(mailbox, &path, reason);
+                        Ok(())
+                    }
+                    None => Err(Error::Io {
+                        op: "move to failed/",
+                        path: path.clone(),
+                        source: std::io::Error::other("not inside a mailbox"),
+                    }),
+                };
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&path);
+                moved
+            }
+            AckKind::Callback(Some(f)) => f(false),
+            AckKind::Callback(None) | AckKind::Done => Ok(()),
+        }
+    }
+}
+
 impl Drop for AckHandle {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.kind, AckKind::Done) {
@@ -190,27 +221,79 @@ impl Outbound {
     /// `map_from` translates `from` and whose `map_to` translates `to`; `X-Sender-URI` is set to
     /// the untranslated source when absent. Returns after every copy is durable.
     pub fn deliver(&self, msg: &Message) -> Result<Delivered> {
-        let mut out = Delivered::default();
+        let mut out = self.deliver_batch(std::slice::from_ref(msg));
+        out.pop().unwrap_or_else(|| Ok(Delivered::default()))
+    }
+
+    /// [`Outbound::deliver`] for several messages with one group commit per write mailbox
+    /// ([`maildir::deliver_batch`]: the files of the batch share one fsync of `new/`). Returns
+    /// one result per message, in order, each only once its copies are durable. When a
+    /// mailbox's batch fails, its messages are retried there one by one so that each gets its
+    /// own result.
+    pub fn deliver_batch(&self, msgs: &[Message]) -> Vec<Result<Delivered>> {
+        let mut out: Vec<Result<Delivered>> =
+            msgs.iter().map(|_| Ok(Delivered::default())).collect();
         for b in &self.boxes {
-            let (Ok(from), Ok(to)) = (
-                self.router.translate(&b.map_from, &msg.from),
-                self.router.translate(&b.map_to, &msg.to),
-            ) else {
-                continue;
-            };
-            let mut copy = msg.clone();
-            copy.from = from.uri;
-            copy.to = to.uri;
-            if copy.header(X_SENDER_URI).is_none() {
-                copy.set_header(X_SENDER_URI, msg.from.clone());
+            let mut idx = Vec::new();
+            let mut files = Vec::new();
+            for (i, msg) in msgs.iter().enumerate() {
+                match self.copy_for(b, msg).map(|c| format::write(&c)) {
+                    Some(Ok(bytes)) => {
+                        idx.push(i);
+                        files.push(bytes);
+                    }
+                    Some(Err(e)) => out[i] = Err(e),
+                    None => {}
+                }
             }
-            let bytes = format::write(&copy)?;
-            out.files.push(maildir::deliver(&b.path, &bytes)?);
+            let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
+            let written = match maildir::deliver_batch(&b.path, &refs) {
+                Ok(paths) => paths.into_iter().map(Ok).collect(),
+                Err(e) if refs.len() == 1 => vec![Err(e)],
+                Err(e) => {
+                    tracing::warn!(
+                        "mailbox {}: batch failed ({e}), one by one",
+                        b.path.display()
+                    );
+                    refs.iter().map(|r| maildir::deliver(&b.path, r)).collect()
+                }
+            };
+            for (i, w) in idx.into_iter().zip(written) {
+                match (&mut out[i], w) {
+                    (Ok(d), Ok(path)) => d.files.push(path),
+                    (slot @ Ok(_), Err(e)) => *slot = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
         }
-        for c in &self.centres {
-            out.spooled.extend(c.deliver(msg)?);
+        for (i, msg) in msgs.iter().enumerate() {
+            for c in &self.centres {
+                let Ok(d) = &mut out[i] else { break };
+                match c.deliver(msg) {
+                    Ok(spooled) => d.spooled.extend(spooled),
+                    Err(e) => out[i] = Err(e),
+                }
+            }
         }
-        Ok(out)
+        out
+    }
+
+    /// The copy of `msg` for write mailbox `b`, or `None` when its maps do not translate both
+    /// URIs.
+    fn copy_for(&self, b: &WriteBox, msg: &Message) -> Option<Message> {
+        let (Ok(from), Ok(to)) = (
+            self.router.translate(&b.map_from, &msg.from),
+            self.router.translate(&b.map_to, &msg.to),
+        ) else {
+            return None;
+        };
+        let mut copy = msg.clone();
+        copy.from = from.uri;
+        copy.to = to.uri;
+        if copy.header(X_SENDER_URI).is_none() {
+            copy.set_header(X_SENDER_URI, msg.from.clone());
+        }
+        Some(copy)
     }
 }
 
@@ -277,6 +360,17 @@ impl Messaging {
     /// [`Outbound::deliver`]: durable copies in every matching write mailbox and centre spool.
     pub fn deliver(&self, msg: &Message) -> Result<Delivered> {
         self.outbound.deliver(msg)
+    }
+
+    /// [`Outbound::deliver_batch`]: the same for several messages, one group commit per
+    /// mailbox.
+    pub fn deliver_batch(&self, msgs: &[Message]) -> Vec<Result<Delivered>> {
+        self.outbound.deliver_batch(msgs)
+    }
+
+    /// The outbound side alone (cheap to clone), e.g. for a blocking writer task.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// Number of running mailbox readers.

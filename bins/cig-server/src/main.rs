@@ -5,6 +5,7 @@
 
 mod keys;
 mod logs;
+mod messaging;
 mod relay;
 mod startup;
 
@@ -27,7 +28,7 @@ use cig_mgmt::{
 use cig_mikey_sakke::kdf::SrtpKeys;
 use cig_mikey_sakke::mikey::KeyPeriod;
 use cig_sip::driver::{self as sipdrv, SipHandle};
-use cig_sip::ua::{OutgoingCall, UaConfig, literal_target};
+use cig_sip::ua::{Event as SipEvent, OutgoingCall, UaConfig, literal_target};
 use cig_umsg::call::{HangupReason, Media, SessionId};
 use cig_umsg::client::Event as UmsgEvent;
 use cig_umsg::driver::client::{self as umsgdrv, ClientConfig, ClientEvent, ClientHandle};
@@ -362,6 +363,16 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     }
     let (umsg, mut umsg_events) = umsgdrv::start(ucfg);
     let mut secure = Umsg(umsg.clone());
+    // Messaging: mailboxes and message centres (SMPP spools under userdata/spool), SIP MESSAGE.
+    let spool = args.userdata.join("spool");
+    let sip_messaging = sip_if.messaging.then(|| sip.clone());
+    let (messaging, mut msg_log) = messaging::start(
+        &config,
+        &material.identity,
+        &spool,
+        umsg.clone(),
+        sip_messaging,
+    )?;
 
     // Relay.
     let (relay_tx, relay_out) = mpsc::unbounded_channel();
@@ -416,7 +427,12 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
             }
         };
         tokio::select! {
-            Some(ev) = sip_events.recv() => engine.on_sip(ev, SystemTime::now(), &mut secure),
+            Some(ev) = sip_events.recv() => match ev {
+                ev @ (SipEvent::IncomingMessage { .. } | SipEvent::MessageResult { .. }) => {
+                    messaging.sip_event(ev);
+                }
+                ev => engine.on_sip(ev, SystemTime::now(), &mut secure),
+            },
             Some(ev) = umsg_events.recv() => match ev {
                 ClientEvent::Registered { switch } => {
                     logs.log("UMSG", Level::Info, &format!("registered at {switch}"));
@@ -441,10 +457,8 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                 ClientEvent::Core(UmsgEvent::CallRefused(e)) => {
                     logs.log("UMSG", Level::Warn, &format!("incoming call refused: {e}"));
                 }
-                ClientEvent::Core(UmsgEvent::Message(m)) => {
-                    // Messaging is cig-msg's; without it a message is fetched and discarded.
-                    logs.log("UMSG", Level::Info, &format!("text message from {} discarded", m.from));
-                }
+                ClientEvent::Core(UmsgEvent::Message(m)) => messaging.received(m),
+                ClientEvent::Core(UmsgEvent::Acked(id, status)) => messaging.acked(id, status),
                 ClientEvent::Core(_) => {}
             },
             Some(ev) = relay_events.recv() => match ev {
@@ -483,6 +497,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                     None => engine.on_relay_event(m, SystemTime::now(), &mut secure),
                 },
             },
+            Some((level, text)) = msg_log.recv() => logs.log("Message", level, &text),
             () = sleep => engine.handle_timeout(SystemTime::now(), &mut secure),
             _ = sighup.recv() => reload(&args.config, &mut engine, logs),
             _ = sigusr1.recv() => {
