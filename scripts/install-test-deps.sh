@@ -6,6 +6,9 @@ set -euo pipefail
 apt_packages=()
 # sipp (Debian's sip-tester) is the independent SIP peer of the cig-sip tests.
 command -v sipp >/dev/null 2>&1 || apt_packages+=(sip-tester)
+# baresip (its core package: the binary and the aufile, sndfile, ctrl_tcp modules) is the
+# independent SIP phone of the cig-server audio test.
+command -v baresip >/dev/null 2>&1 || apt_packages+=(baresip-core)
 
 if ((${#apt_packages[@]})); then
   if [ "$(id -u)" -eq 0 ]; then

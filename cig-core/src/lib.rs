@@ -2,7 +2,8 @@
 //! PBXs, Maildir and SMPP — chiefly the `cig.conf` configuration language.
 //!
 //! [`conf`] reads a configuration into a typed [`Config`] with compiler-like diagnostics;
-//! [`template`] owns the `{param}` URI template syntax that maps and translate maps use.
+//! [`template`] owns the `{param}` URI template syntax that maps and translate maps use;
+//! [`logline`] writes the manual's `[Time] Module[Type]: Information` log line.
 //!
 //! ```
 //! use cig_core::conf::{self, InterfaceKind};
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conf;
+pub mod logline;
 mod net;
 mod secret;
 pub mod template;

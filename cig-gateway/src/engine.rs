@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use cig_core::conf::{Config, Interface, InterfaceKind};
 use cig_media::control::{
-    AddrOverride, Codec as RelayCodec, Command, KeyMaterial, LegConfig, LegUpdate, LocalPorts,
-    PortRange, Reply, SecretBytes, SrtpConfig, SrtpProfileName,
+    AddrOverride, Codec as RelayCodec, Command, KeyMaterial, LegConfig, LegId, LegUpdate,
+    LocalPorts, PortRange, Reply, SecretBytes, SrtpConfig, SrtpProfileName,
 };
 use cig_mikey_sakke::kdf::SrtpKeys;
 use cig_route::Router;
@@ -111,11 +111,26 @@ pub struct Invite {
     pub credentials: Option<Credentials>,
 }
 
+/// A UMSG call for the runtime to dial ([`crate::secure::dial`]) and report with
+/// [`Engine::on_dialled`]. Building the BANG's I_MESSAGE costs about a millisecond of CPU
+/// (SAKKE encapsulation, ECCSI signature), so the runtime does it away from its signalling loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    /// The engine's call.
+    pub call: CallId,
+    /// TO: the routed callee (a TEL URI).
+    pub to: String,
+    /// The media offer.
+    pub offer: Media,
+}
+
 /// What the engine asks of the runtime.
 #[derive(Debug)]
 pub enum Action {
     /// A SIP user-agent command.
     Sip(SipCommand),
+    /// Dial the secure callee; feed the outcome to [`Engine::on_dialled`].
+    Dial(Box<Dial>),
     /// A relay request on behalf of `call`; feed the reply to [`Engine::on_relay_reply`].
     Relay {
         /// The engine's call.
@@ -156,20 +171,11 @@ impl Default for EngineConfig {
     }
 }
 
-/// A secure side that is not there (switch disconnected): every dial fails and no session
-/// exists.
+/// A secure side that is not there (switch disconnected): no session exists.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoSecure;
 
 impl Secure for NoSecure {
-    fn dial(
-        &mut self,
-        _to: &str,
-        _offer: &Media,
-        _now: SystemTime,
-    ) -> Result<(SessionId, SrtpKeys), Error> {
-        Err(Error::SwitchUnavailable)
-    }
     fn growl(&mut self, _id: &SessionId) {}
     fn answer(&mut self, _id: &SessionId, _media: &Media) {}
     fn hangup(&mut self, _id: &SessionId, _reason: HangupReason) {}
@@ -208,6 +214,11 @@ struct Call {
     /// Codec on the relay's legs as created/last updated.
     a_codec: RelayCodec,
     b_codec: RelayCodec,
+    /// Leg B's announced remote address and telephone-event type as the relay has them.
+    b_remote: Option<SocketAddr>,
+    b_te: Option<u8>,
+    /// The PBX holds the call (its last offer was `sendonly`/`inactive` or `c=0.0.0.0`).
+    held: bool,
     relay: RelayState,
     /// The secure far end's announced media address was given to the relay.
     a_remote_sent: bool,
@@ -390,10 +401,8 @@ impl Engine {
         self.relay_up = false;
         let ids: Vec<CallId> = self.live_calls().collect();
         for id in ids {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.relay = RelayState::Gone;
-            }
-            self.end(id, now, secure, End::local(HangupReason::Error, 503));
+            let end = End::new(HangupReason::Error, 503).gone(Gone::Relay);
+            self.end(id, now, secure, end);
         }
     }
 
@@ -408,10 +417,8 @@ impl Engine {
         self.switch_up = false;
         let ids: Vec<CallId> = self.live_calls().collect();
         for id in ids {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.secure_done = true;
-            }
-            self.end(id, now, secure, End::local(HangupReason::Unavailable, 503));
+            let end = End::new(HangupReason::Unavailable, 503).gone(Gone::Secure);
+            self.end(id, now, secure, end);
         }
     }
 
@@ -424,7 +431,7 @@ impl Engine {
     pub fn hangup_all(&mut self, now: SystemTime, secure: &mut dyn Secure) {
         let ids: Vec<CallId> = self.live_calls().collect();
         for id in ids {
-            self.end(id, now, secure, End::local(HangupReason::Normal, 503));
+            self.end(id, now, secure, End::new(HangupReason::Normal, 503));
         }
     }
 
@@ -484,13 +491,12 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            self.log(
-                now,
+            let end = End::new(HangupReason::Timeout, 408).note(
                 "Call",
                 Level::Info,
-                format!("call {id}: no answer in time"),
+                "no answer in time".to_owned(),
             );
-            self.end(id, now, secure, End::local(HangupReason::Timeout, 408));
+            self.end(id, now, secure, end);
         }
         let gone: Vec<CallId> = self
             .calls
@@ -573,6 +579,9 @@ impl Engine {
                 sip_offer: None,
                 a_codec: RelayCodec::Pcmu,
                 b_codec: RelayCodec::Pcmu,
+                b_remote: None,
+                b_te: None,
+                held: false,
                 relay: RelayState::None,
                 a_remote_sent: false,
                 sip_placed: false,
@@ -590,8 +599,8 @@ impl Engine {
         id
     }
 
-    /// Routes a new call, logging `routing` then `routed` or `failed`. On failure the call is
-    /// already marked ended (REJECT) and `None` is returned.
+    /// Routes a new call, logging `routing` then `routed` or `failed` (`None`: the caller ends
+    /// the call as refused for no route).
     fn route(&mut self, id: CallId, on: InterfaceKind, now: SystemTime) -> Option<()> {
         self.session_log(now, id, SessionState::Routing);
         let c = self.calls.get(&id)?;
@@ -622,10 +631,6 @@ impl Engine {
                 let text = format!("call {id}: {} -> {}: {e}", c.in_from, c.in_to);
                 self.log(now, "Route", Level::Info, text);
                 self.session_log(now, id, SessionState::Failed);
-                if let Some(c) = self.calls.get_mut(&id) {
-                    c.state = CallState::Reject;
-                    c.ended_at = Some(now);
-                }
                 None
             }
         }
@@ -654,7 +659,7 @@ impl Engine {
                     return;
                 };
                 if let Some(body) = sdp {
-                    self.sip_remote_sdp(id, &body, now);
+                    self.sip_answer_sdp(id, &body, now);
                 }
                 let Some(c) = self.calls.get_mut(&id) else {
                     return;
@@ -679,35 +684,30 @@ impl Engine {
                 let Some(id) = self.by_sip.get(&call).copied() else {
                     return;
                 };
-                if let Some(c) = self.calls.get_mut(&id) {
-                    c.sip_done = true;
-                }
-                let text = format!("call {id}: the PBX answered {status}");
-                self.log(now, "Call", Level::Info, text);
-                let mut end = End::local(reason_for_status(status), status);
-                end.reject = true;
+                let end = End::new(reason_for_status(status), status)
+                    .rejected()
+                    .gone(Gone::Sip)
+                    .note("Call", Level::Info, format!("the PBX answered {status}"));
                 self.end(id, now, secure, end);
             }
             Event::SessionUpdated {
-                call, remote_sdp, ..
+                call,
+                remote_sdp,
+                local_sdp,
             } => {
-                // Hold / resume or a new address from the PBX: the relay follows.
                 if let Some(id) = self.by_sip.get(&call).copied() {
-                    self.sip_remote_sdp(id, &remote_sdp, now);
+                    self.sip_reoffer(id, &remote_sdp, &local_sdp, now);
                 }
             }
             Event::Ended { call, reason } => {
                 let Some(id) = self.by_sip.get(&call).copied() else {
                     return;
                 };
-                if let Some(c) = self.calls.get_mut(&id) {
-                    c.sip_done = true;
-                }
                 let r = match reason {
                     EndReason::Timeout => HangupReason::Timeout,
                     _ => HangupReason::Normal,
                 };
-                self.end(id, now, secure, End::local(r, 487));
+                self.end(id, now, secure, End::new(r, 487).gone(Gone::Sip));
             }
             _ => {}
         }
@@ -740,10 +740,8 @@ impl Engine {
             c.sip = Some(h);
         }
         if self.route(id, InterfaceKind::Sip, now).is_none() {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.sip_done = true;
-            }
-            self.sip(SipCommand::Reject(h, 404));
+            let end = End::new(HangupReason::NoRoute, 404).rejected();
+            self.end(id, now, secure, end);
             return;
         }
         // The PBX's offer decides leg B's codec; the secure side is offered the same first.
@@ -757,10 +755,11 @@ impl Engine {
         let (offer, n) = match negotiated {
             Ok(x) => x,
             Err(e) => {
-                let text = format!("call {id}: unusable SDP offer ({e}); 488");
-                self.log(now, "Call", Level::Info, text);
-                let mut end = End::local(HangupReason::Error, 488);
-                end.reject = true;
+                let end = End::new(HangupReason::Error, 488).rejected().note(
+                    "Call",
+                    Level::Info,
+                    format!("unusable SDP offer ({e}); 488"),
+                );
                 self.end(id, now, secure, end);
                 return;
             }
@@ -774,16 +773,51 @@ impl Engine {
             dtmf_pt: self.settings.dtmf_pt,
             ssrc: self.next_ssrc(),
         };
-        let Some(out_to) = self.calls.get(&id).map(|c| c.out_to.clone()) else {
+        let b_remote = Some(SocketAddr::new(n.remote_address, n.remote_port))
+            .filter(|r| !r.ip().is_unspecified());
+        let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        let (sid, keys) = match secure.dial(&out_to, &media, now) {
+        c.sip_offer = Some(offer);
+        c.a_codec = codec;
+        c.b_codec = codec;
+        c.b_remote = b_remote;
+        c.b_te = n.telephone_event;
+        c.held = n.held_by_peer();
+        c.state = CallState::Try;
+        let to = c.out_to.clone();
+        self.out.push_back(Action::Dial(Box::new(Dial {
+            call: id,
+            to,
+            offer: media,
+        })));
+    }
+
+    /// The outcome of an [`Action::Dial`]: the UMSG session and its SRTP keys, or why it could
+    /// not be dialled (503 towards the PBX). The relay session is created with the keys; what
+    /// the secure side did meanwhile (ROUTED, GROWL, TALK, HANGUP) is caught up with.
+    pub fn on_dialled(
+        &mut self,
+        id: CallId,
+        dialled: Result<(SessionId, SrtpKeys), Error>,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
+        let live = self.calls.get(&id).is_some_and(|c| c.ended_at.is_none());
+        let (sid, keys) = match dialled {
+            Ok((sid, _)) if !live => {
+                // The PBX gave up (CANCEL) while we were dialling.
+                secure.hangup(&sid, HangupReason::Normal);
+                return;
+            }
             Ok(x) => x,
             Err(e) => {
-                let text = format!("call {id}: cannot call {out_to}: {e}");
-                self.log(now, "Call", Level::Warn, text);
-                let mut end = End::local(HangupReason::Error, 503);
-                end.reject = true;
+                let to = self.calls.get(&id).map(|c| c.out_to.clone());
+                let text = format!("cannot call {}: {e}", to.unwrap_or_default());
+                let end =
+                    End::new(HangupReason::Error, 503)
+                        .rejected()
+                        .note("Call", Level::Warn, text);
                 self.end(id, now, secure, end);
                 return;
             }
@@ -793,24 +827,16 @@ impl Engine {
             self.config.interfaces.tel.clone(),
             self.config.interfaces.sip.clone(),
         );
-        let mut a = leg_config(tel.as_ref(), codec, Some(self.settings.dtmf_pt), None);
-        a.srtp = Some(srtp_config(&keys));
-        let b = leg_config(
-            sip.as_ref(),
-            codec,
-            n.telephone_event,
-            Some(SocketAddr::new(n.remote_address, n.remote_port)),
-        );
+        let timeout = self.settings.media_timeout_ms;
+        let dtmf = self.settings.dtmf_pt;
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
+        let mut a = leg_config(tel.as_ref(), c.a_codec, Some(dtmf), None);
+        a.srtp = Some(srtp_config(&keys));
+        let b = leg_config(sip.as_ref(), c.b_codec, c.b_te, c.b_remote);
         c.umsg = Some(sid);
-        c.sip_offer = Some(offer);
-        c.a_codec = codec;
-        c.b_codec = codec;
-        c.state = CallState::Try;
         c.relay = RelayState::Creating;
-        let timeout = self.settings.media_timeout_ms;
         self.relay(
             id,
             Command::CreateSession {
@@ -820,23 +846,16 @@ impl Engine {
                 media_timeout_ms: timeout,
             },
         );
+        self.on_umsg_call(sid, now, secure);
     }
 
-    /// A new remote SDP from the PBX (early media, answer, re-INVITE): leg B follows.
-    fn sip_remote_sdp(&mut self, id: CallId, body: &[u8], now: SystemTime) -> Option<()> {
-        let c = self.calls.get(&id)?;
-        let caps = match c.dir {
-            Dir::SecureToSip => c.b_caps.clone()?,
-            Dir::SipToSecure => AudioCapabilities::new(self.settings.media_ip, 9),
-        };
-        let parsed = SessionDescription::parse(body);
-        let n = match parsed.and_then(|d| match c.dir {
-            Dir::SecureToSip => sdp::accept_answer(&caps, &d),
-            Dir::SipToSecure => sdp::answer(&d, &caps, id, 1).map(|(_, n)| n),
-        }) {
+    /// The PBX's SDP answer to our INVITE (in 183 or 200): leg B follows.
+    fn sip_answer_sdp(&mut self, id: CallId, body: &[u8], now: SystemTime) -> Option<()> {
+        let caps = self.calls.get(&id)?.b_caps.clone()?;
+        let n = match SessionDescription::parse(body).and_then(|d| sdp::accept_answer(&caps, &d)) {
             Ok(n) => n,
             Err(e) => {
-                let text = format!("call {id}: unusable SDP from the PBX: {e}");
+                let text = format!("call {id}: unusable SDP answer from the PBX: {e}");
                 self.log(now, "Call", Level::Warn, text);
                 return None;
             }
@@ -845,6 +864,55 @@ impl Engine {
         Some(())
     }
 
+    /// A re-INVITE (or UPDATE) from the PBX with a new offer, which the user agent has already
+    /// answered from our last SDP with the direction mirrored (`sendonly` → `recvonly`,
+    /// `inactive` → `inactive`, `sendrecv` → `sendrecv`). Negotiating the same way here gives
+    /// what was agreed: leg B follows a new address or codec, and while the PBX holds the call
+    /// (`sendonly`, `inactive` or the RFC 2543 `c=0.0.0.0`) a silent PBX leg does not end it.
+    /// UMSG/1 has no re-offer, so the secure side keeps its session (docs/calls.md "Hold").
+    fn sip_reoffer(&mut self, id: CallId, offer: &[u8], answer: &[u8], now: SystemTime) {
+        let answered_codec = SessionDescription::parse(answer).ok().and_then(|d| {
+            d.media
+                .iter()
+                .find(|m| m.kind == "audio" && m.port != 0)
+                .and_then(|m| m.codecs().next().map(|(_, c)| c))
+        });
+        let negotiated = answered_codec.ok_or(Error::Sip(cig_sip::Error::NoSharedCodec));
+        let negotiated = negotiated.and_then(|codec| {
+            let mut caps = AudioCapabilities::new(self.settings.media_ip, 9);
+            caps.codecs = vec![codec];
+            let offer = SessionDescription::parse(offer)?;
+            Ok(sdp::answer(&offer, &caps, id, 1)?.1)
+        });
+        let n = match negotiated {
+            Ok(n) => n,
+            Err(e) => {
+                let text = format!("call {id}: unusable re-offer from the PBX: {e}");
+                self.log(now, "Call", Level::Warn, text);
+                return;
+            }
+        };
+        let held = n.held_by_peer();
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if c.held != held {
+            c.held = held;
+            let text = if held {
+                format!(
+                    "call {id}: the PBX put the call on hold ({}); the PBX leg may fall silent",
+                    n.direction.reverse().as_str()
+                )
+            } else {
+                format!("call {id}: the PBX resumed the call")
+            };
+            self.log(now, "Call", Level::Info, text);
+        }
+        self.update_leg_b(id, &n);
+    }
+
+    /// Tells the relay what changed on leg B (address, codec, telephone-event type). A
+    /// `c=0.0.0.0` hold keeps the address the relay has (0.0.0.0 would reach this host).
     fn update_leg_b(&mut self, id: CallId, n: &NegotiatedAudio) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
@@ -854,12 +922,24 @@ impl Engine {
         }
         let codec = relay_codec(n.codec);
         let changed = codec != c.b_codec;
+        let remote = Some(SocketAddr::new(n.remote_address, n.remote_port))
+            .filter(|r| !r.ip().is_unspecified() && r.port() != 0 && c.b_remote != Some(*r));
+        let te = n.telephone_event.filter(|pt| c.b_te != Some(*pt));
+        if !changed && remote.is_none() && te.is_none() {
+            return;
+        }
         c.b_codec = codec;
+        if remote.is_some() {
+            c.b_remote = remote;
+        }
+        if te.is_some() {
+            c.b_te = te;
+        }
         let update = LegUpdate {
-            remote: Some(SocketAddr::new(n.remote_address, n.remote_port)),
+            remote,
             codec: changed.then_some(codec),
             payload_type: changed.then_some(n.payload_type),
-            telephone_event_pt: n.telephone_event,
+            telephone_event_pt: te,
             ..LegUpdate::default()
         };
         self.relay(
@@ -873,9 +953,9 @@ impl Engine {
     }
 
     fn sip_answered(&mut self, id: CallId, body: &[u8], now: SystemTime, secure: &mut dyn Secure) {
-        if self.sip_remote_sdp(id, body, now).is_none() {
+        if self.sip_answer_sdp(id, body, now).is_none() {
             // An answer we cannot use: hang up both legs.
-            self.end(id, now, secure, End::local(HangupReason::Error, 488));
+            self.end(id, now, secure, End::new(HangupReason::Error, 488));
             return;
         }
         let dtmf = self.settings.dtmf_pt;
@@ -924,11 +1004,11 @@ impl Engine {
                 }
             }
             None => {
-                c.sip_done = true;
-                let text = format!("call {id}: cannot reach {}", c.out_to);
-                self.log(now, "Call", Level::Warn, text);
-                let mut end = End::local(HangupReason::Unavailable, 503);
-                end.reject = true;
+                let text = format!("cannot reach {}", c.out_to);
+                let end = End::new(HangupReason::Unavailable, 503)
+                    .rejected()
+                    .gone(Gone::Sip)
+                    .note("Call", Level::Warn, text);
                 self.end(id, now, secure, end);
             }
         }
@@ -946,18 +1026,14 @@ impl Engine {
             return;
         };
         if sc.state == UmsgState::Hangup {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.secure_done = true;
-            }
             let reason = sc.reason.unwrap_or(HangupReason::Normal);
-            let text = format!(
-                "call {id}: secure side ended the call ({})",
-                reason_name(reason)
-            );
-            self.log(now, "Call", Level::Info, text);
-            let mut end = End::local(reason, status_for_reason(reason));
-            end.reject =
-                reason != HangupReason::Normal && !self.calls.get(&id).is_some_and(|c| c.answered);
+            let text = format!("secure side ended the call ({})", reason_name(reason));
+            let mut end = End::new(reason, status_for_reason(reason))
+                .gone(Gone::Secure)
+                .note("Call", Level::Info, text);
+            if reason != HangupReason::Normal && !self.calls.get(&id).is_some_and(|c| c.answered) {
+                end = end.rejected();
+            }
             self.end(id, now, secure, end);
             return;
         }
@@ -1037,9 +1113,9 @@ impl Engine {
             .and_then(|m| m.codecs.first().copied())
             .and_then(codec_of_pt);
         let Some(chosen) = chosen else {
-            let text = format!("call {id}: the secure callee answered without a G.711 codec");
-            self.log(now, "Call", Level::Warn, text);
-            self.end(id, now, secure, End::local(HangupReason::Error, 488));
+            let text = "the secure callee answered without a G.711 codec".to_owned();
+            let end = End::new(HangupReason::Error, 488).note("Call", Level::Warn, text);
+            self.end(id, now, secure, end);
             return;
         };
         let ip = if b.ip.is_unspecified() {
@@ -1055,9 +1131,9 @@ impl Engine {
         let answer = match sdp::answer(offer, &caps, id, 1) {
             Ok((a, _)) => Bytes::from(a.to_bytes()),
             Err(e) => {
-                let text = format!("call {id}: cannot answer the PBX's offer: {e}");
-                self.log(now, "Call", Level::Warn, text);
-                self.end(id, now, secure, End::local(HangupReason::Error, 488));
+                let text = format!("cannot answer the PBX's offer: {e}");
+                let end = End::new(HangupReason::Error, 488).note("Call", Level::Warn, text);
+                self.end(id, now, secure, end);
                 return;
             }
         };
@@ -1101,16 +1177,16 @@ impl Engine {
             c.umsg = Some(sid);
         }
         if self.route(id, InterfaceKind::Tel, now).is_none() {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.secure_done = true;
-            }
-            secure.hangup(&sid, HangupReason::NoRoute);
+            let end = End::new(HangupReason::NoRoute, 404).rejected();
+            self.end(id, now, secure, end);
             return;
         }
         if !self.relay_up {
-            let text = format!("call {id}: refused, the relay is not connected");
-            self.log(now, "Call", Level::Warn, text);
-            self.end(id, now, secure, End::local(HangupReason::Error, 503));
+            let text = "refused, the relay is not connected".to_owned();
+            let end = End::new(HangupReason::Error, 503)
+                .rejected()
+                .note("Call", Level::Warn, text);
+            self.end(id, now, secure, end);
             return;
         }
         let offered = sc.remote_media.as_ref();
@@ -1130,6 +1206,7 @@ impl Engine {
         };
         c.a_codec = codec;
         c.b_codec = codec;
+        c.b_te = Some(self.settings.dtmf_pt);
         c.a_remote_sent = true;
         c.relay = RelayState::Creating;
         let timeout = self.settings.media_timeout_ms;
@@ -1167,12 +1244,12 @@ impl Engine {
         ) {
             (Ok(u), Ok(f)) => (u, f),
             _ => {
-                let text = format!(
-                    "call {id}: routed URIs {} / {} are not SIP URIs",
-                    c.out_from, c.out_to
-                );
-                self.log(now, "Call", Level::Warn, text);
-                self.end(id, now, secure, End::local(HangupReason::Error, 500));
+                let text = format!("routed URIs {} / {} are not SIP URIs", c.out_from, c.out_to);
+                let end =
+                    End::new(HangupReason::Error, 500)
+                        .rejected()
+                        .note("Call", Level::Warn, text);
+                self.end(id, now, secure, end);
                 return;
             }
         };
@@ -1246,11 +1323,9 @@ impl Engine {
                     .get(&id)
                     .is_some_and(|c| matches!(c.relay, RelayState::Creating));
                 if creating {
-                    if let Some(c) = self.calls.get_mut(&id) {
-                        c.relay = RelayState::Gone;
-                    }
-                    let mut end = End::local(HangupReason::Error, 503);
-                    end.reject = true;
+                    let end = End::new(HangupReason::Error, 503)
+                        .rejected()
+                        .gone(Gone::Relay);
                     self.end(id, now, secure, end);
                 }
             }
@@ -1268,27 +1343,46 @@ impl Engine {
         let Some(id) = call_of_session(session) else {
             return;
         };
-        if self.calls.get(&id).is_none_or(|c| c.ended_at.is_some()) {
+        let Some(c) = self.calls.get(&id).filter(|c| c.ended_at.is_none()) else {
+            return;
+        };
+        if c.held && matches!(event, Reply::MediaTimeout { leg: LegId::B, .. }) {
+            // A PBX holding the call may send nothing (inactive): not a reason to end it.
+            let text = format!("call {id}: {why} while the PBX holds the call; call kept");
+            self.log(now, "Relay", Level::Debug, text);
             return;
         }
-        let text = format!("call {id}: {why}; ending the call");
-        self.log(now, "Relay", Level::Info, text);
+        let mut end = End::new(HangupReason::Timeout, 408).note(
+            "Relay",
+            Level::Info,
+            format!("{why}; ending the call"),
+        );
         if matches!(event, Reply::SessionEnded { .. }) {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.relay = RelayState::Gone;
-            }
+            end = end.gone(Gone::Relay);
         }
-        self.end(id, now, secure, End::local(HangupReason::Timeout, 408));
+        self.end(id, now, secure, end);
     }
 
     // ----- ending ---------------------------------------------------------------------
 
+    /// Ends call `id` once, whatever the cause: the cig.log line saying why, the final status /
+    /// BYE / CANCEL towards the SIP leg and HANGUP towards the UMSG leg (unless that leg ended
+    /// by itself), the relay session deleted, session.log `hangup` for a routed call.
     fn end(&mut self, id: CallId, now: SystemTime, secure: &mut dyn Secure, end: End) {
+        if self.calls.get(&id).is_none_or(|c| c.ended_at.is_some()) {
+            return;
+        }
+        if let Some((module, level, text)) = end.note {
+            self.log(now, module, level, format!("call {id}: {text}"));
+        }
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        if c.ended_at.is_some() {
-            return;
+        match end.gone {
+            Some(Gone::Sip) => c.sip_done = true,
+            Some(Gone::Secure) => c.secure_done = true,
+            Some(Gone::Relay) => c.relay = RelayState::Gone,
+            None => {}
         }
         c.ended_at = Some(now);
         let was_routed = !c.out_to.is_empty();
@@ -1335,22 +1429,55 @@ impl Engine {
     }
 }
 
-/// How a call ends: the reason towards UMSG and the status towards an unanswered incoming
-/// INVITE, and whether `show call` says REJECT even if it was answered.
-#[derive(Debug, Clone, Copy)]
+/// The part of a call that already ended by itself: nothing more is sent towards it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// The SIP dialog (BYE, CANCEL or a final status from the PBX, or no INVITE placed).
+    Sip,
+    /// The UMSG session (HANGUP from the switch, or the switch connection lost).
+    Secure,
+    /// The relay session (relay lost, refused or ended by the relay).
+    Relay,
+}
+
+/// How a call ends (docs/calls.md "Ending"): the reason towards UMSG, the status towards an
+/// unanswered incoming INVITE, whether `show call` says REJECT, the leg that already ended by
+/// itself and the cig.log line saying why.
+#[derive(Debug)]
 struct End {
     reason: HangupReason,
     status: u16,
     reject: bool,
+    gone: Option<Gone>,
+    note: Option<(&'static str, Level, String)>,
 }
 
 impl End {
-    fn local(reason: HangupReason, status: u16) -> End {
+    fn new(reason: HangupReason, status: u16) -> End {
         End {
             reason,
             status,
             reject: false,
+            gone: None,
+            note: None,
         }
+    }
+
+    /// `show call` says REJECT: the call was refused or failed.
+    fn rejected(mut self) -> End {
+        self.reject = true;
+        self
+    }
+
+    fn gone(mut self, leg: Gone) -> End {
+        self.gone = Some(leg);
+        self
+    }
+
+    /// The cig.log line (`call N: ` is prefixed).
+    fn note(mut self, module: &'static str, level: Level, text: String) -> End {
+        self.note = Some((module, level, text));
+        self
     }
 }
 

@@ -1,6 +1,7 @@
 //! The secure side as the engine sees it: a small trait over the UMSG client core, so the
 //! engine runs against an in-memory [`ClientSession`] in tests and against the TLS driver's
-//! session (behind its lock) in cig-server.
+//! session (behind its lock) in cig-server; and [`dial`], which carries out the engine's
+//! [`Dial`] requests on a session.
 
 use std::time::SystemTime;
 
@@ -10,6 +11,7 @@ use cig_umsg::client::ClientSession;
 use rand_core::OsRng;
 
 use crate::Error;
+use crate::engine::Dial;
 
 /// What the engine reads of one UMSG call session.
 #[derive(Debug, Clone)]
@@ -30,15 +32,29 @@ pub struct SecureCall {
     pub reason: Option<HangupReason>,
 }
 
-/// The UMSG call operations the engine needs.
+/// Carries out an [`Action::Dial`](crate::engine::Action::Dial): a BANG to `d.to` with a
+/// fresh I_MESSAGE is queued on `session`; the new session id and its SRTP keys, for
+/// [`Engine::on_dialled`](crate::engine::Engine::on_dialled).
+pub fn dial(
+    session: &mut ClientSession,
+    d: &Dial,
+    now: SystemTime,
+) -> Result<(SessionId, SrtpKeys), Error> {
+    if !session.is_registered() {
+        return Err(Error::SwitchUnavailable);
+    }
+    let (id, frame) = session.calls.dial(&d.to, &d.offer, now, &mut OsRng)?;
+    session.send(frame);
+    let keys = session
+        .calls
+        .get(&id)
+        .map(|c| c.keys.clone())
+        .ok_or(Error::SwitchUnavailable)?;
+    Ok((id, keys))
+}
+
+/// The UMSG call operations the engine needs on a live session.
 pub trait Secure {
-    /// Dials `to` with `offer` (a BANG is queued); the new session id and its SRTP keys.
-    fn dial(
-        &mut self,
-        to: &str,
-        offer: &Media,
-        now: SystemTime,
-    ) -> Result<(SessionId, SrtpKeys), Error>;
     /// GROWL for an incoming session.
     fn growl(&mut self, id: &SessionId);
     /// TALK for an incoming session.
@@ -50,25 +66,6 @@ pub trait Secure {
 }
 
 impl Secure for ClientSession {
-    fn dial(
-        &mut self,
-        to: &str,
-        offer: &Media,
-        now: SystemTime,
-    ) -> Result<(SessionId, SrtpKeys), Error> {
-        if !self.is_registered() {
-            return Err(Error::SwitchUnavailable);
-        }
-        let (id, frame) = self.calls.dial(to, offer, now, &mut OsRng)?;
-        self.send(frame);
-        let keys = self
-            .calls
-            .get(&id)
-            .map(|c| c.keys.clone())
-            .ok_or(Error::SwitchUnavailable)?;
-        Ok((id, keys))
-    }
-
     fn growl(&mut self, id: &SessionId) {
         if let Some(f) = self.calls.growl(id) {
             self.send(f);

@@ -127,6 +127,11 @@ impl World {
             }
             while let Some(a) = self.engine.poll_action() {
                 moved = true;
+                if let Action::Dial(d) = &a {
+                    let dialled = cig_gateway::secure::dial(&mut self.gw, d, self.now);
+                    self.engine
+                        .on_dialled(d.call, dialled, self.now, &mut self.gw);
+                }
                 if let Action::Relay { call, command } = &a {
                     let reply = match &**command {
                         Command::CreateSession { session, .. } => Some(Reply::SessionCreated {
@@ -663,6 +668,107 @@ fn unanswered_calls_time_out_with_408() {
     w.engine.handle_timeout(w.now, &mut w.gw);
     w.pump();
     assert!(matches!(sip_cmds(&w.take())[..], [SipCommand::Reject(x, 408)] if *x == h));
+    assert_eq!(
+        w.phone_state(&id),
+        (UmsgState::Hangup, Some(HangupReason::Timeout))
+    );
+}
+
+/// A PBX re-offer `dir` from 192.0.2.50 (or `c=0.0.0.0`) and the answer the user agent sent.
+fn reoffer(h: CallHandle, addr: &str, port: u16, dir: &str, answer_dir: &str) -> Event {
+    let offer = format!(
+        "v=0\r\no=- 1 2 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={dir}\r\n"
+    );
+    let answer = format!(
+        "v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\ns=CIG\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+         m=audio 20002 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={answer_dir}\r\n"
+    );
+    Event::SessionUpdated {
+        call: h,
+        remote_sdp: Bytes::from(offer),
+        local_sdp: Bytes::from(answer),
+    }
+}
+
+fn logs(actions: &[Action]) -> Vec<&str> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log(_, l) => Some(l.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timeout_b(w: &mut World) {
+    w.engine.on_relay_event(
+        Reply::MediaTimeout {
+            session: "call-1".into(),
+            leg: LegId::B,
+        },
+        w.now,
+        &mut w.gw,
+    );
+    w.pump();
+}
+
+#[test]
+fn hold_and_resume_from_the_pbx_keep_the_call_and_follow_the_pbx_leg() {
+    let mut w = World::new();
+    let h = w.invite("sip:101@pbx.com", "sip:94670123456@secure.com");
+    let id = w.phone_incoming();
+    let media = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 9,
+    };
+    let f = w.phone.calls.answer(&id, &media).unwrap();
+    w.phone.send(f);
+    w.pump();
+    w.take();
+
+    // Hold (sendonly, same address): nothing changes at the relay, the hold is logged.
+    w.sip(reoffer(h, "192.0.2.50", 40000, "sendonly", "recvonly"));
+    let a = w.take();
+    assert!(relay_cmds(&a).is_empty(), "{a:?}");
+    assert!(
+        logs(&a)
+            .iter()
+            .any(|l| l.contains("call 1: the PBX put the call on hold (sendonly)")),
+        "{a:?}"
+    );
+    // The PBX leg falls silent while held (inactive): the call is kept.
+    w.sip(reoffer(h, "192.0.2.50", 40000, "inactive", "inactive"));
+    timeout_b(&mut w);
+    let a = w.take();
+    assert!(sip_cmds(&a).is_empty(), "{a:?}");
+    assert_eq!(w.states(), [CallState::Answer]);
+    assert_eq!(w.phone_state(&id).0, UmsgState::Talk);
+    // An RFC 2543 hold (c=0.0.0.0): the relay keeps the address it has (0.0.0.0 would be
+    // this host).
+    w.sip(reoffer(h, "0.0.0.0", 40000, "sendrecv", "sendrecv"));
+    assert!(relay_cmds(&w.take()).is_empty());
+
+    // Resume from a new address: leg B follows, the resume is logged.
+    w.sip(reoffer(h, "192.0.2.60", 41000, "sendrecv", "sendrecv"));
+    let a = w.take();
+    assert!(
+        matches!(relay_cmds(&a)[..], [Command::UpdateSession { a: None, b: Some(u), .. }]
+            if u.remote == Some("192.0.2.60:41000".parse().unwrap()) && u.codec.is_none()),
+        "{a:?}"
+    );
+    assert!(
+        logs(&a)
+            .iter()
+            .any(|l| l.contains("the PBX resumed the call"))
+    );
+    // Not held any more: a silent PBX leg ends the call as usual.
+    timeout_b(&mut w);
+    let a = w.take();
+    assert!(matches!(sip_cmds(&a)[..], [SipCommand::Hangup(x)] if *x == h));
     assert_eq!(
         w.phone_state(&id),
         (UmsgState::Hangup, Some(HangupReason::Timeout))

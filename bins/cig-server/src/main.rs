@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use cig_core::Secret;
 use cig_core::conf::{self, Config, InterfaceKind};
-use cig_gateway::engine::{Action, CallId, Engine, EngineConfig, Invite, SipCommand};
+use cig_gateway::engine::{Action, CallId, Dial, Engine, EngineConfig, Invite, SipCommand};
 use cig_gateway::logfmt::Level;
 use cig_gateway::secure::{Secure, SecureCall};
 use cig_mgmt::{
@@ -154,17 +154,24 @@ fn masked(config: &Config) -> String {
 #[derive(Debug, Clone)]
 struct Umsg(ClientHandle);
 
-impl Secure for Umsg {
-    fn dial(
-        &mut self,
-        to: &str,
-        offer: &Media,
-        _now: SystemTime,
-    ) -> Result<(SessionId, SrtpKeys), cig_gateway::Error> {
-        self.0
-            .with(|s, now| Secure::dial(s, to, offer, now))
-            .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable))
+/// The outcome of an [`Action::Dial`] for [`Engine::on_dialled`].
+type Dialled = (CallId, Result<(SessionId, SrtpKeys), cig_gateway::Error>);
+
+impl Umsg {
+    /// Dials on the blocking pool: the I_MESSAGE (SAKKE encapsulation, ECCSI signature, ~1 ms)
+    /// is built off the signalling loop; the outcome comes back on `done`.
+    fn dial(&self, d: Dial, done: &mpsc::UnboundedSender<Dialled>) {
+        let (umsg, done) = (self.0.clone(), done.clone());
+        tokio::task::spawn_blocking(move || {
+            let r = umsg
+                .with(|s, now| cig_gateway::secure::dial(s, &d, now))
+                .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable));
+            let _ = done.send((d.call, r));
+        });
     }
+}
+
+impl Secure for Umsg {
     fn growl(&mut self, id: &SessionId) {
         self.0.with(|s, _| Secure::growl(s, id));
     }
@@ -384,6 +391,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     ));
     let mut relay_pending: HashMap<u64, CallId> = HashMap::new();
     let mut relay_next: u64 = 1;
+    let (dial_tx, mut dialled) = mpsc::unbounded_channel::<Dialled>();
 
     // Management.
     let shared = Arc::new(Shared {
@@ -433,6 +441,9 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                 }
                 ev => engine.on_sip(ev, SystemTime::now(), &mut secure),
             },
+            Some((call, r)) = dialled.recv() => {
+                engine.on_dialled(call, r, SystemTime::now(), &mut secure);
+            }
             Some(ev) = umsg_events.recv() => match ev {
                 ClientEvent::Registered { switch } => {
                     logs.log("UMSG", Level::Info, &format!("registered at {switch}"));
@@ -517,6 +528,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
             &relay_tx,
             &mut relay_pending,
             &mut relay_next,
+            &dial_tx,
         )
         .await;
         *lock(&shared.calls) = rows(&engine);
@@ -538,6 +550,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         &relay_tx,
         &mut relay_pending,
         &mut relay_next,
+        &dial_tx,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -611,6 +624,7 @@ fn reload(path: &Path, engine: &mut Engine, logs: &mut Logs) {
 
 /// Carries out what the engine asked, in order. SIP commands are awaited one by one so a
 /// placed INVITE's handle is known before its events are read.
+#[allow(clippy::too_many_arguments)]
 async fn drain(
     engine: &mut Engine,
     sip: &SipHandle,
@@ -619,9 +633,11 @@ async fn drain(
     relay_tx: &mpsc::UnboundedSender<Vec<u8>>,
     pending: &mut HashMap<u64, CallId>,
     next: &mut u64,
+    dial_tx: &mpsc::UnboundedSender<Dialled>,
 ) {
     while let Some(a) = engine.poll_action() {
         match a {
+            Action::Dial(d) => secure.dial(*d, dial_tx),
             Action::Sip(cmd) => {
                 let r = match cmd {
                     SipCommand::Place(inv) => {

@@ -101,6 +101,8 @@ struct Bed {
     pbx_port: u16,
     mgmt_port: u16,
     certs: String,
+    /// Extra cig-server flags (e.g. a short `--media-timeout`).
+    server_args: Vec<String>,
     crs: Proc,
     relay: Proc,
     server: Proc,
@@ -131,6 +133,10 @@ interfaces {{
 
 impl Bed {
     fn start() -> Bed {
+        Bed::start_with(&[])
+    }
+
+    fn start_with(server_args: &[&str]) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let kms = d.join("kms");
@@ -182,6 +188,7 @@ impl Bed {
             pbx_port,
             mgmt_port,
             certs,
+            server_args: server_args.iter().map(|a| (*a).to_owned()).collect(),
             crs: idle(),
             relay: idle(),
             server: idle(),
@@ -251,23 +258,27 @@ impl Bed {
     }
 
     fn spawn_server(&self) -> Proc {
-        Proc::spawn(Command::new(bin("cig-server")).args([
-            "--config",
-            self.path("cig.conf").to_str().unwrap(),
-            "--userdata",
-            self.path("userdata").to_str().unwrap(),
-            "--log-dir",
-            self.path("log").to_str().unwrap(),
-            "--relay-socket",
-            self.path("relay.sock").to_str().unwrap(),
-            "--mgmt-port",
-            &self.mgmt_port.to_string(),
-            "--sip-port",
-            &self.sip_port.to_string(),
-            "--notify",
-            self.path("notify.sh").to_str().unwrap(),
-            "--debug",
-        ]))
+        Proc::spawn(
+            Command::new(bin("cig-server"))
+                .args([
+                    "--config",
+                    self.path("cig.conf").to_str().unwrap(),
+                    "--userdata",
+                    self.path("userdata").to_str().unwrap(),
+                    "--log-dir",
+                    self.path("log").to_str().unwrap(),
+                    "--relay-socket",
+                    self.path("relay.sock").to_str().unwrap(),
+                    "--mgmt-port",
+                    &self.mgmt_port.to_string(),
+                    "--sip-port",
+                    &self.sip_port.to_string(),
+                    "--notify",
+                    self.path("notify.sh").to_str().unwrap(),
+                    "--debug",
+                ])
+                .args(&self.server_args),
+        )
     }
 
     /// A secure phone registered at the switch.
@@ -416,6 +427,19 @@ fn wait_exit(mut child: std::process::Child) -> ExitStatus {
     })
 }
 
+/// A session.log line with its Time field (checked to be `YYYY-MM-DD HH:MM:SS.mmm`) written
+/// as `T`, for exact comparison.
+fn timeless(line: &str) -> String {
+    let (head, rest) = line.split_at(line.find(", ").expect("fields") + 2);
+    let (time, tail) = rest.split_at(23);
+    let shape: String = time
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99 99:99:99.999", "{line}");
+    format!("{head}T{tail}")
+}
+
 /// The states column of session.log lines.
 fn states(lines: &[String]) -> Vec<String> {
     lines
@@ -432,7 +456,8 @@ fn sip_to_secure_call_with_sipp_as_pbx_and_cig_phone_answering() {
     assert!(bed.cig_log().contains("imported cig.raw"));
     let mut phone = bed.phone(&["--answer", "auto"]);
     // sipp's UAC: INVITE sip:94670123456@gw, 180/200 from us, ACK, BYE from the PBX side.
-    let st = bed.sipp_uac(&["-sn", "uac"], "94670123456");
+    let sipp_port = free_udp_port();
+    let st = bed.sipp_uac(&["-sn", "uac", "-p", &sipp_port.to_string()], "94670123456");
     assert!(st.success(), "sipp uac failed; cig.log:\n{}", bed.cig_log());
     let line = phone
         .wait_line(|l| l.starts_with("call") && l.contains("state=HANGUP"), T)
@@ -445,14 +470,27 @@ fn sip_to_secure_call_with_sipp_as_pbx_and_cig_phone_answering() {
         ["routing", "routed", "trying", "ringing", "talk", "hangup"],
         "{log:#?}"
     );
-    // The manual's nine fields, the routed URIs from the maps.
-    let f: Vec<&str> = log[5].split(", ").collect();
-    assert_eq!(f.len(), 9, "{}", log[5]);
-    assert_eq!(f[0], "event");
-    assert!(f[2].starts_with("sip:sipp@127.0.0.1:"), "{}", log[5]);
-    assert!(f[3].starts_with("sip:94670123456@127.0.0.1"), "{}", log[5]);
-    assert_eq!((f[4], f[5]), ("tel:+8888;sipp", "tel:+4670123456"));
-    assert!(f[7].starts_with("sip/") && f[8].len() == 16, "{}", log[5]);
+    // The manual's nine fields exactly: the URIs as received and as routed by the maps, the
+    // SIP call on the caller's interface and the UMSG session (as the phone saw it) on the
+    // callee's.
+    let umsg_id = field(&line.replace(' ', "\n"), "id");
+    let (caller, callee) = (
+        format!("sip:sipp@127.0.0.1:{sipp_port}"),
+        format!("sip:94670123456@127.0.0.1:{}", bed.sip_port),
+    );
+    let routed = format!("{caller}, {callee}, tel:+8888;sipp, tel:+4670123456");
+    let lines: Vec<String> = log.iter().map(|l| timeless(l)).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("event, T, {caller}, {callee}, , , routing, sip/1, "),
+            format!("event, T, {routed}, routed, sip/1, "),
+            format!("event, T, {routed}, trying, sip/1, {umsg_id}"),
+            format!("event, T, {routed}, ringing, sip/1, {umsg_id}"),
+            format!("event, T, {routed}, talk, sip/1, {umsg_id}"),
+            format!("event, T, {routed}, hangup, sip/1, {umsg_id}"),
+        ]
+    );
 }
 
 #[test]
@@ -493,6 +531,37 @@ fn secure_to_sip_call_to_sipp_uas_with_bye_from_the_phone() {
 }
 
 #[test]
+fn hold_and_resume_from_the_pbx_are_answered_mirrored_and_outlast_the_media_timeout() {
+    // A 2 s media timeout: sipp sends no RTP, so only the hold keeps the call alive.
+    let bed = Bed::start_with(&["--media-timeout", "2"]);
+    let mut phone = bed.phone(&["--answer", "auto"]);
+    // sipp's RTP: G.711 u-law silence (0xFF), 20 s of it.
+    fs::write(bed.path("silence.ulaw"), vec![0xFF_u8; 8000 * 20]).unwrap();
+    // sipp checks each 200 OK mirrors its offer: recvonly, inactive, sendrecv.
+    let st = bed.sipp_uac(&["-sf", &scenario("uac_hold.xml")], "94670123456");
+    assert!(
+        st.success(),
+        "hold/resume flow; cig.log:\n{}\nsipp:\n{}",
+        bed.cig_log(),
+        bed.sipp_errors()
+    );
+    let line = phone
+        .wait_line(|l| l.starts_with("call") && l.contains("state=HANGUP"), T)
+        .expect("the secure leg ended with sipp's BYE");
+    assert!(line.contains("reason=normal"), "{line}");
+    let log = bed.cig_log();
+    assert!(
+        log.contains("the PBX put the call on hold (sendonly)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("while the PBX holds the call; call kept"),
+        "{log}"
+    );
+    assert!(log.contains("the PBX resumed the call"), "{log}");
+}
+
+#[test]
 fn digest_auth_towards_the_pbx() {
     let bed = Bed::start();
     let pbx = bed.sipp_uas(&["-sf", &scenario("uas_auth.xml")]);
@@ -514,15 +583,23 @@ fn digest_auth_towards_the_pbx() {
 fn no_route_both_ways_and_session_log_failed_line() {
     let bed = Bed::start();
     // SIP → secure: nothing maps sip:555@…: 404.
-    let st = bed.sipp_uac(&["-sf", &bed.uac_refused(404)], "555");
+    let sipp_port = free_udp_port();
+    let refused = bed.uac_refused(404);
+    let st = bed.sipp_uac(&["-sf", &refused, "-p", &sipp_port.to_string()], "555");
     assert!(st.success(), "expected 404; cig.log:\n{}", bed.cig_log());
-    let log = bed.session_log();
-    assert_eq!(states(&log), ["routing", "failed"]);
-    let f: Vec<&str> = log[1].split(", ").collect();
-    assert_eq!(f.len(), 9);
-    assert_eq!(f[0], "event");
-    assert!(f[3].starts_with("sip:555@127.0.0.1"), "{}", log[1]);
-    assert_eq!((f[4], f[5], f[6], f[8]), ("", "", "failed", ""));
+    // Exactly the manual's nine fields: no routed URIs, no callee session.
+    let (caller, callee) = (
+        format!("sip:caller@127.0.0.1:{sipp_port}"),
+        format!("sip:555@127.0.0.1:{}", bed.sip_port),
+    );
+    let lines: Vec<String> = bed.session_log().iter().map(|l| timeless(l)).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("event, T, {caller}, {callee}, , , routing, sip/1, "),
+            format!("event, T, {caller}, {callee}, , , failed, sip/1, "),
+        ]
+    );
     // Secure → SIP: the gateway's bare number has no extension entry: HANGUP(no route).
     let mut phone = bed.phone(&["--dial", "tel:+8888"]);
     let line = phone
@@ -864,4 +941,376 @@ impl Drop for AutoAnswer {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
     }
+}
+
+/// Sustained secure → SIP call set-up (docs/perf.md): a UMSG endpoint registered as the phone's
+/// identity sends `CIG_LOAD_CALLS` BANGs (default 500) to `tel:+8888;101` at `CIG_LOAD_RATE`
+/// calls/s (default 50), their I_MESSAGEs built before the timed phase; sipp's UAS answers as
+/// the PBX. Every call must reach TALK; prints the rate reached and the BANG → TALK times.
+#[test]
+#[ignore = "load run: cargo test -p cig-server --release --test gateway -- --ignored load"]
+fn load_secure_to_sip() {
+    use cig_umsg::call::{CallState, HangupReason, Media, SessionId};
+    use cig_umsg::client::Event;
+    use cig_umsg::driver::client::{ClientConfig, ClientEvent, start};
+    use std::collections::HashMap;
+    use std::time::Instant;
+    let env = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (rate, calls) = (env("CIG_LOAD_RATE", 50), env("CIG_LOAD_CALLS", 500));
+    let bed = Bed::start();
+    let pbx = Command::new("sipp")
+        .args(["-i", "127.0.0.1", "-p", &bed.pbx_port.to_string()])
+        .args(["-sn", "uas", "-m", &calls.to_string(), "-nostdin"])
+        .args(["-timeout", "300s", "-timeout_error", "-trace_err"])
+        .current_dir(bed.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp");
+    let sealed = fs::read(bed.path("phone.bundle")).unwrap();
+    let code = fs::read_to_string(bed.path("phone.code")).unwrap();
+    let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
+    let keys = cig_mikey_sakke::bundle::open(&sealed, &code).unwrap();
+    keys.zpub.prepare();
+    let mut cfg = ClientConfig::new(keys);
+    cfg.switches = vec![bed.switch.clone()];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async move {
+        let (h, mut ev) = start(cfg);
+        loop {
+            match ev.recv().await {
+                Some(ClientEvent::Registered { .. }) => break,
+                Some(_) => {}
+                None => return Err("load phone stopped".to_owned()),
+            }
+        }
+        let offer = Media {
+            codecs: vec![0, 8],
+            dtmf_pt: 101,
+            ssrc: 1,
+        };
+        let mut bangs = Vec::new();
+        for _ in 0..calls {
+            let d = h
+                .with(|s, now| {
+                    s.calls
+                        .dial("tel:+8888;101", &offer, now, &mut rand_core::OsRng)
+                })
+                .ok_or("not registered")?
+                .map_err(|e| e.to_string())?;
+            bangs.push(d);
+        }
+        let mut sent: HashMap<SessionId, Instant> = HashMap::new();
+        let mut setup = Vec::new();
+        let mut failed = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+        let started = Instant::now();
+        let mut bangs = bangs.into_iter();
+        let deadline = tokio::time::sleep(Duration::from_secs(120));
+        tokio::pin!(deadline);
+        while setup.len() + failed < calls as usize {
+            tokio::select! {
+                _ = tick.tick(), if sent.len() + setup.len() + failed < calls as usize => {
+                    if let Some((id, f)) = bangs.next() {
+                        sent.insert(id, Instant::now());
+                        h.with(|s, _| s.send(f));
+                    }
+                }
+                e = ev.recv() => match e {
+                    Some(ClientEvent::Core(Event::Call(id))) => {
+                        let state = h.with(|s, _| s.calls.get(&id).map(|c| c.state)).flatten();
+                        match state {
+                            Some(CallState::Talk) => {
+                                if let Some(t) = sent.remove(&id) {
+                                    setup.push(t.elapsed().as_secs_f64() * 1000.0);
+                                    h.with(|s, _| {
+                                        if let Some(f) = s.calls.hangup(&id, HangupReason::Normal) {
+                                            s.send(f);
+                                        }
+                                    });
+                                }
+                            }
+                            Some(CallState::Hangup) if sent.remove(&id).is_some() => {
+                                failed += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Err("load phone stopped".to_owned()),
+                },
+                () = &mut deadline => break,
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        h.shutdown().await;
+        Ok((setup, failed, secs))
+    });
+    let (mut setup, failed, secs) = result.unwrap();
+    assert!(
+        wait_exit(pbx).success(),
+        "sipp uas failed; cig.log warnings:\n{}",
+        bed.cig_log()
+            .lines()
+            .filter(|l| l.contains("[WARN]"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(
+        (failed, setup.len()),
+        (0, calls as usize),
+        "failed calls; sipp errors:\n{}",
+        bed.sipp_errors()
+            .lines()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    setup.sort_by(f64::total_cmp);
+    let pct = |p: f64| setup[((setup.len() - 1) as f64 * p) as usize];
+    println!(
+        "load secure->SIP: {calls} calls at {rate}/s offered: {:.1} calls/s reached, BANG->TALK p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        f64::from(calls) / secs,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+/// baresip (Debian's baresip-core) as the SIP phone, driven through its ctrl_tcp module
+/// (netstring-framed JSON commands and events): plays a tone from a WAV file (aufile), dumps
+/// what it hears to WAV files (sndfile), answers automatically, sends DTMF with `sndcode`.
+struct Baresip {
+    dir: PathBuf,
+    ctrl: std::net::TcpStream,
+    buf: Vec<u8>,
+    _proc: Proc,
+}
+
+impl Baresip {
+    /// A baresip with identity `user` listening for SIP on `port`, playing `tone_hz`, speaking
+    /// only `codec` (`PCMU` or `PCMA`).
+    fn start(bed: &Bed, user: &str, port: u16, tone_hz: f32, codec: &str) -> Baresip {
+        let dir = bed.path(&format!("baresip-{user}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut samples = vec![0i16; 8000 * 30];
+        cig_media::tone::ToneGenerator::new(tone_hz, 8000).fill(&mut samples);
+        let wav = dir.join("tone.wav");
+        fs::write(&wav, cig_media::wav::encode(&samples)).unwrap();
+        let ctrl_port = free_tcp_port();
+        fs::write(
+            dir.join("config"),
+            format!(
+                "sip_listen 127.0.0.1:{port}\n\
+                 audio_source aufile,{}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
+                 ausrc_srate 8000\nausrc_channels 1\nauplay_srate 8000\nauplay_channels 1\n\
+                 module_path /usr/lib/baresip/modules\n\
+                 module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n\
+                 module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n\
+                 ctrl_tcp_listen 127.0.0.1:{ctrl_port}\nsnd_path {}\n",
+                wav.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{user}@127.0.0.1:{port}>;regint=0;answermode=auto;\
+                 audio_codecs={codec}/8000/1\n"
+            ),
+        )
+        .unwrap();
+        let mut proc = Proc::spawn(
+            Command::new("baresip")
+                .args(["-f", dir.to_str().unwrap()])
+                .current_dir(&dir),
+        );
+        let ready = proc.wait_line(|l| l.contains("baresip is ready"), T);
+        assert!(
+            ready.is_some(),
+            "baresip did not start (scripts/install-test-deps.sh installs baresip-core): {}",
+            proc.stderr()
+        );
+        let ctrl = std::net::TcpStream::connect(("127.0.0.1", ctrl_port)).unwrap();
+        ctrl.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Baresip {
+            dir,
+            ctrl,
+            buf: Vec::new(),
+            _proc: proc,
+        }
+    }
+
+    fn command(&mut self, command: &str, params: &str) {
+        use std::io::Write;
+        let json =
+            serde_json::json!({"command": command, "params": params, "token": command}).to_string();
+        write!(self.ctrl, "{}:{json},", json.len()).unwrap();
+    }
+
+    /// The next event (or response) within `timeout`.
+    fn next(&mut self, timeout: Duration) -> Option<serde_json::Value> {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(colon) = self.buf.iter().position(|b| *b == b':') {
+                let len: usize = std::str::from_utf8(&self.buf[..colon])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if self.buf.len() > colon + len + 1 {
+                    let msg = serde_json::from_slice(&self.buf[colon + 1..colon + 1 + len]);
+                    self.buf.drain(..colon + len + 2);
+                    return Some(msg.unwrap());
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            let mut chunk = [0u8; 4096];
+            match self.ctrl.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Waits for event `kind`, collecting the DTMF digits seen on the way into `digits`.
+    fn wait_event(&mut self, kind: &str, digits: &mut String) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + T;
+        while let Some(e) = self.next(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if e["type"] == "CALL_DTMF_START" {
+                digits.push_str(e["param"].as_str().unwrap_or_default());
+            }
+            if e["type"] == kind {
+                return e;
+            }
+        }
+        panic!("baresip: no {kind} event");
+    }
+
+    /// How many 50 ms blocks of what baresip heard (its sndfile decode dump, complete once the
+    /// call is closed) hold `hz`.
+    fn blocks_with_tone(&self, hz: f32) -> usize {
+        let dump = fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"));
+        let samples = dump
+            .and_then(|d| fs::read(d.path()).ok())
+            .and_then(|b| cig_media::wav::decode(&b).ok())
+            .unwrap_or_default();
+        let grid = cig_media::tone::candidate_grid(300.0, 3400.0, 20.0);
+        samples
+            .chunks_exact(400)
+            .filter(|b| {
+                matches!(cig_media::tone::analyze(b, &grid),
+                    cig_media::tone::Analysis::Tone { freq, .. } if (freq - hz).abs() < 1.0)
+            })
+            .count()
+    }
+}
+
+#[test]
+fn baresip_audio_and_dtmf_both_ways_through_the_gateway() {
+    let bed = Bed::start();
+
+    // SIP -> secure: baresip (400 Hz, u-law) calls the phone (1000 Hz, A-law on its leg).
+    let mut phone = bed.phone(&[
+        "--answer",
+        "auto",
+        "--codecs",
+        "pcma",
+        "--tone",
+        "1000",
+        "--dtmf",
+        "456",
+        "--dtmf-delay",
+        "1",
+        "--calls",
+        "1",
+        "--expect-tone",
+        "400",
+        "--expect-dtmf",
+        "123",
+    ]);
+    let mut caller = Baresip::start(&bed, "desk", free_udp_port(), 400.0, "PCMU");
+    let mut digits = String::new();
+    caller.command(
+        "dial",
+        &format!("sip:94670123456@127.0.0.1:{}", bed.sip_port),
+    );
+    caller.wait_event("CALL_ESTABLISHED", &mut digits);
+    std::thread::sleep(Duration::from_secs(1));
+    caller.command("sndcode", "123");
+    while digits.len() < 3 {
+        caller.wait_event("CALL_DTMF_START", &mut digits);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    caller.command("hangup", "");
+    caller.wait_event("CALL_CLOSED", &mut digits);
+    assert_eq!(digits, "456", "DTMF from the secure phone reached baresip");
+    let st = phone.wait_exit(T).expect("phone done");
+    assert!(
+        st.success(),
+        "the phone did not hear 400 Hz and DTMF 123: {:?}; cig.log:\n{}",
+        phone.seen(),
+        bed.cig_log()
+    );
+    assert!(
+        wait_until(T, || caller.blocks_with_tone(1000.0) >= 20),
+        "baresip heard 1000 Hz in {} blocks of 50 ms",
+        caller.blocks_with_tone(1000.0)
+    );
+    drop(phone);
+
+    // Secure -> SIP: the phone (1000 Hz, u-law) calls baresip as extension 101 (400 Hz,
+    // A-law on the PBX leg).
+    let mut desk = Baresip::start(&bed, "101", bed.pbx_port, 400.0, "PCMA");
+    let mut caller = bed.phone(&[
+        "--dial",
+        "tel:+8888;101",
+        "--codecs",
+        "pcmu",
+        "--tone",
+        "1000",
+        "--dtmf",
+        "789",
+        "--dtmf-delay",
+        "1",
+        "--hangup-after",
+        "4",
+        "--expect-tone",
+        "400",
+        "--expect-dtmf",
+        "123",
+    ]);
+    let mut digits = String::new();
+    desk.wait_event("CALL_ESTABLISHED", &mut digits);
+    std::thread::sleep(Duration::from_secs(1));
+    desk.command("sndcode", "123");
+    desk.wait_event("CALL_CLOSED", &mut digits);
+    assert_eq!(digits, "789", "DTMF from the secure phone reached baresip");
+    let st = caller.wait_exit(T).expect("phone done");
+    assert!(
+        st.success(),
+        "the phone did not hear 400 Hz and DTMF 123: {:?}; cig.log:\n{}",
+        caller.seen(),
+        bed.cig_log()
+    );
+    assert!(
+        wait_until(T, || desk.blocks_with_tone(1000.0) >= 20),
+        "baresip heard 1000 Hz in {} blocks of 50 ms",
+        desk.blocks_with_tone(1000.0)
+    );
 }
