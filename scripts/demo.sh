@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q \
     -p cig-kms -p cig-crs -p cig-cli -p cig-relay -p cig-server -p cig-phone -p cig-demo
-exec target/release/cig-demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/cig-demo" "$@"
