@@ -121,8 +121,8 @@ impl ClientSession {
                 }
             }
             FrameType::Msg => {
-                let (ack, got) = self.messenger.receive(f, now)?;
-                self.out.push_back(ack);
+                let (ack, got) = self.messenger.handle_msg(f, now)?;
+                self.out.extend(ack);
                 self.events.extend(got.map(Event::Message));
             }
             FrameType::MsgAck => {

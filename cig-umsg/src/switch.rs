@@ -217,15 +217,18 @@ impl SwitchCore {
         let Some(me) = self.registrar.identity(conn).map(str::to_owned) else {
             return Vec::new();
         };
-        if f.get(tag::FROM) != Some(me.as_bytes()) {
+        // FROM: the sender's identity, optionally with an extension (docs/umsg.md §6.1).
+        let from = f.get(tag::FROM).and_then(|v| core::str::from_utf8(v).ok());
+        if from.map(routing_identity) != Some(me.as_str()) {
             return vec![send(conn, ack_frame(&id, AckStatus::Refused))];
         }
         let who = routing_identity(to).to_owned();
         let dest = self.registrar.route(&who);
         let queue = self.store.entry(who.clone()).or_default();
         if queue.iter().any(|p| p.id == id) {
-            // The sender re-sent a message still held: it is delivered as before.
-            return Vec::new();
+            // The sender re-sent a message still held (its acknowledgement was lost): it is
+            // delivered as before, and the sender learns that the switch has it.
+            return vec![send(conn, ack_frame(&id, AckStatus::Stored))];
         }
         if queue.len() >= self.limits.per_identity || self.stored >= self.limits.total {
             if queue.is_empty() {

@@ -26,7 +26,7 @@ use crate::Error;
 use crate::call::ANSWER_TIMEOUT;
 use crate::client::{ClientSession, Event};
 use crate::frame::Frame;
-use crate::message::SeenIds;
+use crate::message::{AckStatus, MessageId, SeenIds};
 
 /// A registered connection must last this long before the back-off starts again from
 /// `backoff_min` (so two devices fighting over one identity do not reconnect in a tight loop).
@@ -46,6 +46,9 @@ pub struct ClientConfig {
     /// A dialled call not in TALK this long after its BANG is hung up with reason timeout
     /// (60 s, [`ANSWER_TIMEOUT`]).
     pub answer_timeout: Duration,
+    /// Text messages wait for the application's [`ClientHandle::ack_message`] (or
+    /// [`ClientHandle::release_message`]) instead of being acknowledged on receipt (false).
+    pub defer_message_acks: bool,
 }
 
 impl ClientConfig {
@@ -57,6 +60,7 @@ impl ClientConfig {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             answer_timeout: ANSWER_TIMEOUT,
+            defer_message_acks: false,
         }
     }
 }
@@ -103,6 +107,9 @@ struct Shared {
     wake: Notify,
     stop: watch::Sender<bool>,
     done: watch::Sender<bool>,
+    /// Ids of the messages received, kept here between connections (the live session holds
+    /// them while registered).
+    seen: Mutex<SeenIds>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,6 +134,36 @@ impl ClientHandle {
         };
         self.shared.wake.notify_one();
         Some(r)
+    }
+
+    /// Acknowledges text message `id` (deferred acknowledgements,
+    /// [`ClientConfig::defer_message_acks`]): the MSG_ACK goes out on the live connection; when
+    /// there is none, the answer is remembered and the switch's re-send after the next
+    /// registration is answered with it (delivered) or shown again (refused).
+    pub fn ack_message(&self, id: MessageId, status: AckStatus) {
+        {
+            let mut guard = lock(&self.shared.session);
+            match guard.as_mut() {
+                Some(s) => {
+                    let f = s.messenger.ack(&id, status);
+                    if s.is_registered() {
+                        s.send(f);
+                    }
+                }
+                None => lock(&self.shared.seen).settle(&id, status),
+            }
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Gives text message `id` back (deferred acknowledgements): no MSG_ACK; the switch's
+    /// next re-send of it is shown again.
+    pub fn release_message(&self, id: MessageId) {
+        let mut guard = lock(&self.shared.session);
+        match guard.as_mut() {
+            Some(s) => s.messenger.release(&id),
+            None => lock(&self.shared.seen).release(&id),
+        }
     }
 
     /// The link state now.
@@ -154,12 +191,12 @@ pub fn start(cfg: ClientConfig) -> (ClientHandle, mpsc::UnboundedReceiver<Client
         wake: Notify::new(),
         stop: watch::channel(false).0,
         done: watch::channel(false).0,
+        seen: Mutex::new(SeenIds::default()),
     });
     let driver = Driver {
         cfg,
         shared: shared.clone(),
         events: tx,
-        seen: Mutex::new(SeenIds::default()),
     };
     tokio::spawn(async move {
         driver.run().await;
@@ -172,8 +209,6 @@ struct Driver {
     cfg: ClientConfig,
     shared: Arc<Shared>,
     events: mpsc::UnboundedSender<ClientEvent>,
-    /// Ids of the messages received on earlier connections.
-    seen: Mutex<SeenIds>,
 }
 
 /// How a connection ended.
@@ -264,6 +299,9 @@ impl Driver {
             let mut reader = FrameReader::new(r);
             let mut session = ClientSession::new(self.cfg.keys.clone(), SystemTime::now());
             session.calls.set_answer_timeout(self.cfg.answer_timeout);
+            session
+                .messenger
+                .set_deferred_acks(self.cfg.defer_message_acks);
             let reg = self.register(&mut session, &mut reader, &mut w);
             match timeout(REGISTER_TIMEOUT, reg).await {
                 Ok(Ok(())) => Ok((reader, w, session)),
@@ -278,11 +316,15 @@ impl Driver {
             },
             _ = super::stopped(stop) => return End::Stopped,
         };
-        session
-            .messenger
-            .set_seen(std::mem::take(&mut *lock(&self.seen)));
         let since = tokio::time::Instant::now();
-        *lock(&self.shared.session) = Some(session);
+        {
+            // Under the session lock: an acknowledgement made meanwhile lands in one of them.
+            let mut live = lock(&self.shared.session);
+            session
+                .messenger
+                .set_seen(std::mem::take(&mut *lock(&self.shared.seen)));
+            *live = Some(session);
+        }
         self.set_state(LinkState::Registered {
             switch: addr.to_owned(),
         });
@@ -294,8 +336,11 @@ impl Driver {
             // Shutdown: what the application queued last still goes out (bounded).
             let _ = timeout(Duration::from_secs(2), self.flush(None, &mut w)).await;
         }
-        if let Some(mut s) = lock(&self.shared.session).take() {
-            *lock(&self.seen) = s.messenger.take_seen();
+        {
+            let mut live = lock(&self.shared.session);
+            if let Some(mut s) = live.take() {
+                *lock(&self.shared.seen) = s.messenger.take_seen();
+            }
         }
         match reason {
             None => {
