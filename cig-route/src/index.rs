@@ -129,19 +129,32 @@ struct PrefixHasher {
     states: [u64; FAST / 8 + 1],
 }
 
+/// The little-endian 8-byte word of `bytes` at `at`, zero-padded past the end.
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    match bytes.get(at..at + 8) {
+        Some(chunk) => <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes),
+        None => {
+            let mut chunk = [0u8; 8];
+            let rest = bytes.get(at..).unwrap_or_default();
+            chunk[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(chunk)
+        }
+    }
+}
+
 impl PrefixHasher {
     /// Prepares prefixes of up to `longest` bytes (at most [`FAST`]).
     fn new(seed: u64, subject: &Subject<'_>, longest: usize) -> PrefixHasher {
         let bytes = subject.uri.as_bytes();
-        let mut buf = [0u8; FAST];
-        let n = bytes.len().min(longest.next_multiple_of(8)).min(FAST);
-        buf[..n].copy_from_slice(&bytes[..n]);
-        if let Some(w) = subject.wait().filter(|&w| w < n) {
-            buf[w] = b';';
-        }
+        // Words past the subject's end are zero; bytes past `longest` are masked off later.
+        let used = (longest / 8 + 1).min(FAST / 8);
         let mut words = [0u64; FAST / 8];
-        for (word, chunk) in words.iter_mut().zip(buf.chunks_exact(8)) {
-            *word = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes);
+        for (k, word) in words.iter_mut().enumerate().take(used) {
+            *word = word_at(bytes, 8 * k);
+        }
+        if let Some(w) = subject.wait().filter(|&w| w < 8 * used) {
+            let shift = 8 * (w % 8);
+            words[w / 8] = (words[w / 8] & !(0xff << shift)) | (u64::from(b';') << shift);
         }
         let mut states = [seed; FAST / 8 + 1];
         for k in 0..(longest / 8).min(FAST / 8) {
@@ -285,14 +298,28 @@ impl PrefixIndex {
         h as usize & (self.slots.len() - 1)
     }
 
-    /// The slot of the key equal to the first `len` bytes of `subject`, if any; `prefix_of(id)`
-    /// is the key of a rule.
+    /// The number of slots (a caller may keep data per slot, see [`Self::first_rules`]).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// `(slot, first rule)` of every key.
+    pub(crate) fn first_rules(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.tag != 0)
+            .map(|(s, slot)| (s, slot.first_rule))
+    }
+
+    /// The slot of the key equal to the first `len` bytes of `subject`, if any;
+    /// `prefix_of(slot, id)` is the key of rule `id`, the first rule of `slot`.
     fn probe<'a>(
         &self,
         subject: &Subject<'_>,
         h: u64,
         len: usize,
-        prefix_of: impl Fn(u32) -> &'a [u8],
+        prefix_of: impl Fn(u32, u32) -> &'a [u8],
     ) -> Option<u32> {
         let mask = self.slots.len() - 1;
         let tag = tag(h);
@@ -303,7 +330,7 @@ impl PrefixIndex {
                 return None;
             }
             if slot.tag == tag && {
-                let key = prefix_of(slot.first_rule);
+                let key = prefix_of(s as u32, slot.first_rule);
                 key.len() == len && subject.starts_with(key)
             } {
                 return Some(s as u32);
@@ -313,8 +340,10 @@ impl PrefixIndex {
     }
 
     /// Starts a lookup: hashes the prefixes of `subject` of the key lengths it is long enough
-    /// for, and reads the filter and the home slot of each, all before examining any.
-    pub(crate) fn prefixes(&self, subject: &Subject<'_>) -> Prefixes {
+    /// for, and reads the filter and the home slot of each, all before examining any;
+    /// `touch(slot)` is called for each home slot read, so that a caller can read its own
+    /// per-slot data ahead too.
+    pub(crate) fn prefixes(&self, subject: &Subject<'_>, mut touch: impl FnMut(usize)) -> Prefixes {
         let uri_len = subject.uri.len();
         let start = self.lengths.partition_point(|&l| l as usize > uri_len);
         let longest = self.lengths.get(start).map_or(0, |&l| l as usize);
@@ -334,7 +363,9 @@ impl PrefixIndex {
             if self.filter_has(h) {
                 passed |= 1 << j;
                 // A load nothing waits for yet: the slot is in cache when probed.
-                touched ^= self.slots.get(self.home(h)).map_or(0, |s| s.tag);
+                let home = self.home(h);
+                touched ^= self.slots.get(home).map_or(0, |s| s.tag);
+                touch(home);
             }
         }
         std::hint::black_box(touched);
@@ -345,39 +376,38 @@ impl PrefixIndex {
         }
     }
 
-    /// The first rule id of the slot a lookup will most likely stop at: the longest candidate
-    /// length that passed the filter and has a slot with its tag on its probe sequence (the
-    /// key is not verified). A caller reads that rule ahead.
-    pub(crate) fn likely_rule(&self, prefixes: &Prefixes) -> Option<u32> {
+    /// The slot a lookup will most likely stop at, with its first rule id: the longest
+    /// candidate length that passed the filter and has a slot with its tag on its probe
+    /// sequence (the key is not verified). A caller reads that rule ahead.
+    pub(crate) fn likely_rule(&self, prefixes: &Prefixes) -> Option<(usize, u32)> {
         let mask = self.slots.len() - 1;
-        (0..CANDIDATES)
-            .filter(|j| prefixes.passed & (1 << j) != 0)
-            .find_map(|j| {
-                let h = prefixes.hashes[j];
-                let tag = tag(h);
-                let mut s = self.home(h);
-                loop {
-                    let slot = self.slots.get(s)?;
-                    if slot.tag == 0 {
-                        return None;
-                    }
-                    if slot.tag == tag {
-                        return Some(slot.first_rule);
-                    }
-                    s = (s + 1) & mask;
+        let mut passed = prefixes.passed;
+        while passed != 0 {
+            let j = passed.trailing_zeros() as usize;
+            passed &= passed - 1;
+            let h = prefixes.hashes.get(j).copied().unwrap_or(0);
+            let tag = tag(h);
+            let mut s = self.home(h);
+            while let Some(slot) = self.slots.get(s).filter(|slot| slot.tag != 0) {
+                if slot.tag == tag {
+                    return Some((s, slot.first_rule));
                 }
-            })
+                s = (s + 1) & mask;
+            }
+        }
+        None
     }
 
-    /// The lowest rule id `i` for which `is_match(i)` holds among the rules whose key
-    /// `subject` starts with. `prefixes` are [`Self::prefixes`] of `subject`; `prefix_of(i)` is
-    /// rule `i`'s key (its pattern's prefix).
+    /// The lowest rule id `i` for which `is_match(i, slot)` holds among the rules whose key
+    /// `subject` starts with (`slot` is `Some` when `i` is the first rule of that slot's key).
+    /// `prefixes` are [`Self::prefixes`] of `subject`; `prefix_of(slot, i)` is the key of rule
+    /// `i`, the first rule of `slot` (its pattern's prefix).
     pub(crate) fn first_match<'a>(
         &self,
         subject: Subject<'_>,
         prefixes: &Prefixes,
-        prefix_of: impl Fn(u32) -> &'a [u8],
-        mut is_match: impl FnMut(u32) -> bool,
+        prefix_of: impl Fn(u32, u32) -> &'a [u8],
+        mut is_match: impl FnMut(u32, Option<u32>) -> bool,
     ) -> Option<u32> {
         let mut key = self
             .lengths
@@ -404,7 +434,7 @@ impl PrefixIndex {
             };
             // The first rule from the slot; the rest of the list only if that one fails.
             if slot.first_rule < best {
-                if is_match(slot.first_rule) {
+                if is_match(slot.first_rule, Some(s)) {
                     best = slot.first_rule;
                 } else {
                     let (start, end) = self.lists.get(s as usize).copied().unwrap_or((0, 0));
@@ -413,7 +443,7 @@ impl PrefixIndex {
                         if rule >= best {
                             break;
                         }
-                        if is_match(rule) {
+                        if is_match(rule, None) {
                             best = rule;
                             break;
                         }

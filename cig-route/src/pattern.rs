@@ -90,6 +90,30 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// `a == b` for slices of equal length, without a library call for the short literals of
+/// URIs (two overlapping word compares).
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    fn word(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    fn half(s: &[u8], at: usize) -> u32 {
+        s.get(at..at + 4)
+            .and_then(|c| <[u8; 4]>::try_from(c).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 /// The subject as one pattern sees it: TEL patterns see the wait mark as `;`, others see the
 /// raw bytes.
 #[derive(Clone, Copy)]
@@ -110,7 +134,7 @@ impl View<'_> {
                 .zip(lit)
                 .enumerate()
                 .all(|(i, (&b, &l))| if pos + i == w { l == b';' } else { b == l }),
-            _ => window == lit,
+            _ => bytes_eq(window, lit),
         }
     }
 
@@ -144,9 +168,10 @@ pub struct Pattern {
     /// ASCII-for-ASCII substitution, so still UTF-8). A [`Rule`] appends its output literals
     /// here, so that a lookup reads one allocation.
     lits: Box<str>,
-    /// `k + 2` offsets into `lits`: literal `i` is `lits[bounds[i]..bounds[i + 1]]`. Kept
-    /// inline (templates are at most 4096 bytes) so a match touches one allocation.
-    bounds: [u16; MAX_PARAMS + 2],
+    /// `k + 2` offsets into `lits` as little-endian u16s (the routing table's record format):
+    /// literal `i` is `lits[bounds[i]..bounds[i + 1]]`. Kept inline (templates are at most
+    /// 4096 bytes) so a match touches one allocation.
+    bounds: [u8; 2 * (MAX_PARAMS + 2)],
     /// Parameter names `p1..=pk`, joined by NUL (names are `[A-Za-z_][A-Za-z0-9_]*`).
     names: Box<str>,
     /// `k`, the number of parameters.
@@ -179,11 +204,11 @@ impl Pattern {
                 max_params: MAX_PARAMS,
             });
         }
-        let mut bounds = [0; MAX_PARAMS + 2];
-        for (b, end) in bounds[1..].iter_mut().zip(ends) {
-            *b = end as u16;
+        let mut bounds = [0; 2 * (MAX_PARAMS + 2)];
+        for (b, end) in bounds[2..].chunks_exact_mut(2).zip(&ends) {
+            b.copy_from_slice(&(*end as u16).to_le_bytes());
         }
-        let tel = is_tel(&lits.as_bytes()[..usize::from(bounds[1])]);
+        let tel = is_tel(&lits.as_bytes()[..ends[0]]);
         if tel {
             lits = normalise_template_wait_mark(&lits);
         }
@@ -200,7 +225,7 @@ impl Pattern {
     pub(crate) fn view(&self) -> PatternView<'_> {
         PatternView {
             lits: self.lits.as_bytes(),
-            bounds: &self.bounds[..usize::from(self.k) + 2],
+            bounds: &self.bounds[..2 * (usize::from(self.k) + 2)],
             tel: self.tel,
         }
     }
@@ -238,23 +263,33 @@ impl Pattern {
 }
 
 /// A compiled template as matching reads it, borrowed from a [`Pattern`] or from a routing
-/// table's packed rule record: literals `L0..=Lk` concatenated, their `k + 2` bounds, and
-/// whether it is a TEL template.
+/// table's packed rule record: literals `L0..=Lk` concatenated, their `k + 2` bounds (as
+/// little-endian u16s, the record's format, so that a record needs no decoding), and whether
+/// it is a TEL template.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PatternView<'a> {
     pub(crate) lits: &'a [u8],
-    pub(crate) bounds: &'a [u16],
+    pub(crate) bounds: &'a [u8],
     pub(crate) tel: bool,
 }
 
 impl<'a> PatternView<'a> {
+    /// The number of parameters, `k`.
+    pub(crate) fn k(&self) -> usize {
+        (self.bounds.len() / 2).saturating_sub(2)
+    }
+
+    /// Bound `i`.
+    fn bound(&self, i: usize) -> usize {
+        self.bounds
+            .get(2 * i..2 * i + 2)
+            .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    }
+
     /// Literal `i` (normalised).
     pub(crate) fn lit(&self, i: usize) -> &'a [u8] {
-        let (Some(&start), Some(&end)) = (self.bounds.get(i), self.bounds.get(i + 1)) else {
-            return &[];
-        };
         self.lits
-            .get(usize::from(start)..usize::from(end))
+            .get(self.bound(i)..self.bound(i + 1))
             .unwrap_or_default()
     }
 
@@ -265,7 +300,7 @@ impl<'a> PatternView<'a> {
             wait: if self.tel { subject.wait } else { None },
         };
         let n = view.bytes.len();
-        let k = self.bounds.len().saturating_sub(2).min(MAX_PARAMS);
+        let k = self.k().min(MAX_PARAMS);
         let head = self.lit(0);
         if k == 0 {
             return n == head.len() && view.eq_at(0, head);
@@ -448,6 +483,24 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The word-compare equality is slice equality, at every length and every position
+        /// of a differing byte.
+        #[test]
+        fn bytes_eq_is_slice_eq(a in prop::collection::vec(any::<u8>(), 0..40), flip in any::<prop::sample::Index>(), xor in 1u8..) {
+            prop_assert!(bytes_eq(&a, &a));
+            let mut b = a.clone();
+            if !b.is_empty() {
+                let i = flip.index(b.len());
+                b[i] ^= xor;
+                prop_assert!(!bytes_eq(&a, &b));
+            }
+            b.push(0);
+            prop_assert!(!bytes_eq(&a, &b));
+        }
+    }
 
     fn t(s: &str) -> Template {
         Template::parse(s).unwrap()

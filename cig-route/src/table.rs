@@ -7,6 +7,12 @@
 //! map and entry names sit in the table's names string and which `auth` it carries. Records
 //! are laid out in rule order, so a record's offset orders rules like their numbers do and
 //! serves as the rule's id in the index.
+//!
+//! In a large table the slot and the record are two cache misses, the second waiting for the
+//! first. So each key's first rule is also copied into a 64-byte line of its own, numbered
+//! like the key's hash slot (when the record fits): a lookup reads the home slot and the line
+//! of the same number together, and a key that sits in its home slot (most do: the index is at
+//! most half full) costs one round of misses.
 
 use std::sync::Arc;
 
@@ -16,9 +22,12 @@ use crate::{EntryRef, RouteError};
 
 /// Record header bytes: names start (u32), map name length (u16), entry name length (u16),
 /// auth index + 1 (u16, 0 = none), literal bytes (u16), parameter count (u8), TEL flag (u8),
-/// piece count (u8), padding (u8). Then the `k + 2` literal bounds (u16 each), the output
-/// pieces (two u16 each) and the literal bytes: 64 bytes for a typical dial-plan entry.
+/// piece count (u8), and [`IN_LINE`] in the copies in [`Table::lines`] (0 in the arena). Then
+/// the `k + 2` literal bounds (u16 each), the output pieces (two u16 each) and the literal
+/// bytes: 64 bytes for a typical dial-plan entry.
 const HEADER: usize = 16;
+/// Header byte 15 of a record copied into its key's line; a line without it holds none.
+const IN_LINE: u8 = 1;
 /// Records start at multiples of this, so a short record sits in one cache line.
 const ALIGN: usize = 64;
 /// A piece whose first half is this is a capture; the second half is its index.
@@ -72,81 +81,65 @@ impl Hit<'_> {
     }
 }
 
-/// A packed rule record, read from the arena.
+/// A packed rule record, its parts located once (one bounds check per part).
 #[derive(Clone, Copy)]
 struct Record<'a> {
-    bytes: &'a [u8],
+    header: &'a [u8; HEADER],
+    /// `k + 2` little-endian u16 literal bounds.
+    bounds: &'a [u8],
+    /// Output pieces, two little-endian u16s each.
+    pieces: &'a [u8],
+    /// Literal bytes: match side, then output side.
+    lits: &'a [u8],
 }
 
 impl<'a> Record<'a> {
+    /// The record at `offset` of `arena` (`None` only if the arena is not what [`Table::new`]
+    /// packed).
+    fn at(arena: &'a [u8], offset: u32) -> Option<Record<'a>> {
+        let (header, rest) = arena
+            .get(offset as usize..)?
+            .split_first_chunk::<HEADER>()?;
+        let k = usize::from(header[12]).min(MAX_PARAMS);
+        let (bounds, rest) = rest.split_at_checked(2 * (k + 2))?;
+        let (pieces, rest) = rest.split_at_checked(4 * usize::from(header[14]))?;
+        let lits = rest.get(..usize::from(u16::from_le_bytes([header[10], header[11]])))?;
+        Some(Record {
+            header,
+            bounds,
+            pieces,
+            lits,
+        })
+    }
+
+    /// The record's length in bytes.
+    fn len(&self) -> usize {
+        HEADER + self.bounds.len() + self.pieces.len() + self.lits.len()
+    }
+
     fn u16_at(&self, at: usize) -> u16 {
-        self.bytes
-            .get(at..at + 2)
-            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+        u16::from_le_bytes([self.header[at], self.header[at + 1]])
     }
 
-    fn u32_at(&self, at: usize) -> u32 {
-        self.bytes
-            .get(at..at + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn byte(&self, at: usize) -> u8 {
-        self.bytes.get(at).copied().unwrap_or(0)
-    }
-
-    fn k(&self) -> usize {
-        usize::from(self.byte(12)).min(MAX_PARAMS)
-    }
-
-    fn piece_count(&self) -> usize {
-        usize::from(self.byte(14))
-    }
-
-    fn bounds_at(&self) -> usize {
-        HEADER
-    }
-
-    fn pieces_at(&self) -> usize {
-        self.bounds_at() + 2 * (self.k() + 2)
-    }
-
-    fn lits_at(&self) -> usize {
-        self.pieces_at() + 4 * self.piece_count()
-    }
-
-    fn lits(&self) -> &'a [u8] {
-        let at = self.lits_at();
-        let len = usize::from(self.u16_at(10));
-        self.bytes.get(at..at + len).unwrap_or_default()
-    }
-
-    /// The bounds as stored: `k + 2` little-endian u16s, decoded into `buf`.
-    fn pattern<'b>(&self, buf: &'b mut [u16; MAX_PARAMS + 2]) -> PatternView<'b>
-    where
-        'a: 'b,
-    {
-        let n = self.k() + 2;
-        for (i, b) in buf.iter_mut().enumerate().take(n) {
-            *b = self.u16_at(self.bounds_at() + 2 * i);
-        }
+    fn pattern(&self) -> PatternView<'a> {
         PatternView {
-            lits: self.lits(),
-            bounds: &buf[..n],
-            tel: self.byte(13) != 0,
+            lits: self.lits,
+            bounds: self.bounds,
+            tel: self.header[13] != 0,
         }
     }
 
     /// The leading literal `L0`.
     fn prefix(&self) -> &'a [u8] {
-        let end = usize::from(self.u16_at(self.bounds_at() + 2));
-        self.lits().get(..end).unwrap_or_default()
+        self.pattern().lit(0)
     }
 
-    fn pieces(&self) -> impl Iterator<Item = OutPiece> + Clone + '_ {
-        let at = self.pieces_at();
-        (0..self.piece_count()).map(move |i| {
-            let (a, b) = (self.u16_at(at + 4 * i), self.u16_at(at + 4 * i + 2));
+    fn pieces(&self) -> impl Iterator<Item = OutPiece> + Clone + 'a {
+        self.pieces.chunks_exact(4).map(|p| {
+            let (a, b) = (
+                u16::from_le_bytes([p[0], p[1]]),
+                u16::from_le_bytes([p[2], p[3]]),
+            );
             if a == CAPTURE {
                 OutPiece::Capture(b as u8)
             } else {
@@ -161,6 +154,9 @@ impl<'a> Record<'a> {
 pub(crate) struct Table {
     /// The records, each at a multiple of [`ALIGN`].
     arena: Box<[u8]>,
+    /// [`ALIGN`] bytes per index slot: the record of the slot's key's first rule (when it fits;
+    /// header byte 15 is then [`IN_LINE`]), else zeros.
+    lines: Box<[u8]>,
     /// Record offset of each rule, in rule order.
     ids: Box<[u32]>,
     index: PrefixIndex,
@@ -224,7 +220,7 @@ impl Table {
                 &auth.to_le_bytes(),
                 &(lits.len() as u16).to_le_bytes(),
                 &[
-                    (view.bounds.len() - 2) as u8,
+                    view.k() as u8,
                     u8::from(view.tel),
                     spec.rule.pieces().len() as u8,
                     0,
@@ -233,9 +229,7 @@ impl Table {
             for part in header {
                 arena.extend_from_slice(part);
             }
-            for b in view.bounds {
-                arena.extend_from_slice(&b.to_le_bytes());
-            }
+            arena.extend_from_slice(view.bounds);
             for piece in spec.rule.pieces() {
                 let (a, b) = match *piece {
                     OutPiece::Literal(a, b) => (a, b),
@@ -249,10 +243,25 @@ impl Table {
         let arena: Box<[u8]> = arena.into();
         let index = PrefixIndex::new(
             ids.iter()
-                .map(|&id| (id, record(&arena, id as usize).prefix())),
+                .map(|&id| (id, Record::at(&arena, id).map_or(&[][..], |r| r.prefix()))),
         );
+        let mut lines = vec![0u8; index.slot_count() * ALIGN];
+        for (slot, id) in index.first_rules() {
+            let len = Record::at(&arena, id).map_or(usize::MAX, |r| r.len());
+            let (Some(record), Some(line)) = (
+                arena.get(id as usize..).and_then(|a| a.get(..len)),
+                lines.get_mut(slot * ALIGN..(slot + 1) * ALIGN),
+            ) else {
+                continue;
+            };
+            if let Some(copy) = line.get_mut(..len) {
+                copy.copy_from_slice(record);
+                copy[15] = IN_LINE;
+            }
+        }
         Ok(Table {
             arena,
+            lines: lines.into(),
             ids: ids.into(),
             index,
             names: names.into(),
@@ -265,15 +274,40 @@ impl Table {
     /// lets their cache misses overlap.
     pub(crate) fn prepare<'u>(&self, uri: &'u str) -> Prepared<'u> {
         let subject = Subject::new(uri);
-        let prefixes = self.index.prefixes(&subject);
+        let mut touched = 0;
+        let prefixes = self.index.prefixes(&subject, |slot| {
+            // The slot's line, read together with the slot.
+            touched ^= self.line_flag(slot);
+        });
+        std::hint::black_box(touched);
         Prepared { subject, prefixes }
     }
 
-    /// Reads the rule record that a prepared lookup will most likely try first (a load whose
-    /// value nothing waits for, so that the record is in cache when needed).
+    /// Header byte 15 of line `slot`: [`IN_LINE`] when it holds a record.
+    fn line_flag(&self, slot: usize) -> u8 {
+        self.lines.get(slot * ALIGN + 15).copied().unwrap_or(0)
+    }
+
+    /// Reads the rule record that a prepared lookup will most likely try first, if it is not in
+    /// a line read already (a load whose value nothing waits for, so that the record is in
+    /// cache when needed).
     pub(crate) fn touch(&self, prepared: &Prepared<'_>) {
-        if let Some(id) = self.index.likely_rule(&prepared.prefixes) {
-            std::hint::black_box(self.arena.get(id as usize).copied());
+        if let Some((slot, id)) = self.index.likely_rule(&prepared.prefixes) {
+            if self.line_flag(slot) != IN_LINE {
+                std::hint::black_box(self.arena.get(id as usize).copied());
+            }
+        }
+    }
+
+    /// Rule `id`'s record: from line `slot` when `id` is that slot's first rule and the line
+    /// holds it, else from the arena.
+    fn record(&self, id: u32, slot: Option<u32>) -> Option<Record<'_>> {
+        match slot {
+            Some(s) if self.line_flag(s as usize) == IN_LINE => {
+                let at = s as usize * ALIGN;
+                Record::at(self.lines.get(at..at + ALIGN)?, 0)
+            }
+            _ => Record::at(&self.arena, id),
         }
     }
 
@@ -291,24 +325,27 @@ impl Table {
         // Captures of the best match so far and of the current attempt.
         let mut caps: [CaptureBuf; 2] = [pattern::capture_buf(); 2];
         let mut best_slot = 0;
-        let mut bounds = [0u16; MAX_PARAMS + 2];
-        let prefix_of = |id: u32| record(&self.arena, id as usize).prefix();
+        // The record of the last rule that matched: the one `first_match` returns.
+        let mut best = None;
+        let prefix_of = |slot, id| self.record(id, Some(slot)).map_or(&[][..], |r| r.prefix());
         let id = self
             .index
-            .first_match(subject, &prefixes, prefix_of, |id| {
+            .first_match(subject, &prefixes, prefix_of, |id, slot| {
                 let attempt = 1 - best_slot;
-                let rec = record(&self.arena, id as usize);
-                let hit = rec
-                    .pattern(&mut bounds)
-                    .match_into(subject, &mut caps[attempt]);
+                let Some(rec) = self.record(id, slot) else {
+                    return false;
+                };
+                let hit = rec.pattern().match_into(subject, &mut caps[attempt]);
                 if hit {
                     best_slot = attempt;
+                    best = Some(rec);
                 }
                 hit
             })?;
-        let rec = record(&self.arena, id as usize);
-        let uri = pattern::expand(rec.pieces(), rec.lits(), uri, &caps[best_slot])?;
-        let start = rec.u32_at(0) as usize;
+        let rec = best?;
+        let uri = pattern::expand(rec.pieces(), rec.lits, uri, &caps[best_slot])?;
+        let start = u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]])
+            as usize;
         let split = start + usize::from(rec.u16_at(4));
         Some(Hit {
             id,
@@ -317,12 +354,5 @@ impl Table {
             names: (start, split, split + usize::from(rec.u16_at(6))),
             auth: rec.u16_at(8),
         })
-    }
-}
-
-/// The record at `offset` (to the end of the arena; a record knows its own length).
-fn record(arena: &[u8], offset: usize) -> Record<'_> {
-    Record {
-        bytes: arena.get(offset..).unwrap_or_default(),
     }
 }
