@@ -29,6 +29,7 @@
 //!     sdp: Bytes::new(),
 //!     source: "192.0.2.1:5060".parse().unwrap(),
 //!     transport: Transport::Udp,
+//!     call_id: "a84b4c76e66710@192.0.2.1".to_owned(),
 //! };
 //! let mut no_secure_side = cig_gateway::engine::NoSecure;
 //! engine.on_sip(invite, SystemTime::now(), &mut no_secure_side);

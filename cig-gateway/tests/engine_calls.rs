@@ -184,6 +184,7 @@ impl World {
             sdp: Bytes::from_static(OFFER.as_bytes()),
             source: "192.0.2.50:5060".parse().unwrap(),
             transport: Transport::Udp,
+            call_id: format!("call-{}@192.0.2.50", self.next_handle),
         });
         h
     }

@@ -26,9 +26,10 @@ use crate::{Error, Result};
 const MAX_DATAGRAM: usize = 65_535;
 
 enum Command {
-    Place(Box<OutgoingCall>, oneshot::Sender<CallHandle>),
+    Place(Box<OutgoingCall>, oneshot::Sender<(CallHandle, String)>),
     Ringing(CallHandle, oneshot::Sender<Result<()>>),
     Answer(CallHandle, Bytes, oneshot::Sender<Result<()>>),
+    Ack(CallHandle, Bytes, oneshot::Sender<Result<()>>),
     Reject(CallHandle, u16, oneshot::Sender<Result<()>>),
     Hangup(CallHandle, oneshot::Sender<Result<()>>),
     Reinvite(CallHandle, Bytes, oneshot::Sender<Result<()>>),
@@ -72,6 +73,12 @@ impl SipHandle {
 
     /// See [`UserAgent::place_call`].
     pub async fn place_call(&self, call: OutgoingCall) -> Result<CallHandle> {
+        Ok(self.place_call_with_id(call).await?.0)
+    }
+
+    /// [`SipHandle::place_call`], also returning the INVITE's Call-ID (see
+    /// [`UserAgent::call_id`]).
+    pub async fn place_call_with_id(&self, call: OutgoingCall) -> Result<(CallHandle, String)> {
         self.ask(|r| Command::Place(Box::new(call), r)).await
     }
 
@@ -83,6 +90,11 @@ impl SipHandle {
     /// See [`UserAgent::answer`].
     pub async fn answer(&self, call: CallHandle, sdp: Bytes) -> Result<()> {
         self.ask(|r| Command::Answer(call, sdp, r)).await?
+    }
+
+    /// See [`UserAgent::ack`].
+    pub async fn ack(&self, call: CallHandle, sdp: Bytes) -> Result<()> {
+        self.ask(|r| Command::Ack(call, sdp, r)).await?
     }
 
     /// See [`UserAgent::reject`].
@@ -300,9 +312,13 @@ async fn run(
                 let Some(c) = c else { break };
                 let now = Instant::now();
                 match c {
-                    Command::Place(call, r) => { let _ = r.send(ua.place_call(*call, now)); }
+                    Command::Place(call, r) => {
+                        let h = ua.place_call(*call, now);
+                        let _ = r.send((h, ua.call_id(h).unwrap_or_default().to_owned()));
+                    }
                     Command::Ringing(c, r) => { let _ = r.send(ua.ringing(c, now)); }
                     Command::Answer(c, sdp, r) => { let _ = r.send(ua.answer(c, sdp, now)); }
+                    Command::Ack(c, sdp, r) => { let _ = r.send(ua.ack(c, sdp)); }
                     Command::Reject(c, s, r) => { let _ = r.send(ua.reject(c, s, now)); }
                     Command::Hangup(c, r) => { let _ = r.send(ua.hangup(c, now)); }
                     Command::Reinvite(c, sdp, r) => { let _ = r.send(ua.reinvite(c, sdp, now)); }

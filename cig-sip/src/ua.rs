@@ -33,6 +33,11 @@
 //! re-INVITE without SDP is answered with the call's current SDP as the offer; its ACK's
 //! answer is reported the same way.
 //!
+//! The other way round, [`UserAgent::place_call`] with an empty [`OutgoingCall::sdp`] sends an
+//! INVITE without a body; the 2xx's offer is reported as [`Event::Answered`] and the
+//! application's answer goes in the ACK ([`UserAgent::ack`]). A 2xx without a usable offer is
+//! ACKed and the call ended with a BYE ([`EndReason::MediaFailed`]).
+//!
 //! # Forking
 //!
 //! When an INVITE of ours forks, the first 2xx confirms the call. Every 2xx with another To
@@ -146,7 +151,8 @@ pub struct OutgoingCall {
     pub from: NameAddr,
     /// To.
     pub to: NameAddr,
-    /// The SDP offer.
+    /// The SDP offer; empty for a delayed offer (the 2xx brings the peer's offer as
+    /// [`Event::Answered`]'s `sdp`, our answer goes in the ACK: [`UserAgent::ack`]).
     pub sdp: Bytes,
     /// Credentials to answer a 401/407 with, once per challenge.
     pub credentials: Option<Credentials>,
@@ -207,6 +213,9 @@ pub enum Event {
         source: SocketAddr,
         /// Transport it came on.
         transport: Transport,
+        /// The INVITE's Call-ID, as received (also [`UserAgent::call_id`] while the call
+        /// lives).
+        call_id: String,
     },
     /// Our INVITE got 100 Trying.
     Trying {
@@ -222,11 +231,12 @@ pub enum Event {
         /// Early-media SDP answer.
         sdp: Option<Bytes>,
     },
-    /// Our INVITE was answered (ACK already sent).
+    /// Our INVITE was answered (ACK already sent, except for a delayed offer).
     Answered {
         /// The call.
         call: CallHandle,
-        /// The SDP answer.
+        /// The SDP answer. For a delayed offer (the call was placed with an empty SDP) the
+        /// peer's offer instead: the ACK waits for our answer, [`UserAgent::ack`].
         sdp: Bytes,
     },
     /// Our INVITE failed with a final status (PBX status passed through; 408 on timeout).
@@ -346,9 +356,22 @@ enum CallState {
     Early,
     /// UAS: 2xx sent, waiting for the ACK.
     Answered,
+    /// UAC: our INVITE had no SDP; its 2xx brought the peer's offer and the ACK waits for the
+    /// application's answer ([`UserAgent::ack`]).
+    AwaitingAnswer,
     Confirmed,
     /// BYE sent.
     Terminating,
+}
+
+/// The ACK of a delayed-offer call's 2xx, waiting for the application's answer: the INVITE
+/// transaction, the 2xx's To tag and CSeq, and when the call is given up.
+#[derive(Debug)]
+struct PendingAck {
+    key: TxKey,
+    tag: String,
+    seq: u32,
+    give_up: Instant,
 }
 
 /// The UAS's 2xx retransmission until the ACK (RFC 3261 §13.3.1.4).
@@ -371,6 +394,8 @@ struct Call {
     auth: Auth,
     hangup_requested: bool,
     pending_ok: Option<PendingOk>,
+    /// UAC, delayed offer: the ACK waiting for our answer.
+    pending_ack: Option<PendingAck>,
     /// Our 2xx carries the offer (the INVITE had no SDP): `Some(initial INVITE?)` until the
     /// ACK with the answer arrives.
     delayed_offer: Option<bool>,
@@ -540,6 +565,12 @@ impl UserAgent {
         self.calls.len()
     }
 
+    /// The SIP Call-ID of a call in progress (ours from [`UserAgent::place_call`], the
+    /// caller's for an incoming call); `None` once the call is gone.
+    pub fn call_id(&self, call: CallHandle) -> Option<&str> {
+        self.calls.get(&call).map(|c| c.dialog.call_id.as_str())
+    }
+
     /// The next datagram or stream message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
@@ -680,6 +711,7 @@ impl UserAgent {
                 auth: Auth::default(),
                 hangup_requested: false,
                 pending_ok: None,
+                pending_ack: None,
                 delayed_offer: None,
                 local_sdp: call.sdp,
                 sdp_version: 0,
@@ -775,6 +807,27 @@ impl UserAgent {
         Ok(())
     }
 
+    /// Sends the ACK of a delayed-offer call with our SDP answer: the call was placed with an
+    /// empty [`OutgoingCall::sdp`], so its 2xx carried the peer's offer, reported as
+    /// [`Event::Answered`]'s `sdp` (RFC 3264 §5; RFC 3261 §13.2.1). Retransmissions of that
+    /// 2xx get the same ACK again. Until this is called they are absorbed; after 64·T1 (32 s)
+    /// the user agent ACKs without an answer and ends the call with a BYE
+    /// ([`EndReason::Timeout`]). To refuse the offer, [`UserAgent::hangup`] (ACK, then BYE).
+    pub fn ack(&mut self, call: CallHandle, sdp: Bytes) -> Result<()> {
+        let c = self
+            .calls
+            .get(&call)
+            .ok_or(Error::CallState("no such call"))?;
+        if c.state != CallState::AwaitingAnswer {
+            return Err(Error::CallState("no 2xx offer of ours waits for an answer"));
+        }
+        if sdp.is_empty() {
+            return Err(Error::CallState("the ACK must carry the SDP answer"));
+        }
+        self.send_pending_ack(call, sdp);
+        Ok(())
+    }
+
     /// Starts the 2xx retransmission of the UAS core (the transaction only sent it once).
     fn send_ok(&mut self, call: CallHandle, wire: Bytes, now: Instant) {
         let timers = self.config.timers;
@@ -830,6 +883,12 @@ impl UserAgent {
             (true, CallState::Early) => {
                 self.call_mut(call)?.hangup_requested = true;
                 self.try_cancel(call, now);
+                Ok(())
+            }
+            (_, CallState::AwaitingAnswer) => {
+                // The offer goes unanswered: ACK the 2xx without an answer, then BYE.
+                self.send_pending_ack(call, Bytes::new());
+                self.send_bye(call, now);
                 Ok(())
             }
             (_, CallState::Answered | CallState::Confirmed) => {
@@ -910,6 +969,9 @@ impl UserAgent {
                 "call not established or an offer is pending",
             ));
         }
+        if sdp.is_empty() {
+            return Err(Error::CallState("a re-INVITE needs an SDP offer"));
+        }
         let transport = c.dialog.transport;
         let (via, branch) = self.via(transport);
         let contact = self.contact(None, transport);
@@ -964,14 +1026,41 @@ impl UserAgent {
             });
             return;
         }
-        let transport = c.dialog.transport;
-        let (via, branch) = self.via(transport);
-        let cnonce = self.token();
-        let Some(c) = self.calls.get_mut(&call) else {
+        let Reinvite {
+            sdp,
+            request,
+            mut auth,
+            ..
+        } = re;
+        let Some((key, request)) = self.resend_authorized(call, request, Some(&mut auth), now)
+        else {
             return;
         };
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.reinvite = Some(Reinvite {
+                key,
+                sdp,
+                request,
+                auth,
+            });
+        }
+    }
+
+    /// An INVITE or re-INVITE of `call` again after a 401/407 (RFC 3261 §22.2): a new branch,
+    /// the dialog's next CSeq and the answer to the challenge held by `auth` (`None`: the
+    /// call's own). Returns the new transaction and the request as sent.
+    fn resend_authorized(
+        &mut self,
+        call: CallHandle,
+        mut invite: Request,
+        auth: Option<&mut Auth>,
+        now: Instant,
+    ) -> Option<(TxKey, Request)> {
+        let transport = self.calls.get(&call)?.dialog.transport;
+        let (via, branch) = self.via(transport);
+        let cnonce = self.token();
+        let c = self.calls.get_mut(&call)?;
         c.dialog.local_seq = c.dialog.local_seq.wrapping_add(1);
-        let mut invite = re.request;
         invite.headers.set(HeaderName::Via, via);
         invite.headers.set(
             HeaderName::CSeq,
@@ -981,17 +1070,14 @@ impl UserAgent {
             }
             .to_string(),
         );
-        if let (Some((proxy, client)), Some(cred)) =
-            (re.auth.client.as_mut(), c.credentials.as_ref())
+        let auth = auth.unwrap_or(&mut c.auth);
+        if let (Some((proxy, client)), Some(cred)) = (auth.client.as_mut(), c.credentials.as_ref())
         {
             authorize(&mut invite, *proxy, client, cred, &cnonce);
         }
         let target = (c.dialog.destination, transport);
-        re.key = self.start_client(invite.clone(), branch, target, Owner::Call(call), now);
-        re.request = invite;
-        if let Some(c) = self.calls.get_mut(&call) {
-            c.reinvite = Some(re);
-        }
+        let key = self.start_client(invite.clone(), branch, target, Owner::Call(call), now);
+        Some((key, invite))
     }
 
     /// A 2xx to our re-INVITE: ACK it, the offer becomes the call's local SDP.
@@ -1003,25 +1089,20 @@ impl UserAgent {
             return;
         };
         c.auth.client = re.auth.client;
+        c.local_sdp = re.sdp.clone();
         let seq = resp
             .headers
             .cseq()
             .map(|s| s.seq)
             .unwrap_or(c.dialog.local_seq);
-        let transport = c.dialog.transport;
-        let (via, _) = self.via(transport);
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let mut ack = c.dialog.request(Method::Ack, via, "", Some(seq));
-        copy_credentials(&re.request, &mut ack);
-        let ack = Transmit {
-            transport,
-            destination: c.dialog.destination,
-            payload: ack.to_bytes(),
-        };
-        c.local_sdp = re.sdp.clone();
-        self.send_ack(key, &resp, ack);
+        self.ack_2xx(
+            call,
+            key,
+            to_tag(&resp),
+            seq,
+            Some(&re.request),
+            Bytes::new(),
+        );
         self.events.push_back(Event::SessionUpdated {
             call,
             remote_sdp: resp.body,
@@ -1029,12 +1110,46 @@ impl UserAgent {
         });
     }
 
-    /// Sends the ACK for a 2xx and remembers it in the INVITE transaction, which resends it
-    /// when that 2xx (same To tag) is retransmitted.
-    fn send_ack(&mut self, key: &TxKey, resp: &Response, ack: Transmit) {
+    /// Sends the ACK of a 2xx (To tag `tag`, CSeq `seq`) to our INVITE or re-INVITE on
+    /// `call`'s dialog, with the credentials of the request it acknowledges (RFC 3261
+    /// §13.2.2.4; `reinvite`, else the call's INVITE) and `sdp`: our answer when the 2xx
+    /// carried the offer, else empty.
+    fn ack_2xx(
+        &mut self,
+        call: CallHandle,
+        key: &TxKey,
+        tag: String,
+        seq: u32,
+        reinvite: Option<&Request>,
+        sdp: Bytes,
+    ) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let transport = c.dialog.transport;
+        let (via, _) = self.via(transport);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let mut ack = c.dialog.request(Method::Ack, via, "", Some(seq));
+        copy_credentials(reinvite.unwrap_or(&c.invite), &mut ack);
+        if !sdp.is_empty() {
+            ack.set_body("application/sdp", sdp);
+        }
+        let ack = Transmit {
+            transport,
+            destination: c.dialog.destination,
+            payload: ack.to_bytes(),
+        };
+        self.send_ack(key, tag, ack);
+    }
+
+    /// Sends the ACK for a 2xx (To tag `tag`) and remembers it in the INVITE transaction,
+    /// which resends it when that 2xx is retransmitted.
+    fn send_ack(&mut self, key: &TxKey, tag: String, ack: Transmit) {
         self.out.push_back(ack.clone());
         if let Some((tx, _)) = self.clients.get_mut(key) {
-            tx.acks.push((to_tag(resp), ack));
+            tx.acks.push((tag, ack));
         }
     }
 
@@ -1430,6 +1545,7 @@ impl UserAgent {
         }
         let sdp = req.body.clone();
         let request_uri = req.uri.clone();
+        let call_id = dialog.call_id.clone();
         let c = Call {
             uac: false,
             state: CallState::Early,
@@ -1440,6 +1556,7 @@ impl UserAgent {
             auth: Auth::default(),
             hangup_requested: false,
             pending_ok: None,
+            pending_ack: None,
             delayed_offer: None,
             local_sdp: Bytes::new(),
             sdp_version: 0,
@@ -1457,6 +1574,7 @@ impl UserAgent {
             sdp,
             source,
             transport,
+            call_id,
         });
     }
 
@@ -1612,12 +1730,7 @@ impl UserAgent {
                 sdp: req.body.clone(),
             });
         } else if initial {
-            self.send_bye(call, now);
-            self.remove_call(call);
-            self.events.push_back(Event::Ended {
-                call,
-                reason: EndReason::MediaFailed,
-            });
+            self.end_call(call, EndReason::MediaFailed, now);
         }
     }
 
@@ -1730,6 +1843,12 @@ impl UserAgent {
         if let Owner::Call(call) = owner
             && let Some(c) = self.calls.get(&call)
         {
+            if c.pending_ack
+                .as_ref()
+                .is_some_and(|p| p.key == *key && p.tag == tag)
+            {
+                return; // a retransmission while the application answers the offer
+            }
             if c.reinvite.as_ref().is_some_and(|re| re.key == *key) {
                 return self.on_reinvite_ok(call, key, resp);
             }
@@ -1764,7 +1883,7 @@ impl UserAgent {
             destination: dialog.destination,
             payload: ack.to_bytes(),
         };
-        self.send_ack(key, &resp, ack);
+        self.send_ack(key, to_tag(&resp), ack);
         let (via, branch) = self.via(transport);
         let mut bye = dialog.request(Method::Bye, via, "", None);
         bye.headers
@@ -1838,37 +1957,17 @@ impl UserAgent {
 
     /// The INVITE again with credentials: same Call-ID and tags, next CSeq, new branch.
     fn resend_invite(&mut self, call: CallHandle, now: Instant) {
-        let Some(c) = self.calls.get(&call) else {
-            return;
-        };
-        let transport = c.dialog.transport;
-        let (via, branch) = self.via(transport);
-        let cnonce = self.token();
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let mut invite = c.invite.clone();
-        c.dialog.local_seq += 1;
         c.dialog.remote_tag = None;
         c.dialog.remote.params.remove("tag");
-        invite.headers.set(HeaderName::Via, via);
-        invite.headers.set(
-            HeaderName::CSeq,
-            CSeq {
-                seq: c.dialog.local_seq,
-                method: Method::Invite,
-            }
-            .to_string(),
-        );
-        if let (Some((proxy, client)), Some(cred)) =
-            (c.auth.client.as_mut(), c.credentials.as_ref())
-        {
-            authorize(&mut invite, *proxy, client, cred, &cnonce);
-        }
-        c.invite = invite.clone();
-        let target = (c.dialog.destination, transport);
-        let key = self.start_client(invite, branch, target, Owner::Call(call), now);
+        let invite = c.invite.clone();
+        let Some((key, invite)) = self.resend_authorized(call, invite, None, now) else {
+            return;
+        };
         if let Some(c) = self.calls.get_mut(&call) {
+            c.invite = invite;
             c.invite_key = key;
         }
     }
@@ -1892,26 +1991,38 @@ impl UserAgent {
         routes.reverse();
         c.dialog.route_set = routes;
         c.dialog.retarget();
-        c.state = CallState::Confirmed;
         let seq = resp
             .headers
             .cseq()
             .map(|s| s.seq)
             .unwrap_or(c.dialog.local_seq);
-        let transport = c.dialog.transport;
-        let (via, _) = self.via(transport);
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let mut ack = c.dialog.request(Method::Ack, via, "", Some(seq));
-        copy_credentials(&c.invite, &mut ack);
-        let ack = Transmit {
-            transport,
-            destination: c.dialog.destination,
-            payload: ack.to_bytes(),
-        };
         let hangup = c.hangup_requested;
-        self.send_ack(key, &resp, ack);
+        let tag = to_tag(&resp);
+        if c.invite.body.is_empty() && !hangup {
+            // Delayed offer: the 2xx carries the peer's offer, the ACK our answer.
+            if SessionDescription::parse(&resp.body).is_ok() {
+                c.state = CallState::AwaitingAnswer;
+                c.pending_ack = Some(PendingAck {
+                    key: key.clone(),
+                    tag,
+                    seq,
+                    give_up: now + self.config.timers.timeout(),
+                });
+                let at = call_deadline(c);
+                self.schedule(TimerKey::Call(call), at);
+                self.events.push_back(Event::Answered {
+                    call,
+                    sdp: resp.body,
+                });
+            } else {
+                c.state = CallState::Confirmed;
+                self.ack_2xx(call, key, tag, seq, None, Bytes::new());
+                self.end_call(call, EndReason::MediaFailed, now);
+            }
+            return;
+        }
+        c.state = CallState::Confirmed;
+        self.ack_2xx(call, key, tag, seq, None, Bytes::new());
         if hangup {
             self.send_bye(call, now);
         } else {
@@ -1920,6 +2031,31 @@ impl UserAgent {
                 sdp: resp.body,
             });
         }
+    }
+
+    /// Ends an established call at once: BYE, removed, [`Event::Ended`] with `reason` (the
+    /// BYE's own outcome is not waited for).
+    fn end_call(&mut self, call: CallHandle, reason: EndReason, now: Instant) {
+        self.send_bye(call, now);
+        self.remove_call(call);
+        self.events.push_back(Event::Ended { call, reason });
+    }
+
+    /// Sends the ACK a delayed-offer call's 2xx waits for, with `sdp` (our answer, or empty
+    /// when the call is being given up); the call is then confirmed. False when no ACK waits.
+    fn send_pending_ack(&mut self, call: CallHandle, sdp: Bytes) -> bool {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        let Some(p) = c.pending_ack.take() else {
+            return false;
+        };
+        c.state = CallState::Confirmed;
+        if !sdp.is_empty() {
+            c.local_sdp = sdp.clone();
+        }
+        self.ack_2xx(call, &p.key, p.tag, p.seq, None, sdp);
+        true
     }
 
     fn on_bye_response(&mut self, call: CallHandle, key: &TxKey, resp: Response, now: Instant) {
@@ -2096,19 +2232,17 @@ impl UserAgent {
         if call_deadline(c) != Some(at) {
             return;
         }
+        if c.pending_ack.is_some() {
+            // The application never answered the 2xx's offer: ACK without an answer, BYE.
+            self.send_pending_ack(call, Bytes::new());
+            return self.end_call(call, EndReason::Timeout, now);
+        }
         let Some(ok) = c.pending_ok.as_mut() else {
             return;
         };
         if ok.give_up <= now {
             // No ACK (RFC 3261 §13.3.1.4): end the dialog with a BYE.
-            c.pending_ok = None;
-            self.send_bye(call, now);
-            self.remove_call(call);
-            self.events.push_back(Event::Ended {
-                call,
-                reason: EndReason::Timeout,
-            });
-            return;
+            return self.end_call(call, EndReason::Timeout, now);
         }
         if let Some(r) = ok.retransmit
             && r.at <= now
@@ -2130,6 +2264,9 @@ impl UserAgent {
 }
 
 fn call_deadline(c: &Call) -> Option<Instant> {
+    if let Some(p) = &c.pending_ack {
+        return Some(p.give_up);
+    }
     let ok = c.pending_ok.as_ref()?;
     Some(ok.retransmit.map_or(ok.give_up, |r| r.at.min(ok.give_up)))
 }

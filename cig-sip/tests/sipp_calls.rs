@@ -166,10 +166,16 @@ async fn sipp_options_keepalive_answered() {
     assert!(wait(child).await.success());
 }
 
-/// Starts sipp as the PBX on a free port and places one call to it from cig-sip.
+fn our_offer() -> Bytes {
+    Bytes::from(sdp::offer(&caps(), 1, 1).to_bytes())
+}
+
+/// Starts sipp as the PBX on a free port and places one call to it from cig-sip with `offer`
+/// (our offer; empty for a delayed offer).
 async fn call_sipp_uas(
     scenario_args: &[&str],
     credentials: Option<Credentials>,
+    offer: Bytes,
 ) -> (SipHandle, Events, Child, cig_sip::ua::CallHandle) {
     let port = free_port();
     let port_s = port.to_string();
@@ -181,17 +187,17 @@ async fn call_sipp_uas(
     let uri = Uri::parse(format!("sip:101@{pbx}")).unwrap();
     let target = driver::resolve(&uri).await.unwrap();
     assert_eq!(target.destination, pbx);
-    let offer = sdp::offer(&caps(), 1, 1).to_bytes();
-    let call = h
-        .place_call(OutgoingCall {
+    let (call, call_id) = h
+        .place_call_with_id(OutgoingCall {
             target,
             from: NameAddr::new(Uri::parse(format!("sip:gateway@{}", h.local_addr())).unwrap()),
             to: NameAddr::new(uri),
-            sdp: Bytes::from(offer),
+            sdp: offer,
             credentials,
         })
         .await
         .unwrap();
+    assert!(call_id.ends_with("@127.0.0.1"), "{call_id}");
     (h, ev, child, call)
 }
 
@@ -212,12 +218,49 @@ async fn next_final(ev: &mut Events) -> Event {
 
 #[tokio::test]
 async fn cig_uac_to_sipp_uas_call_and_bye() {
-    let (h, mut ev, child, call) = call_sipp_uas(&["-sn", "uas"], None).await;
+    let (h, mut ev, child, call) = call_sipp_uas(&["-sn", "uas"], None, our_offer()).await;
     let Event::Answered { sdp, .. } = next_final(&mut ev).await else {
         panic!("not answered")
     };
     let answer = sdp::SessionDescription::parse(&sdp).unwrap();
     assert!(sdp::accept_answer(&caps(), &answer).is_ok());
+    h.hangup(call).await.unwrap();
+    assert_eq!(
+        next_final(&mut ev).await,
+        Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        }
+    );
+    assert!(wait(child).await.success());
+}
+
+/// A delayed offer to sipp: our INVITE has no body, sipp's 200 offers, our ACK answers (sipp
+/// checks both), then our BYE.
+#[tokio::test]
+async fn cig_uac_delayed_offer_answered_in_the_ack_to_sipp() {
+    let (h, mut ev, child, call) = call_sipp_uas(
+        &["-sf", &scenario("uas_delayed_offer.xml")],
+        None,
+        Bytes::new(),
+    )
+    .await;
+    let Event::Answered {
+        call: c,
+        sdp: offer,
+    } = next_final(&mut ev).await
+    else {
+        panic!("not answered")
+    };
+    assert_eq!(c, call);
+    let offer = sdp::SessionDescription::parse(&offer).unwrap();
+    let (answer, audio) = sdp::answer(&offer, &caps(), 1, 1).unwrap();
+    assert_eq!(
+        audio.codec,
+        sdp::Codec::Pcma,
+        "the offerer's first shared codec"
+    );
+    h.ack(call, Bytes::from(answer.to_bytes())).await.unwrap();
     h.hangup(call).await.unwrap();
     assert_eq!(
         next_final(&mut ev).await,
@@ -250,7 +293,7 @@ async fn cig_uac_to_sipp_uas_over_tcp() {
     let uri = Uri::parse(format!("sip:101@127.0.0.1:{port};transport=tcp")).unwrap();
     let target = driver::resolve(&uri).await.unwrap();
     assert_eq!(target.transport, Transport::Tcp);
-    let offer = Bytes::from(sdp::offer(&caps(), 1, 1).to_bytes());
+    let offer = our_offer();
     // sipp may not listen yet: a refused connection fails the call at once with 503; retry.
     let call = loop {
         let call = h
@@ -303,7 +346,8 @@ async fn resolve_takes_port_and_transport_from_the_uri() {
 
 #[tokio::test]
 async fn cig_uac_gets_486_from_sipp() {
-    let (_h, mut ev, child, call) = call_sipp_uas(&["-sf", &scenario("uas_busy.xml")], None).await;
+    let (_h, mut ev, child, call) =
+        call_sipp_uas(&["-sf", &scenario("uas_busy.xml")], None, our_offer()).await;
     let e = next_final(&mut ev).await;
     assert!(
         matches!(e, Event::Rejected { call: c, status: 486, .. } if c == call),
@@ -316,7 +360,7 @@ async fn cig_uac_gets_486_from_sipp() {
 async fn cig_uac_answers_401_with_digest_verified_by_sipp() {
     let cred = Credentials::new("gateway", "s3cret");
     let (h, mut ev, child, call) =
-        call_sipp_uas(&["-sf", &scenario("uas_auth.xml")], Some(cred)).await;
+        call_sipp_uas(&["-sf", &scenario("uas_auth.xml")], Some(cred), our_offer()).await;
     assert!(matches!(next_final(&mut ev).await, Event::Answered { .. }));
     h.hangup(call).await.unwrap();
     assert_eq!(
@@ -333,7 +377,7 @@ async fn cig_uac_answers_401_with_digest_verified_by_sipp() {
 async fn cig_uac_wrong_password_ends_with_the_pbx_status() {
     let cred = Credentials::new("gateway", "wrong");
     let (_h, mut ev, child, call) =
-        call_sipp_uas(&["-sf", &scenario("uas_auth.xml")], Some(cred)).await;
+        call_sipp_uas(&["-sf", &scenario("uas_auth.xml")], Some(cred), our_offer()).await;
     let e = next_final(&mut ev).await;
     assert!(
         matches!(e, Event::Rejected { call: c, status: 401, .. } if c == call),
@@ -359,7 +403,8 @@ async fn next_event(ev: &mut Events, want: impl Fn(&Event) -> bool) -> Event {
 /// dialog at once and stay on the first; sipp checks every tag and the second BYE's target.
 #[tokio::test]
 async fn cig_uac_acks_and_byes_a_second_fork_from_sipp() {
-    let (h, mut ev, child, call) = call_sipp_uas(&["-sf", &scenario("uas_fork.xml")], None).await;
+    let (h, mut ev, child, call) =
+        call_sipp_uas(&["-sf", &scenario("uas_fork.xml")], None, our_offer()).await;
     assert!(matches!(next_final(&mut ev).await, Event::Answered { call: c, .. } if c == call));
     // The second 200 follows the first at once; give our ACK and BYE for it time to reach sipp
     // before the call's own BYE (sipp expects them in that order; no event marks them).
@@ -379,8 +424,12 @@ async fn cig_uac_acks_and_byes_a_second_fork_from_sipp() {
 #[tokio::test]
 async fn cig_uac_answers_a_challenged_reinvite_verified_by_sipp() {
     let cred = Credentials::new("gateway", "s3cret");
-    let (h, mut ev, child, call) =
-        call_sipp_uas(&["-sf", &scenario("uas_reinvite_auth.xml")], Some(cred)).await;
+    let (h, mut ev, child, call) = call_sipp_uas(
+        &["-sf", &scenario("uas_reinvite_auth.xml")],
+        Some(cred),
+        our_offer(),
+    )
+    .await;
     assert!(matches!(next_final(&mut ev).await, Event::Answered { .. }));
     let hold = sdp::offer(
         &AudioCapabilities {

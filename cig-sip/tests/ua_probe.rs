@@ -97,9 +97,9 @@ fn cseq(r: &Request) -> u32 {
     r.headers.cseq().unwrap().seq
 }
 
-/// The gateway calls the PBX (credentials `gateway` / `s3cret`); the PBX answers 200 with tag
-/// `pbx` at once. Returns the call and the INVITE.
-fn established_call(p: &mut Probe) -> (CallHandle, Request) {
+/// The gateway calls `sip:101@PBX` with `sdp` as the offer (credentials `gateway` /
+/// `s3cret`). Returns the call and the INVITE sent.
+fn place(p: &mut Probe, sdp: Bytes) -> (CallHandle, Request) {
     let uri = Uri::parse(format!("sip:101@{PBX}")).unwrap();
     let call = p.with(|ua, now| {
         ua.place_call(
@@ -111,13 +111,19 @@ fn established_call(p: &mut Probe) -> (CallHandle, Request) {
                 },
                 from: NameAddr::new(Uri::parse(format!("sip:gw@{GW}")).unwrap()),
                 to: NameAddr::new(uri),
-                sdp: offer_sdp(4000),
+                sdp,
                 credentials: Some(Credentials::new("gateway", "s3cret")),
             },
             now,
         )
     });
-    let invite = only_request(p, "INVITE");
+    (call, only_request(p, "INVITE"))
+}
+
+/// The gateway calls the PBX; the PBX answers 200 with tag `pbx` at once. Returns the call and
+/// the INVITE.
+fn established_call(p: &mut Probe) -> (CallHandle, Request) {
+    let (call, invite) = place(p, offer_sdp(4000));
     p.receive(
         reply(
             &invite,
@@ -133,6 +139,22 @@ fn established_call(p: &mut Probe) -> (CallHandle, Request) {
     assert_eq!(to_tag(&ack), "pbx");
     assert!(p.events.iter().any(|e| matches!(e, Event::Answered { .. })));
     (call, invite)
+}
+
+// ----- Call-ID ---------------------------------------------------------------------------------
+
+#[test]
+fn call_id_of_placed_and_incoming_calls_is_exposed_while_they_live() {
+    let mut p = probe(false);
+    let (placed, invite) = established_call(&mut p);
+    let sent_id = invite.headers.call_id().unwrap().to_string();
+    assert!(sent_id.ends_with("@192.0.2.1"), "{sent_id}");
+    assert_eq!(p.ua.call_id(placed), Some(sent_id.as_str()));
+    let incoming = incoming_call(&mut p, &offer_sdp(6000));
+    assert_ne!(p.ua.call_id(incoming), p.ua.call_id(placed));
+    p.with(|ua, now| ua.hangup(incoming, now)).unwrap();
+    assert_eq!(p.ua.call_id(incoming), None);
+    assert_eq!(p.ua.call_id(placed), Some(sent_id.as_str()));
 }
 
 // ----- forking ---------------------------------------------------------------------------------
@@ -593,10 +615,18 @@ Call-ID: delayed-1\r\nCSeq: 1 ACK\r\n{ct}Content-Length: {}\r\n\r\n{sdp}",
 /// Delivers the INVITE; returns the incoming call (its To tag becomes the ACK's `TAG`).
 fn incoming_call(p: &mut Probe, sdp: &[u8]) -> CallHandle {
     p.receive(invite_text(sdp), addr(PBX), Transport::Udp);
-    let Some(Event::IncomingCall { call, sdp: got, .. }) = p.events.last().cloned() else {
+    let Some(Event::IncomingCall {
+        call,
+        sdp: got,
+        call_id,
+        ..
+    }) = p.events.last().cloned()
+    else {
         panic!("{:?}", p.events)
     };
     assert_eq!(&got[..], sdp);
+    assert_eq!(call_id, "delayed-1");
+    assert_eq!(p.ua.call_id(call), Some("delayed-1"));
     call
 }
 
@@ -714,6 +744,194 @@ fn reinvite_without_sdp_gets_our_offer_and_its_ack_answer_is_reported() {
             sdp: Bytes::from(answer_sdp())
         })
     );
+}
+
+// ----- delayed offer, outgoing -----------------------------------------------------------------
+
+/// The PBX's 200 to a delayed-offer INVITE: tag `pbx`, its offer `sdp`.
+fn pbx_ok(invite: &Request, sdp: &[u8]) -> Bytes {
+    reply(
+        invite,
+        200,
+        "pbx",
+        &[contact(&format!("sip:pbx@{PBX}"))],
+        sdp,
+    )
+}
+
+#[test]
+fn placed_without_sdp_the_200_brings_the_offer_and_our_ack_the_answer() {
+    let mut p = probe(false);
+    let (call, invite) = place(&mut p, Bytes::new());
+    assert!(invite.body.is_empty());
+    assert!(invite.headers.get(&HeaderName::ContentType).is_none());
+    assert_eq!(invite.headers.content_length().unwrap(), Some(0));
+    // Nothing can be acknowledged before the 2xx.
+    assert!(p.ua.ack(call, Bytes::from(answer_sdp())).is_err());
+    let ok = pbx_ok(&invite, &offer_sdp(6000));
+    p.receive(ok.clone(), addr(PBX), Transport::Udp);
+    assert!(p.sent().is_empty(), "the ACK waits for our answer");
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Answered {
+            call,
+            sdp: offer_sdp(6000)
+        })
+    );
+    // A retransmitted 200 meanwhile is absorbed (not taken for another fork).
+    p.receive(ok.clone(), addr(PBX), Transport::Udp);
+    assert!(p.sent().is_empty());
+    // An in-dialog re-INVITE of ours has to wait for the ACK.
+    assert!(
+        p.with(|ua, now| ua.reinvite(call, offer_sdp(4002), now))
+            .is_err()
+    );
+    assert!(
+        p.ua.ack(call, Bytes::new()).is_err(),
+        "the ACK needs an answer"
+    );
+    let answer = Bytes::from(answer_sdp());
+    p.with(|ua, _| ua.ack(call, answer.clone())).unwrap();
+    let sent = p.sent();
+    let reqs = requests(&sent);
+    assert_eq!(reqs.len(), 1, "{sent:?}");
+    let (dest, ack) = &reqs[0];
+    assert_eq!(*dest, addr(PBX));
+    assert_eq!(ack.method.as_str(), "ACK");
+    assert_eq!(ack.uri.to_string(), format!("sip:pbx@{PBX}"));
+    assert_eq!(ack.body, answer);
+    assert!(
+        ack.headers
+            .content_type()
+            .unwrap()
+            .unwrap()
+            .is("application", "sdp")
+    );
+    assert_eq!(cseq(ack), cseq(&invite));
+    assert_eq!(to_tag(ack), "pbx");
+    assert!(p.ua.ack(call, answer.clone()).is_err(), "acknowledged once");
+    // The 200 again: the same ACK again.
+    p.receive(ok, addr(PBX), Transport::Udp);
+    assert_eq!(p.sent(), sent);
+    // The call is established on our answer: the PBX's re-offer is answered from it.
+    p.with(|ua, now| ua.reinvite(call, offer_sdp(4002), now))
+        .unwrap();
+    let reinvite = only_request(&mut p, "INVITE");
+    assert_eq!(reinvite.body, offer_sdp(4002));
+    p.receive(
+        reply(&reinvite, 200, "pbx", &[], &offer_sdp(6000)),
+        addr(PBX),
+        Transport::Udp,
+    );
+    assert_eq!(only_request(&mut p, "ACK").body, Bytes::new());
+    p.with(|ua, now| ua.hangup(call, now)).unwrap();
+    let bye = only_request(&mut p, "BYE");
+    p.receive(reply(&bye, 200, "pbx", &[], b""), addr(PBX), Transport::Udp);
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        })
+    );
+    assert_eq!(p.ua.call_count(), 0);
+}
+
+#[test]
+fn placed_without_sdp_a_200_without_an_offer_is_acked_and_ended() {
+    let mut p = probe(false);
+    let (call, invite) = place(&mut p, Bytes::new());
+    p.receive(pbx_ok(&invite, b""), addr(PBX), Transport::Udp);
+    let sent = requests(&p.sent());
+    let methods: Vec<&str> = sent.iter().map(|(_, r)| r.method.as_str()).collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+    assert!(sent[0].1.body.is_empty());
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Ended {
+            call,
+            reason: EndReason::MediaFailed
+        })
+    );
+    assert!(!p.events.iter().any(|e| matches!(e, Event::Answered { .. })));
+    assert_eq!(p.ua.call_count(), 0);
+}
+
+#[test]
+fn placed_without_sdp_an_offer_never_answered_is_given_up_after_64_t1() {
+    let mut p = probe(false);
+    let (call, invite) = place(&mut p, Bytes::new());
+    p.receive(pbx_ok(&invite, &offer_sdp(6000)), addr(PBX), Transport::Udp);
+    p.advance(Duration::from_secs(31));
+    assert!(p.sent().is_empty());
+    assert_eq!(p.ua.call_count(), 1);
+    p.advance(Duration::from_secs(1));
+    let sent = requests(&p.sent());
+    let methods: Vec<&str> = sent.iter().map(|(_, r)| r.method.as_str()).collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Ended {
+            call,
+            reason: EndReason::Timeout
+        })
+    );
+    assert_eq!(p.ua.call_count(), 0);
+}
+
+#[test]
+fn placed_without_sdp_hangup_before_answering_the_offer_acks_then_byes() {
+    let mut p = probe(false);
+    let (call, invite) = place(&mut p, Bytes::new());
+    p.receive(pbx_ok(&invite, &offer_sdp(6000)), addr(PBX), Transport::Udp);
+    p.with(|ua, now| ua.hangup(call, now)).unwrap();
+    let sent = requests(&p.sent());
+    let methods: Vec<&str> = sent.iter().map(|(_, r)| r.method.as_str()).collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+    assert_eq!(cseq(&sent[1].1), cseq(&invite) + 1);
+    p.receive(
+        reply(&sent[1].1, 200, "pbx", &[], b""),
+        addr(PBX),
+        Transport::Udp,
+    );
+    assert_eq!(
+        p.events.last(),
+        Some(&Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        })
+    );
+}
+
+#[test]
+fn placed_without_sdp_a_challenge_is_answered_and_the_retry_has_no_body_either() {
+    let mut p = probe(false);
+    let (call, invite) = place(&mut p, Bytes::new());
+    p.receive(
+        reply(&invite, 401, "pbx", &[challenge(false, "MD5", "n1")], b""),
+        addr(PBX),
+        Transport::Udp,
+    );
+    let sent = requests(&p.sent());
+    let retry = sent
+        .iter()
+        .map(|(_, r)| r)
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    assert!(retry.body.is_empty());
+    assert_eq!(cseq(retry), cseq(&invite) + 1);
+    assert!(digest_ok(&credentials_of(retry, false), "INVITE", "s3cret"));
+    p.receive(pbx_ok(retry, &offer_sdp(6000)), addr(PBX), Transport::Udp);
+    p.with(|ua, _| ua.ack(call, Bytes::from(answer_sdp())))
+        .unwrap();
+    let ack = only_request(&mut p, "ACK");
+    assert_eq!(cseq(&ack), cseq(retry));
+    assert_eq!(
+        credentials_of(&ack, false),
+        credentials_of(retry, false),
+        "the ACK carries the INVITE's credentials"
+    );
+    assert_eq!(ack.body, Bytes::from(answer_sdp()));
 }
 
 // ----- MESSAGE ---------------------------------------------------------------------------------

@@ -239,6 +239,7 @@ Supported: timer\r\nSession-Expires: 90\r\n{ct}Content-Length: {}\r\n\r\n{body}"
                     ua.handle_transport_error(addr(PBX), Transport::Tcp);
                     Ok(())
                 }
+                10 => ua.ack(call?, sdp),
                 _ => Ok(()),
             }
         });
