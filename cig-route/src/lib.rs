@@ -420,12 +420,12 @@ impl Router {
         outgoing.from.touch(&from_lookup);
         let to_hit = incoming
             .to
-            .apply_prepared(to_lookup)
+            .apply_prepared(&to_lookup)
             .ok_or(Rejected::NoExtensionMatch { interface: on })?;
         let from_hit =
             outgoing
                 .from
-                .apply_prepared(from_lookup)
+                .apply_prepared(&from_lookup)
                 .ok_or(Rejected::NoSourceMatch {
                     interface: out,
                     maps: outgoing.from_maps,

@@ -295,6 +295,20 @@ impl<'a> PatternView<'a> {
 
     /// Matches `subject`, writing capture `i` to `caps[i]`.
     pub(crate) fn match_into(&self, subject: Subject<'_>, caps: &mut CaptureBuf) -> bool {
+        self.match_with(subject, caps, false)
+    }
+
+    /// [`Self::match_into`] of a subject already known to start with `L0` as this pattern reads
+    /// it. The prefix index knows that of every rule it tries: it verified the longest key
+    /// with [`Subject::starts_with`], and every other key it tries is a prefix of that one.
+    /// (`starts_with` reads the wait mark as `;` whatever the pattern, but a key reaching the
+    /// mark at offset 4 or later equals the subject's `tel:` scheme in its first four bytes, so
+    /// it is a TEL template, which reads it so too.)
+    pub(crate) fn match_after_head(&self, subject: Subject<'_>, caps: &mut CaptureBuf) -> bool {
+        self.match_with(subject, caps, true)
+    }
+
+    fn match_with(&self, subject: Subject<'_>, caps: &mut CaptureBuf, head_known: bool) -> bool {
         let view = View {
             bytes: subject.uri.as_bytes(),
             wait: if self.tel { subject.wait } else { None },
@@ -302,14 +316,15 @@ impl<'a> PatternView<'a> {
         let n = view.bytes.len();
         let k = self.k().min(MAX_PARAMS);
         let head = self.lit(0);
+        let head_ok = |view: &View<'_>| head_known || view.eq_at(0, head);
         if k == 0 {
-            return n == head.len() && view.eq_at(0, head);
+            return n == head.len() && head_ok(&view);
         }
         let tail = self.lit(k);
         let Some(end) = n.checked_sub(tail.len()) else {
             return false;
         };
-        if end < head.len() || !view.eq_at(0, head) || !view.eq_at(end, tail) {
+        if end < head.len() || !head_ok(&view) || !view.eq_at(end, tail) {
             return false;
         }
         let mut pos = head.len();

@@ -315,12 +315,13 @@ impl Table {
     pub(crate) fn apply(&self, uri: &str) -> Option<Hit<'_>> {
         let prepared = self.prepare(uri);
         self.touch(&prepared);
-        self.apply_prepared(prepared)
+        self.apply_prepared(&prepared)
     }
 
     /// [`Self::apply`] of a prepared lookup.
-    pub(crate) fn apply_prepared(&self, prepared: Prepared<'_>) -> Option<Hit<'_>> {
+    pub(crate) fn apply_prepared(&self, prepared: &Prepared<'_>) -> Option<Hit<'_>> {
         let Prepared { subject, prefixes } = prepared;
+        let subject = *subject;
         let uri = subject.uri;
         // Captures of the best match so far and of the current attempt.
         let mut caps: [CaptureBuf; 2] = [pattern::capture_buf(); 2];
@@ -330,12 +331,12 @@ impl Table {
         let prefix_of = |slot, id| self.record(id, Some(slot)).map_or(&[][..], |r| r.prefix());
         let id = self
             .index
-            .first_match(subject, &prefixes, prefix_of, |id, slot| {
+            .first_match(subject, prefixes, prefix_of, |id, slot| {
                 let attempt = 1 - best_slot;
                 let Some(rec) = self.record(id, slot) else {
                     return false;
                 };
-                let hit = rec.pattern().match_into(subject, &mut caps[attempt]);
+                let hit = rec.pattern().match_after_head(subject, &mut caps[attempt]);
                 if hit {
                     best_slot = attempt;
                     best = Some(rec);
