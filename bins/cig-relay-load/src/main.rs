@@ -3,14 +3,20 @@
 //! plain UDP forwarder (`cig-relay --engine plain`: same sockets, same engine loop, no crypto,
 //! no transcoding) measured by the same generator in the same run.
 //!
-//! Per call the generator owns two UDP sockets (the secure phone's and the PBX's) and sends one
-//! 20 ms packet per direction every 20 ms (50 packets/s each way), with the calls' phases spread
-//! evenly over the 20 ms. Leg A carries SRTP (AES_CM_128_HMAC_SHA1_80) μ-law, leg B plain RTP
-//! A-law. Latency is receive time minus send time of the same packet (matched by sequence
-//! number), so it includes both kernel hops and the generator's own scheduling.
+//! Every call sends one 20 ms packet per direction every 20 ms (50 packets/s each way), with
+//! the calls' phases spread evenly over the 20 ms. Leg A carries SRTP (AES_CM_128_HMAC_SHA1_80)
+//! μ-law, leg B plain RTP A-law. The generator plays all the secure phones from `--gen-sockets`
+//! UDP sockets and all the PBX legs from as many others (the relay legs' remote addresses point
+//! at them), sends with `sendmmsg` and receives with `recvmmsg`, so that one generator thread
+//! can offer 2 × 150 k packets/s; received packets are told apart by the relay port they come
+//! from. By default it polls its sockets without sleeping (`--sleep` waits in epoll instead),
+//! so the relay's sends never have to wake it. Latency is receive time minus send time of the
+//! same packet (matched by sequence number); both are taken once per `sendmmsg`/`recvmmsg`
+//! batch, so it includes both kernel hops and the generator's own batching.
 
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::io::{BufRead, BufReader, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +30,8 @@ use cig_media::srtp::{MasterKey, SrtpContext, SrtpProfile};
 use clap::Parser;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, setsockopt, sockopt};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 
 /// Load generator for cig-relay.
 #[derive(Debug, Parser)]
@@ -47,23 +55,35 @@ struct Args {
     /// Skip the plain-forwarder baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Generator sockets per side (secure phones, PBX legs); call i uses socket i mod this.
+    #[arg(long, default_value_t = 1)]
+    gen_sockets: usize,
+    /// Release due packets only every this many µs (0: as soon as each is due).
+    #[arg(long, default_value_t = 0)]
+    tick_us: u64,
+    /// Wait in epoll until the next send or a reply instead of polling the sockets.
+    #[arg(long)]
+    sleep: bool,
 }
 
 /// Packets per second per direction (20 ms G.711 frames).
 const RATE: u32 = 50;
 const FRAME: usize = 160;
 const RING: usize = 1024;
+/// Datagrams per `sendmmsg` / `recvmmsg`.
+const BATCH: usize = 64;
+/// Generator packet buffers (RTP header + frame + SRTP tag fit).
+const PKT: usize = 512;
+/// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max).
+const SOCK_BUF: usize = 4 << 20;
 const KEY_A_IN: [u8; 16] = [0x11; 16];
 const SALT_A_IN: [u8; 14] = [0x22; 14];
 const KEY_A_OUT: [u8; 16] = [0x33; 16];
 const SALT_A_OUT: [u8; 14] = [0x44; 14];
 
-/// One generated call: the two peers of the relay.
+/// One generated call: the relay's two ports and the per-direction bookkeeping.
 struct Call {
-    a: UdpSocket,
-    b: UdpSocket,
-    relay_a: SocketAddr,
-    relay_b: SocketAddr,
+    relay: [SocketAddr; 2],
     protect_a: SrtpContext,
     unprotect_a: SrtpContext,
     next_seq: [u16; 2],
@@ -74,6 +94,40 @@ struct Call {
     base: [Option<(u16, u16)>; 2],
     received: [u64; 2],
     bad: u64,
+}
+
+/// Packets waiting for one `sendmmsg` on one generator socket.
+struct Outbox {
+    bufs: Vec<[u8; PKT]>,
+    lens: [usize; BATCH],
+    dsts: [SocketAddr; BATCH],
+    /// (call, sequence) of each queued packet, for its send time.
+    who: [(usize, u16); BATCH],
+    n: usize,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            bufs: vec![[0; PKT]; BATCH],
+            lens: [0; BATCH],
+            dsts: [SocketAddr::from(([0, 0, 0, 0], 0)); BATCH],
+            who: [(0, 0); BATCH],
+            n: 0,
+        }
+    }
+}
+
+/// The generator's sockets and batch state.
+struct Generator {
+    /// Side 0 plays the secure phones (leg A), side 1 the PBX legs (leg B).
+    socks: [Vec<UdpSocket>; 2],
+    outbox: [Vec<Outbox>; 2],
+    /// Call index + 1 by relay port (0: not ours).
+    by_port: Vec<u32>,
+    rx_headers: MultiHeaders<SockaddrIn>,
+    rx_bufs: Vec<[u8; PKT]>,
+    rx_meta: [(usize, u16); BATCH],
 }
 
 #[derive(Debug, Default)]
@@ -189,19 +243,239 @@ fn tone(law_a: bool) -> [u8; FRAME] {
     out
 }
 
+fn v4(addr: SocketAddr) -> Result<SockaddrIn, Box<dyn std::error::Error>> {
+    match addr {
+        SocketAddr::V4(a) => Ok(SockaddrIn::from(a)),
+        SocketAddr::V6(a) => Err(format!("the generator is IPv4 only, relay gave {a}").into()),
+    }
+}
+
+impl Generator {
+    fn new(per_side: usize, poll: &Poll) -> Result<Generator, Box<dyn std::error::Error>> {
+        let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        let mut socks = [Vec::new(), Vec::new()];
+        for (side, list) in socks.iter_mut().enumerate() {
+            for k in 0..per_side {
+                let mut s = UdpSocket::bind(local)?;
+                setsockopt(&s, sockopt::RcvBuf, &SOCK_BUF)?;
+                setsockopt(&s, sockopt::SndBuf, &SOCK_BUF)?;
+                poll.registry()
+                    .register(&mut s, Token(side * per_side + k), Interest::READABLE)?;
+                list.push(s);
+            }
+        }
+        Ok(Generator {
+            socks,
+            outbox: [
+                (0..per_side).map(|_| Outbox::new()).collect(),
+                (0..per_side).map(|_| Outbox::new()).collect(),
+            ],
+            by_port: vec![0; 65_536],
+            rx_headers: MultiHeaders::preallocate(BATCH, None),
+            rx_bufs: vec![[0; PKT]; BATCH],
+            rx_meta: [(0, 0); BATCH],
+        })
+    }
+
+    /// Sends what is queued on `side`'s socket `k` and stamps the send times.
+    fn flush(&mut self, side: usize, k: usize, calls: &mut [Call], epoch: Instant) {
+        let ob = &mut self.outbox[side][k];
+        if ob.n == 0 {
+            return;
+        }
+        let at = epoch.elapsed().as_nanos() as u64;
+        for &(i, seq) in &ob.who[..ob.n] {
+            calls[i].sent_at[side][usize::from(seq) % RING] = at;
+        }
+        let mut done = 0;
+        while done < ob.n {
+            let rest = done..ob.n;
+            let iovs: Vec<[IoSlice<'_>; 1]> = rest
+                .clone()
+                .map(|m| [IoSlice::new(&ob.bufs[m][..ob.lens[m]])])
+                .collect();
+            let addrs: Vec<SocketAddrAny> = rest.map(|m| ob.dsts[m].into()).collect();
+            let mut control: Vec<SendAncillaryBuffer<'_, '_, '_>> = addrs
+                .iter()
+                .map(|_| SendAncillaryBuffer::default())
+                .collect();
+            let mut msgs: Vec<MMsgHdr<'_>> = control
+                .iter_mut()
+                .zip(&addrs)
+                .zip(&iovs)
+                .map(|((c, a), iov)| MMsgHdr::new_with_addr(a, iov, c))
+                .collect();
+            match sendmmsg(&self.socks[side][k], &mut msgs, SendFlags::empty()) {
+                Ok(sent) => done += sent.max(1),
+                // Counted as lost by the receiver.
+                Err(_) => done += 1,
+            }
+        }
+        ob.n = 0;
+    }
+
+    /// Builds call `i`'s next packet in direction `dir` (0: A→B, SRTP μ-law; 1: B→A, RTP
+    /// A-law) into its socket's batch, sending the batch when full.
+    fn queue(
+        &mut self,
+        calls: &mut [Call],
+        i: usize,
+        dir: usize,
+        frames: &[[u8; FRAME]; 2],
+        epoch: Instant,
+    ) {
+        let k = i % self.socks[dir].len();
+        if self.outbox[dir][k].n == BATCH {
+            self.flush(dir, k, calls, epoch);
+        }
+        let ob = &mut self.outbox[dir][k];
+        let call = &mut calls[i];
+        let buf = &mut ob.bufs[ob.n];
+        let seq = call.next_seq[dir];
+        call.next_seq[dir] = seq.wrapping_add(1);
+        let ts = u32::from(seq).wrapping_mul(FRAME as u32);
+        let ssrc = (i as u32) << 1 | dir as u32;
+        let pt = if dir == 0 { 0 } else { 8 };
+        if rtp::write_header(buf, false, pt, seq, ts, ssrc).is_err() {
+            return;
+        }
+        buf[12..12 + FRAME].copy_from_slice(&frames[dir]);
+        let mut len = 12 + FRAME;
+        if dir == 0 {
+            match call.protect_a.protect_rtp(buf, len) {
+                Ok(l) => len = l,
+                Err(_) => return,
+            }
+        }
+        ob.lens[ob.n] = len;
+        ob.dsts[ob.n] = call.relay[dir];
+        ob.who[ob.n] = (i, seq);
+        ob.n += 1;
+    }
+
+    fn flush_all(&mut self, calls: &mut [Call], epoch: Instant) {
+        for side in 0..2 {
+            for k in 0..self.socks[side].len() {
+                self.flush(side, k, calls, epoch);
+            }
+        }
+    }
+
+    /// Drains every generator socket.
+    fn receive_all(&mut self, calls: &mut [Call], plain: bool, epoch: Instant, lat: &mut Vec<u32>) {
+        for side in 0..2 {
+            for k in 0..self.socks[side].len() {
+                while self.receive(side, k, calls, plain, epoch, lat) == BATCH {}
+            }
+        }
+    }
+
+    /// One `recvmmsg` on `side`'s socket `k`; how many datagrams it returned.
+    fn receive(
+        &mut self,
+        side: usize,
+        k: usize,
+        calls: &mut [Call],
+        plain: bool,
+        epoch: Instant,
+        lat: &mut Vec<u32>,
+    ) -> usize {
+        let n = {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+                .rx_bufs
+                .iter_mut()
+                .map(|b| [IoSliceMut::new(&mut b[..])])
+                .collect();
+            let Ok(res) = recvmmsg(
+                self.socks[side][k].as_raw_fd(),
+                &mut self.rx_headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            ) else {
+                return 0;
+            };
+            let mut n = 0;
+            for (meta, m) in self.rx_meta.iter_mut().zip(res) {
+                let port = m.address.map_or(0, |a| SocketAddrV4::from(a).port());
+                *meta = (m.bytes, port);
+                n += 1;
+            }
+            n
+        };
+        let at = epoch.elapsed().as_nanos() as u64;
+        // Packets arriving at the PBX side (1) went A→B (direction 0), and vice versa.
+        let dir = 1 - side;
+        for m in 0..n {
+            let (len, port) = self.rx_meta[m];
+            let Some(i) = self.by_port[usize::from(port)].checked_sub(1) else {
+                continue;
+            };
+            let call = &mut calls[i as usize];
+            if call.relay[side].port() != port {
+                call.bad += 1;
+                continue;
+            }
+            take(call, dir, plain, &mut self.rx_bufs[m], len, at, lat);
+        }
+        n
+    }
+}
+
+/// Checks one packet received in direction `dir` and records its latency.
+fn take(
+    call: &mut Call,
+    dir: usize,
+    plain: bool,
+    buf: &mut [u8],
+    len: usize,
+    at: u64,
+    lat: &mut Vec<u32>,
+) {
+    // Through the bridge, B→A arrives as SRTP on A and must verify.
+    let len = if dir == 1 && !plain {
+        match call.unprotect_a.unprotect_rtp(buf, len) {
+            Ok(l) => l,
+            Err(_) => {
+                call.bad += 1;
+                return;
+            }
+        }
+    } else {
+        len
+    };
+    let Ok(h) = RtpHeader::parse(&buf[..len]) else {
+        call.bad += 1;
+        return;
+    };
+    // Through the bridge, A→B is transcoded μ→A-law (PT 8) and B→A A→μ-law (PT 0).
+    let want_pt = if plain { [0, 8][dir] } else { [8, 0][dir] };
+    if h.payload_type != want_pt || len < h.header_len + FRAME {
+        call.bad += 1;
+        return;
+    }
+    // The first packet received is taken to be the first sent (no loss before it).
+    let first_sent = call.first_seq[dir];
+    let (first_out, first_in) = *call.base[dir].get_or_insert((h.sequence, first_sent));
+    let in_seq = h.sequence.wrapping_sub(first_out).wrapping_add(first_in);
+    let sent = call.sent_at[dir][usize::from(in_seq) % RING];
+    call.received[dir] += 1;
+    if sent != 0 && at >= sent {
+        lat.push(u32::try_from((at - sent) / 1000).unwrap_or(u32::MAX));
+    }
+}
+
 fn setup_calls(
     client: &mut Client,
-    poll: &Poll,
+    generator: &mut Generator,
     n: usize,
 ) -> Result<Vec<Call>, Box<dyn std::error::Error>> {
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
-    let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
     let mut calls = Vec::with_capacity(n);
     for i in 0..n {
-        let mut a = UdpSocket::bind(local)?;
-        let mut b = UdpSocket::bind(local)?;
+        let k = i % generator.socks[0].len();
         let mut leg_a = LegConfig::rtp(Codec::Pcmu);
-        leg_a.remote = Some(a.local_addr()?);
+        leg_a.remote = Some(generator.socks[0][k].local_addr()?);
         leg_a.telephone_event_pt = Some(101);
         leg_a.srtp = Some(SrtpConfig {
             profile: SrtpProfileName::AesCm128HmacSha1_80,
@@ -215,7 +489,7 @@ fn setup_calls(
             },
         });
         let mut leg_b = LegConfig::rtp(Codec::Pcma);
-        leg_b.remote = Some(b.local_addr()?);
+        leg_b.remote = Some(generator.socks[1][k].local_addr()?);
         leg_b.telephone_event_pt = Some(101);
         let reply = client.call(Command::CreateSession {
             session: format!("load-{i}"),
@@ -226,16 +500,17 @@ fn setup_calls(
         let Reply::SessionCreated { a: pa, b: pb, .. } = reply else {
             return Err(format!("unexpected reply {reply:?}").into());
         };
-        poll.registry()
-            .register(&mut a, Token(2 * i), Interest::READABLE)?;
-        poll.registry()
-            .register(&mut b, Token(2 * i + 1), Interest::READABLE)?;
+        let relay = [
+            SocketAddr::new(pa.ip, pa.rtp_port),
+            SocketAddr::new(pb.ip, pb.rtp_port),
+        ];
+        for r in relay {
+            v4(r)?;
+            generator.by_port[usize::from(r.port())] = u32::try_from(i + 1)?;
+        }
         let first_seq = [(i as u16).wrapping_mul(7), (i as u16).wrapping_mul(13)];
         calls.push(Call {
-            a,
-            b,
-            relay_a: SocketAddr::new(pa.ip, pa.rtp_port),
-            relay_b: SocketAddr::new(pb.ip, pb.rtp_port),
+            relay,
             protect_a: SrtpContext::new(&key(profile, &KEY_A_IN, &SALT_A_IN)),
             unprotect_a: SrtpContext::new(&key(profile, &KEY_A_OUT, &SALT_A_OUT)),
             next_seq: first_seq,
@@ -247,78 +522,6 @@ fn setup_calls(
         });
     }
     Ok(calls)
-}
-
-/// Sends one frame in direction `dir` (0: A→B, SRTP μ-law; 1: B→A, RTP A-law).
-fn send_one(call: &mut Call, dir: usize, i: usize, frames: &[[u8; FRAME]; 2], epoch: Instant) {
-    let mut buf = [0u8; 256];
-    let seq = call.next_seq[dir];
-    call.next_seq[dir] = seq.wrapping_add(1);
-    let ts = u32::from(seq).wrapping_mul(FRAME as u32);
-    let ssrc = (i as u32) << 1 | dir as u32;
-    let pt = if dir == 0 { 0 } else { 8 };
-    if rtp::write_header(&mut buf, false, pt, seq, ts, ssrc).is_err() {
-        return;
-    }
-    buf[12..12 + FRAME].copy_from_slice(&frames[dir]);
-    let mut len = 12 + FRAME;
-    if dir == 0 {
-        match call.protect_a.protect_rtp(&mut buf, len) {
-            Ok(l) => len = l,
-            Err(_) => return,
-        }
-    }
-    call.sent_at[dir][usize::from(seq) % RING] = epoch.elapsed().as_nanos() as u64;
-    let (sock, dst) = if dir == 0 {
-        (&call.a, call.relay_a)
-    } else {
-        (&call.b, call.relay_b)
-    };
-    let _ = sock.send_to(&buf[..len], dst);
-}
-
-/// Drains one generator socket; `dir` is the direction of the packets it receives.
-fn receive(call: &mut Call, dir: usize, plain: bool, epoch: Instant, lat: &mut Vec<u32>) {
-    let mut buf = [0u8; 512];
-    loop {
-        let sock = if dir == 0 { &call.b } else { &call.a };
-        let len = match sock.recv_from(&mut buf) {
-            Ok((len, _)) => len,
-            Err(_) => break,
-        };
-        let at = epoch.elapsed().as_nanos() as u64;
-        // Through the bridge, B→A arrives as SRTP on A and must verify.
-        let len = if dir == 1 && !plain {
-            match call.unprotect_a.unprotect_rtp(&mut buf, len) {
-                Ok(l) => l,
-                Err(_) => {
-                    call.bad += 1;
-                    continue;
-                }
-            }
-        } else {
-            len
-        };
-        let Ok(h) = RtpHeader::parse(&buf[..len]) else {
-            call.bad += 1;
-            continue;
-        };
-        // Through the bridge, A→B is transcoded μ→A-law (PT 8) and B→A A→μ-law (PT 0).
-        let want_pt = if plain { [0, 8][dir] } else { [8, 0][dir] };
-        if h.payload_type != want_pt || len < h.header_len + FRAME {
-            call.bad += 1;
-            continue;
-        }
-        // The first packet received is taken to be the first sent (no loss before it).
-        let first_sent = call.first_seq[dir];
-        let (first_out, first_in) = *call.base[dir].get_or_insert((h.sequence, first_sent));
-        let in_seq = h.sequence.wrapping_sub(first_out).wrapping_add(first_in);
-        let sent = call.sent_at[dir][usize::from(in_seq) % RING];
-        call.received[dir] += 1;
-        if sent != 0 && at >= sent {
-            lat.push(u32::try_from((at - sent) / 1000).unwrap_or(u32::MAX));
-        }
-    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -339,16 +542,18 @@ fn run(
     let pid = proc_.child.id();
     let (mut client, _) = Client::connect(&proc_.control, "cig-relay-load")?;
     let mut poll = Poll::new()?;
+    let mut generator = Generator::new(args.gen_sockets.max(1), &poll)?;
     let rss0 = rss_kib(pid);
-    let mut calls = setup_calls(&mut client, &poll, n)?;
+    let mut calls = setup_calls(&mut client, &mut generator, n)?;
     let rss1 = rss_kib(pid);
     let frames = [tone(false), tone(true)];
     let plain = engine == "plain";
-    let mut events = Events::with_capacity(4096);
+    let mut events = Events::with_capacity(64);
     let mut lat = Vec::with_capacity(n * 2 * (args.seconds as usize + 1) * RATE as usize);
     let period = Duration::from_secs(1) / RATE;
     let total_sends = (args.seconds * f64::from(RATE)) as u64 * n as u64;
     let step_ns = period.as_nanos() as u64 / n as u64;
+    let tick_ns = args.tick_us.saturating_mul(1000).max(1);
     let duration_ns = (args.seconds * 1e9) as u64;
     let epoch = Instant::now();
     let cpu0 = cpu_seconds(pid);
@@ -356,32 +561,29 @@ fn run(
     let mut j: u64 = 0;
     let drain_until = loop {
         let now_ns = epoch.elapsed().as_nanos() as u64;
-        let mut burst = 0;
-        while j < total_sends && j * step_ns <= now_ns && burst < 256 {
+        let release = now_ns - now_ns % tick_ns;
+        let mut queued = false;
+        while j < total_sends && j * step_ns <= release {
             let i = (j % n as u64) as usize;
-            send_one(&mut calls[i], 0, i, &frames, epoch);
-            send_one(&mut calls[i], 1, i, &frames, epoch);
+            generator.queue(&mut calls, i, 0, &frames, epoch);
+            generator.queue(&mut calls, i, 1, &frames, epoch);
             j += 1;
-            burst += 1;
+            queued = true;
+        }
+        if queued {
+            generator.flush_all(&mut calls, epoch);
         }
         // Stop on schedule even if a starved generator fell behind: the achieved rate is
         // reported next to the offered one.
         if j >= total_sends || now_ns >= duration_ns {
             break Instant::now() + Duration::from_millis(300);
         }
-        let wait = Duration::from_nanos((j * step_ns).saturating_sub(now_ns));
-        poll.poll(&mut events, Some(wait))?;
-        for ev in events.iter() {
-            let (i, side_b) = (ev.token().0 / 2, ev.token().0 % 2 == 1);
-            // Packets arriving on B went A→B (direction 0).
-            receive(
-                &mut calls[i],
-                if side_b { 0 } else { 1 },
-                plain,
-                epoch,
-                &mut lat,
-            );
+        if args.sleep {
+            let next = (j * step_ns).div_ceil(tick_ns) * tick_ns;
+            let wait = Duration::from_nanos(next.saturating_sub(now_ns));
+            poll.poll(&mut events, Some(wait))?;
         }
+        generator.receive_all(&mut calls, plain, epoch, &mut lat);
     };
     let cpu1 = cpu_seconds(pid);
     let gen1 = cpu_seconds(std::process::id());
@@ -389,16 +591,7 @@ fn run(
     let offered_pps = 2.0 * f64::from(RATE) * n as f64;
     while Instant::now() < drain_until {
         poll.poll(&mut events, Some(drain_until - Instant::now()))?;
-        for ev in events.iter() {
-            let (i, side_b) = (ev.token().0 / 2, ev.token().0 % 2 == 1);
-            receive(
-                &mut calls[i],
-                if side_b { 0 } else { 1 },
-                plain,
-                epoch,
-                &mut lat,
-            );
-        }
+        generator.receive_all(&mut calls, plain, epoch, &mut lat);
     }
     lat.sort_unstable();
     let received: u64 = calls.iter().map(|c| c.received[0] + c.received[1]).sum();

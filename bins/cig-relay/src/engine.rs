@@ -2,19 +2,28 @@
 //! packet path synchronously on its own epoll (mio) loop.
 //!
 //! The control thread hands sessions over through a channel and wakes the engine with a mio
-//! [`Waker`]; replies and events go back the same way. Per packet the engine does one
-//! `recv_from`, the session's [`PacketPath`], one `send_to`, and updates plain counters: no
-//! allocation, no lock, no clock read beyond one `Instant::now()` per wake-up.
+//! [`Waker`]; replies and events go back the same way. A readable socket is read with
+//! `recvmmsg` (up to [`BATCH`] datagrams per system call, and a short count means the socket is
+//! empty, so no extra `EAGAIN` read is needed to re-arm the edge-triggered epoll); every datagram
+//! goes through the session's [`PacketPath`] in place, and what is forwarded leaves with one
+//! `sendmmsg` per run of datagrams for the same socket. Counters are plain fields: no
+//! allocation (the batch buffers are allocated once per engine), no lock, no clock read beyond
+//! one `Instant::now()` per wake-up.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 
 use crate::log::Log;
 use crate::path::{PacketPath, Verdict, leg_index};
@@ -33,9 +42,21 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_DATAGRAM: usize = 2048;
 /// Room kept after a received datagram for what the path adds (SRTP tag, SRTCP index).
 const SPARE: usize = 64;
+/// Datagrams moved per `recvmmsg` / `sendmmsg`.
+pub const BATCH: usize = 32;
 /// Datagrams read from one socket before the engine turns to the others: a flood on one port
 /// cannot starve the other calls. A socket left with data is revisited after the next poll.
-const BUDGET: usize = 64;
+const BUDGET: usize = 2 * BATCH;
+
+/// Datagrams asked of each `recvmmsg` (1..=[`BATCH`]); set once at start by `--recv-batch`.
+static RECV_BATCH: AtomicUsize = AtomicUsize::new(BATCH);
+
+/// Sets how many datagrams the engines ask of each `recvmmsg` (clamped to 1..=[`BATCH`]),
+/// before they start. With 1, a readable socket costs one read per datagram plus the `EAGAIN`
+/// read that re-arms the edge-triggered epoll: the unbatched path, kept for measurements.
+pub fn set_recv_batch(n: usize) {
+    RECV_BATCH.store(n.clamp(1, BATCH), Ordering::Relaxed);
+}
 
 /// A session handed to an engine: its four bound sockets (A RTP, A RTCP, B RTP, B RTCP) and its
 /// packet path.
@@ -121,6 +142,137 @@ pub enum FromEngine {
     },
 }
 
+/// One forwarded datagram of a batch: which buffer, how long, where to.
+#[derive(Clone, Copy)]
+struct Out {
+    buf: usize,
+    len: usize,
+    dst: SocketAddr,
+}
+
+/// An engine's pre-allocated batch state (made on the engine thread: the system call headers
+/// hold raw pointers and are not `Send`).
+struct Batch {
+    /// Datagrams asked of each `recvmmsg`.
+    limit: usize,
+    /// [`BATCH`] packet buffers of [`MAX_DATAGRAM`] bytes each.
+    bufs: Vec<u8>,
+    rx: MultiHeaders<SockaddrStorage>,
+    /// Length and source of each received datagram.
+    got: [(usize, Option<SocketAddr>); BATCH],
+    /// What goes out, in order, with the socket (0..4) it leaves from.
+    out: [(usize, Out); BATCH],
+}
+
+impl Batch {
+    fn new() -> Batch {
+        let none = Out {
+            buf: 0,
+            len: 0,
+            dst: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        Batch {
+            limit: RECV_BATCH.load(Ordering::Relaxed).clamp(1, BATCH),
+            bufs: vec![0; BATCH * MAX_DATAGRAM],
+            rx: MultiHeaders::preallocate(BATCH, None),
+            got: [(0, None); BATCH],
+            out: [(0, none); BATCH],
+        }
+    }
+
+    /// Buffer `i`.
+    fn buf(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i * MAX_DATAGRAM..(i + 1) * MAX_DATAGRAM]
+    }
+
+    /// One `recvmmsg` of up to `limit` datagrams on `sock` into the buffers (each leaving
+    /// [`SPARE`] bytes for what the path adds); the count, and the lengths and sources in `got`.
+    fn recv(&mut self, sock: &UdpSocket) -> Result<usize, Errno> {
+        let mut chunks = self.bufs.chunks_exact_mut(MAX_DATAGRAM);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            [IoSliceMut::new(
+                chunks
+                    .next()
+                    .map_or(Default::default(), |c| &mut c[..MAX_DATAGRAM - SPARE]),
+            )]
+        });
+        let res = recvmmsg(
+            sock.as_raw_fd(),
+            &mut self.rx,
+            iovs[..self.limit].iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        let mut n = 0;
+        for (got, m) in self.got.iter_mut().zip(res) {
+            *got = (m.bytes, m.address.as_ref().and_then(std_addr));
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Sends `out[from..to]` (all for `sock`) with as few system calls as the kernel allows:
+    /// one `send_to` for a single datagram, else `sendmmsg` until all went or failed;
+    /// (sent, dropped).
+    fn send(&self, sock: &UdpSocket, from: usize, to: usize) -> (u64, u64) {
+        let (mut sent, mut dropped) = (0, 0);
+        let mut done = from;
+        while done < to {
+            let run = &self.out[done..to];
+            let k = match run {
+                [] => break,
+                [(_, one)] => usize::from(sock.send_to(self.payload(one), one.dst).is_ok()),
+                [(_, first), ..] => {
+                    // Fixed-size arrays (no allocation); only the first `run.len()` are sent.
+                    let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|j| {
+                        [IoSlice::new(
+                            run.get(j).map_or(&[][..], |(_, o)| self.payload(o)),
+                        )]
+                    });
+                    let addrs: [SocketAddrAny; BATCH] = std::array::from_fn(|j| {
+                        SocketAddrAny::from(run.get(j).map_or(first.dst, |(_, o)| o.dst))
+                    });
+                    let mut control: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
+                        std::array::from_fn(|_| SendAncillaryBuffer::default());
+                    let mut j = 0;
+                    let mut msgs = control.each_mut().map(|c| {
+                        let m = MMsgHdr::new_with_addr(&addrs[j], &iovs[j], c);
+                        j += 1;
+                        m
+                    });
+                    let n = run.len().min(BATCH);
+                    sendmmsg(sock, &mut msgs[..n], SendFlags::DONTWAIT).unwrap_or(0)
+                }
+            };
+            if k == 0 {
+                // The first datagram failed; the rest are tried again.
+                dropped += 1;
+                done += 1;
+            } else {
+                sent += k as u64;
+                done += k;
+            }
+        }
+        (sent, dropped)
+    }
+
+    /// The bytes of a forwarded datagram.
+    fn payload(&self, o: &Out) -> &[u8] {
+        let start = o.buf * MAX_DATAGRAM;
+        self.bufs
+            .get(start..start + o.len.min(MAX_DATAGRAM))
+            .unwrap_or_default()
+    }
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        Some(SocketAddr::V4((*v4).into()))
+    } else {
+        a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+    }
+}
+
 struct Slot<P> {
     name: Arc<str>,
     owner: ConnId,
@@ -201,7 +353,7 @@ impl<P: PacketPath> Engine<P> {
     /// Runs until [`ToEngine::Shutdown`] or until the control thread disappears.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = Batch::new();
         let mut next_tick = Instant::now() + TICK;
         self.log.info(
             "Engine",
@@ -227,13 +379,13 @@ impl<P: PacketPath> Engine<P> {
             std::mem::swap(&mut self.again, &mut self.again_now);
             let mut again_now = std::mem::take(&mut self.again_now);
             for token in again_now.drain(..) {
-                if !self.on_readable(token, &mut buf, now) {
+                if !self.on_readable(token, &mut batch, now) {
                     self.again.push(token);
                 }
             }
             self.again_now = again_now;
             for ev in events.iter() {
-                if ev.token() != WAKER && !self.on_readable(ev.token().0, &mut buf, now) {
+                if ev.token() != WAKER && !self.on_readable(ev.token().0, &mut batch, now) {
                     self.again.push(ev.token().0);
                 }
             }
@@ -257,7 +409,7 @@ impl<P: PacketPath> Engine<P> {
 
     /// The per-packet path: read one socket until it is empty (it is edge-triggered) or its
     /// budget is used, forwarding what the path says. `false` when data may be left.
-    fn on_readable(&mut self, token: usize, buf: &mut [u8], now: Instant) -> bool {
+    fn on_readable(&mut self, token: usize, batch: &mut Batch, now: Instant) -> bool {
         let (slot_index, k) = (token / 4, token % 4);
         let Some(Some(slot)) = self.slots.get_mut(slot_index) else {
             return true;
@@ -265,32 +417,54 @@ impl<P: PacketPath> Engine<P> {
         let leg = if k < 2 { LegId::A } else { LegId::B };
         let rtcp = k % 2 == 1;
         let li = leg_index(leg);
-        for _ in 0..BUDGET {
-            let (len, src) = match slot.sockets[k].recv_from(&mut buf[..MAX_DATAGRAM - SPARE]) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+        for _ in 0..BUDGET / batch.limit {
+            let n = match batch.recv(&slot.sockets[k]) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => return true,
                 // EINTR, or a pending ICMP error reported once: the socket stays usable and
                 // may hold more datagrams.
                 Err(_) => continue,
             };
-            let st = &mut slot.stats[li];
-            st.packets_in += 1;
-            st.bytes_in += len as u64;
-            match slot.path.on_packet(leg, rtcp, src, buf, len, now) {
-                Verdict::Forward {
-                    leg: out,
-                    rtcp: out_rtcp,
-                    dst,
-                    len,
-                } => {
-                    let oi = leg_index(out);
-                    let sock = &slot.sockets[oi * 2 + usize::from(out_rtcp)];
-                    match sock.send_to(&buf[..len], dst) {
-                        Ok(_) => slot.stats[oi].packets_out += 1,
-                        Err(_) => slot.stats[oi].dropped += 1,
+            let mut outs = 0;
+            for i in 0..n {
+                let (len, src) = batch.got[i];
+                let st = &mut slot.stats[li];
+                st.packets_in += 1;
+                st.bytes_in += len as u64;
+                let verdict = match src {
+                    Some(src) => slot.path.on_packet(leg, rtcp, src, batch.buf(i), len, now),
+                    None => Verdict::Drop,
+                };
+                match verdict {
+                    Verdict::Forward {
+                        leg: out,
+                        rtcp: out_rtcp,
+                        dst,
+                        len,
+                    } => {
+                        let sock = leg_index(out) * 2 + usize::from(out_rtcp);
+                        batch.out[outs] = (sock, Out { buf: i, len, dst });
+                        outs += 1;
                     }
+                    Verdict::Drop => slot.stats[li].dropped += 1,
                 }
-                Verdict::Drop => slot.stats[li].dropped += 1,
+            }
+            // One sendmmsg per run of datagrams leaving from the same socket.
+            let mut from = 0;
+            while from < outs {
+                let sock = batch.out[from].0;
+                let to = (from..outs)
+                    .find(|&m| batch.out[m].0 != sock)
+                    .unwrap_or(outs);
+                let (sent, dropped) = batch.send(&slot.sockets[sock], from, to);
+                let st = &mut slot.stats[sock / 2];
+                st.packets_out += sent;
+                st.dropped += dropped;
+                from = to;
+            }
+            if n < batch.limit {
+                // recvmmsg stopped short: the socket was empty (it ran into EAGAIN).
+                return true;
             }
         }
         false

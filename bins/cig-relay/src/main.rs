@@ -49,6 +49,10 @@ struct Args {
     /// The packet path the engines run.
     #[arg(long, value_enum, default_value_t = EngineKind::Bridge)]
     engine: EngineKind,
+    /// Datagrams each engine reads per `recvmmsg` (1..=32); 1 is the unbatched read-until-EAGAIN
+    /// path, kept for measurements.
+    #[arg(long, default_value_t = engine::BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=engine::BATCH as u64))]
+    recv_batch: usize,
     /// Also write DEBUG lines to relay.log.
     #[arg(long)]
     debug: bool,
@@ -110,6 +114,8 @@ fn main() -> ExitCode {
     log.init("Config", format_args!("bind {}", settings.bind));
     log.init("Config", format_args!("workers {workers}"));
     log.init("Config", format_args!("engine {:?}", args.engine));
+    log.init("Config", format_args!("recv_batch {}", args.recv_batch));
+    engine::set_recv_batch(args.recv_batch);
     let result = match args.engine {
         EngineKind::Bridge => serve::<path::Bridge>(settings, &log),
         EngineKind::Plain => serve::<path::PlainForward>(settings, &log),
