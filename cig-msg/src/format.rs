@@ -93,6 +93,33 @@ pub struct Attachment {
 }
 
 impl Message {
+    /// A 16-byte id that is the same every time this message is offered again (retries,
+    /// restarts), for duplicate suppression downstream: SHA-256 over `id`, From, To, the text
+    /// and the attachments, truncated. `None` without an `id` (a message that has no stable
+    /// name of its own: each offer is a new message).
+    pub fn stable_id(&self) -> Option<[u8; 16]> {
+        use sha2::{Digest, Sha256};
+        let id = self.id.as_deref()?;
+        let mut h = Sha256::new();
+        h.update(b"cig-msg stable id\0");
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        };
+        for f in [id, &self.from, &self.to, &self.text] {
+            field(f.as_bytes());
+        }
+        for a in &self.attachments {
+            field(a.filename.as_bytes());
+            field(a.content_type.as_bytes());
+            field(&a.data);
+        }
+        let digest = h.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&digest[..16]);
+        Some(out)
+    }
+
     /// The value of the first extra header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -426,6 +453,28 @@ This is the text message in plaintext.\r\n--e9lafbk45d361b43c2f051a6b732e44n\r\n
 Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\
 Content-Disposition: attachment; filename=\"filename.png\"\r\n\r\n\
 AAECAwQFBgcICQoLDA0ODw==\r\n--e9lafbk45d361b43c2f051a6b732e44n--\r\n";
+
+    #[test]
+    fn stable_id_is_the_same_for_the_same_message_only() {
+        let m = parse(MANUAL_MULTIPART.as_bytes()).unwrap();
+        assert_eq!(m.stable_id(), None, "no Message-ID: no stable id");
+        let with_id = Message {
+            id: Some("1448558144.M1P2Q3.host".into()),
+            ..m.clone()
+        };
+        let again = parse(&write(&with_id).unwrap()).unwrap();
+        let id = with_id.stable_id().unwrap();
+        assert_eq!(again.stable_id(), Some(id), "read back: the same id");
+        let mut other = with_id.clone();
+        other.attachments[0].data[0] ^= 1;
+        assert_ne!(other.stable_id(), Some(id));
+        let mut other = with_id.clone();
+        other.to.push('1');
+        assert_ne!(other.stable_id(), Some(id));
+        let mut other = with_id;
+        other.id = Some("another".into());
+        assert_ne!(other.stable_id(), Some(id));
+    }
 
     #[test]
     fn manual_plain_example() {

@@ -42,6 +42,17 @@ pub struct Inbound {
     pub ack: AckHandle,
 }
 
+/// What became of an [`Inbound`] message, as an [`AckHandle::callback`] learns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// The secure side has it ([`AckHandle::delivered`]).
+    Delivered,
+    /// Not delivered this time (the handle was dropped): the source offers it again later.
+    Later,
+    /// Never deliverable ([`AckHandle::refused`]): the source gives it up.
+    Refused,
+}
+
 /// Confirms delivery of an [`Inbound`] message to its source. Dropping it unconfirmed leaves
 /// the message at the source for a later retry.
 #[must_use = "the source keeps the message until delivered() is called"]
@@ -55,8 +66,8 @@ enum AckKind {
         path: PathBuf,
         in_flight: Arc<Mutex<HashSet<PathBuf>>>,
     },
-    /// Any other source: called with `true` on delivery, `false` when dropped unconfirmed.
-    Callback(Option<Box<dyn FnOnce(bool) -> Result<()> + Send>>),
+    /// Any other source: called once with what became of the message.
+    Callback(Option<Box<dyn FnOnce(AckOutcome) -> Result<()> + Send>>),
     Done,
 }
 
@@ -77,8 +88,9 @@ impl AckHandle {
         }
     }
 
-    /// A handle that runs `f(true)` on delivery and `f(false)` when dropped unconfirmed.
-    pub fn callback(f: impl FnOnce(bool) -> Result<()> + Send + 'static) -> AckHandle {
+    /// A handle that runs `f` once: [`AckOutcome::Delivered`] on delivery,
+    /// [`AckOutcome::Refused`] on refusal, [`AckOutcome::Later`] when dropped unconfirmed.
+    pub fn callback(f: impl FnOnce(AckOutcome) -> Result<()> + Send + 'static) -> AckHandle {
         AckHandle {
             kind: AckKind::Callback(Some(Box::new(f))),
         }
@@ -102,16 +114,17 @@ impl AckHandle {
                     .remove(&path);
                 removed
             }
-            AckKind::Callback(Some(f)) => f(true),
+            AckKind::Callback(Some(f)) => f(AckOutcome::Delivered),
             AckKind::Callback(None) | AckKind::Done => Ok(()),
         }
     }
 }
 
 impl AckHandle {
-    /// The message can never be delivered (e.g. it cannot be encrypted to its recipient): a
-    /// Maildir file moves to the mailbox's `failed/` with `reason` (see [`maildir`]); any
-    /// other source is released as not delivered.
+    /// The message can never be delivered (it cannot be encrypted to its recipient, or the
+    /// secure side refused it too often): a Maildir file moves to the mailbox's `failed/` with
+    /// `reason` (see [`maildir`]); a callback source learns [`AckOutcome::Refused`] (SMPP
+    /// answers the deliver_sm with a permanent error).
     pub fn refused(mut self, reason: &str) -> Result<()> {
         match std::mem::replace(&mut self.kind, AckKind::Done) {
             AckKind::File { path, in_flight } => {
@@ -133,7 +146,7 @@ impl AckHandle {
                     .remove(&path);
                 moved
             }
-            AckKind::Callback(Some(f)) => f(false),
+            AckKind::Callback(Some(f)) => f(AckOutcome::Refused),
             AckKind::Callback(None) | AckKind::Done => Ok(()),
         }
     }
@@ -149,7 +162,7 @@ impl Drop for AckHandle {
                     .remove(&path);
             }
             AckKind::Callback(Some(f)) => {
-                if let Err(e) = f(false) {
+                if let Err(e) = f(AckOutcome::Later) {
                     tracing::warn!("releasing an unacknowledged message: {e}");
                 }
             }
@@ -376,5 +389,53 @@ impl Messaging {
     /// Number of running mailbox readers.
     pub fn readers(&self) -> usize {
         self.readers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A callback handle and where its outcome lands.
+    fn handle() -> (AckHandle, Arc<Mutex<Vec<AckOutcome>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&got);
+        let h = AckHandle::callback(move |o| {
+            sink.lock().unwrap().push(o);
+            Ok(())
+        });
+        (h, got)
+    }
+
+    #[test]
+    fn a_callback_source_learns_delivered_later_or_refused_once() {
+        let (h, got) = handle();
+        h.delivered().unwrap();
+        let (h2, got2) = handle();
+        drop(h2);
+        let (h3, got3) = handle();
+        h3.refused("refused 5 times").unwrap();
+        assert_eq!(*got.lock().unwrap(), [AckOutcome::Delivered]);
+        assert_eq!(*got2.lock().unwrap(), [AckOutcome::Later]);
+        assert_eq!(*got3.lock().unwrap(), [AckOutcome::Refused]);
+    }
+
+    #[test]
+    fn a_refused_file_moves_to_failed_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = dir.path().join("mb");
+        maildir::create_maildir(&mailbox).unwrap();
+        let file = mailbox.join("new/1.M1P1Q1.host");
+        std::fs::write(&file, b"x").unwrap();
+        let in_flight = Arc::new(Mutex::new(HashSet::from([file.clone()])));
+        AckHandle::file(file.clone(), Arc::clone(&in_flight))
+            .refused("refused by the switch or its recipient 5 times")
+            .unwrap();
+        assert!(!file.exists());
+        let failed = mailbox.join("failed/1.M1P1Q1.host");
+        assert_eq!(std::fs::read(&failed).unwrap(), b"x");
+        let reason = std::fs::read_to_string(mailbox.join("failed/1.M1P1Q1.host.reason")).unwrap();
+        assert_eq!(reason, "refused by the switch or its recipient 5 times\n");
+        assert!(in_flight.lock().unwrap().is_empty());
     }
 }

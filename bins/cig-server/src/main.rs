@@ -85,6 +85,10 @@ struct Args {
     /// Seconds an unanswered call may ring before it is given up.
     #[arg(long, default_value_t = 60)]
     setup_timeout: u64,
+    /// A message from a mailbox or message centre that the switch or its recipient refused
+    /// this many times is given up (the mailbox's failed/, a permanent error to the centre).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    message_refusals: u32,
     /// Write DEBUG lines to cig.log.
     #[arg(long)]
     debug: bool,
@@ -368,6 +372,8 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     if ucfg.switches.is_empty() {
         return Err("no switch address: none in the key bundle and no --switch".to_owned());
     }
+    // Text messages are acknowledged only once kept (messaging.rs).
+    ucfg.defer_message_acks = true;
     let (umsg, mut umsg_events) = umsgdrv::start(ucfg);
     let mut secure = Umsg(umsg.clone());
     // Messaging: mailboxes and message centres (SMPP spools under userdata/spool), SIP MESSAGE.
@@ -379,6 +385,9 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         &spool,
         umsg.clone(),
         sip_messaging,
+        messaging::Options {
+            max_refusals: args.message_refusals,
+        },
     )?;
 
     // Relay.

@@ -1,41 +1,27 @@
 //! cig-server messaging end to end: a KMS community made with cig-kms, the switch cig-crs,
-//! cig-relay and cig-server with a read and a write mailbox, and a secure user that is a
-//! cig-umsg client over the real driver (UMSG over TLS, MIKEY-SAKKE per message). The Maildir
-//! side is Python's standard `mailbox`/`email` packages (cig-msg's tests/peers/maildir_peer.py).
+//! cig-relay and cig-server with a read and a write mailbox, an SMPP centre and SIP messaging,
+//! and secure users that are cig-umsg clients over the real driver (UMSG over TLS,
+//! MIKEY-SAKKE per message). The outside systems are nobody's here: Python's standard
+//! `mailbox`/`email` packages (cig-msg's tests/peers/maildir_peer.py), sipp (UAC and UAS) and
+//! the npm `smpp` package as SMSC (cig-msg's tests/peers/smsc.js).
+
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cig_testkit::{Proc, bin, free_tcp_port, free_udp_port, wait_until};
+use cig_testkit::{Proc, free_tcp_port, free_udp_port, wait_until};
 use cig_umsg::message::{AckStatus, Attachment, Body, MessageId, Received};
+use common::{Domain, GW, T, run, server_command, spawn_relay};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-const GW: &str = "tel:+8888";
 const USER: &str = "tel:+4670123456";
-const T: Duration = Duration::from_secs(30);
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn field(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in {out}"))
-        .to_owned()
-}
 
 /// cig-msg's Python Maildir peer (`put MAILBOX SPEC.json` / `take MAILBOX`).
 fn python_peer(args: &[&str]) -> String {
@@ -44,26 +30,41 @@ fn python_peer(args: &[&str]) -> String {
     run(Command::new("python3").arg(script).args(args))
 }
 
-/// The gateway with mailboxes: messages from `sip:{u}@pbx.com` in the read mailbox go to
-/// `tel:+{n}` for `To: sip:9{n}@secure.com`; messages from secure users to `tel:+8888;{e}` are
-/// written with `From: sip:{n}@secure.com`, `To: sip:{e}@pbx.com`. SIP messaging is on: a
-/// MESSAGE to `sip:9{n}@…` from `sip:{x}@127.0.0.1…` goes to `tel:+{n}`.
-fn conf(read: &Path, write: &Path) -> String {
+/// The gateway's messaging: messages from `sip:{u}@pbx.com` in the read mailbox go to
+/// `tel:+{n}` for `To: sip:9{n}@secure.com` with From `tel:+8888;{u}`; messages from secure
+/// users to `tel:+8888;1{e}` are written with `From: sip:{n}@secure.com`,
+/// `To: sip:1{e}@pbx.com`; to `tel:+8888;2{x}` they go as a SIP MESSAGE to the PBX on
+/// `pbx_port` (digest account `gateway`/`s3cret`); to `tel:+8888;46{n}` as SMS `+46{n}` to
+/// the SMSC on `smsc_port`, whose texts from `+{m}` reach `tel:+{n}` from `tel:+8888;{m}`.
+/// A SIP MESSAGE to `sip:9{n}@…` from `sip:{u}@…` goes to `tel:+{n}` from `tel:+8888;{u}`.
+fn conf(read: &Path, write: &Path, pbx_port: u16, smsc_port: u16) -> String {
     format!(
         r#"
-map maptel2sip {{ entry pbx tel "tel:+8888;{{x}}" sip "sip:{{x}}@127.0.0.1{{port}}"; }}
+map maptel2sip {{ entry pbx tel "tel:+8888;2{{x}}" sip "sip:2{{x}}@127.0.0.1:{pbx_port}" auth pbxaccount; }}
+map srcsip2tel {{ entry any sip "sip:{{u}}@{{h}}" tel "tel:+8888;{{u}}"; }}
 map mapsip2tel {{ entry sipext2tel sip "sip:9{{n}}@{{d}}" tel "tel:+{{n}}"; }}
+map srctel2sip {{ entry tel2sipsrc tel "tel:+{{n}}" sip "sip:{{n}}@secure.com"; }}
+auth pbxaccount {{ user "gateway"; password "s3cret"; }}
 interfaces {{
-    tel {{ extension map maptel2sip; }}
-    sip {{ extension map mapsip2tel; bind 127.0.0.1; messaging true; }}
+    tel {{ extension map maptel2sip; source map srcsip2tel; }}
+    sip {{ extension map mapsip2tel; source map srctel2sip; bind 127.0.0.1; messaging true; }}
 }}
 translate_map ext2gw {{ rule match "sip:{{u}}@pbx.com" translation "tel:+8888;{{u}}"; }}
 translate_map secure2tel {{ rule match "sip:9{{n}}@secure.com" translation "tel:+{{n}}"; }}
 translate_map tel2secure {{ rule match "tel:+{{n}}" translation "sip:{{n}}@secure.com"; }}
-translate_map gw2ext {{ rule match "tel:+8888;{{e}}" translation "sip:{{e}}@pbx.com"; }}
+translate_map gw2ext {{ rule match "tel:+8888;1{{e}}" translation "sip:1{{e}}@pbx.com"; }}
+translate_map sms_out_from {{ rule match "tel:+{{n}}" translation "+{{n}}"; }}
+translate_map sms_out_to {{ rule match "tel:+8888;46{{n}}" translation "+46{{n}}"; }}
+translate_map sms_in_from {{ rule match "+{{n}}" translation "tel:+8888;{{n}}"; }}
+translate_map sms_in_to {{ rule match "+{{n}}" translation "tel:+{{n}}"; }}
 mailboxes {{
     read {{ path "{}"; map_from translate_map ext2gw; map_to translate_map secure2tel; }}
     write {{ path "{}"; map_from translate_map tel2secure; map_to translate_map gw2ext; }}
+}}
+message_centers {{
+    smpp {{ hostname "127.0.0.1"; port {smsc_port}; user "cig"; password "secret";
+        read {{ map_from translate_map sms_in_from; map_to translate_map sms_in_to; }}
+        write {{ map_from translate_map sms_out_from; map_to translate_map sms_out_to; }} }}
 }}
 "#,
         read.display(),
@@ -73,9 +74,11 @@ mailboxes {{
 
 struct Bed {
     dir: TempDir,
+    domain: Domain,
     sip_port: u16,
-    switch: String,
-    certs: String,
+    mgmt_port: u16,
+    pbx_port: u16,
+    smsc_port: u16,
     crs: Proc,
     _relay: Proc,
     server: Proc,
@@ -83,96 +86,57 @@ struct Bed {
 
 impl Bed {
     fn start() -> Bed {
+        Bed::start_with(&[])
+    }
+
+    /// With extra cig-server flags.
+    fn start_with(server_args: &[&str]) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let kms = d.join("kms");
-        let kms_s = kms.to_str().unwrap();
-        run(Command::new(bin("cig-kms")).args(["init", "--dir", kms_s, "--domain", "cig.test"]));
-        for id in [GW, USER] {
-            run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms_s, "--identity", id]));
-        }
-        let certs = run(Command::new(bin("cig-kms")).args([
-            "switch-cert",
-            "--dir",
-            kms_s,
-            "--name",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-        ]));
-        let switch = format!("127.0.0.1:{}", free_tcp_port());
+        let domain = Domain::create(d, &[GW, USER]);
         let userdata = d.join("userdata");
         fs::create_dir_all(&userdata).unwrap();
-        for (id, out, code) in [
-            (GW, userdata.join("cig.raw"), userdata.join("cig.raw.code")),
-            (USER, d.join("user.bundle"), d.join("user.code")),
-        ] {
-            run(Command::new(bin("cig-kms")).args([
-                "export",
-                "--dir",
-                kms_s,
-                "--identity",
-                id,
-                "--out",
-                out.to_str().unwrap(),
-                "--switch",
-                &switch,
-                "--code-file",
-                code.to_str().unwrap(),
-            ]));
-        }
+        domain.export(
+            GW,
+            &userdata.join("cig.raw"),
+            &userdata.join("cig.raw.code"),
+        );
+        domain.export(USER, &d.join("user.bundle"), &d.join("user.code"));
         let (read, write) = (d.join("mail/read"), d.join("mail/write"));
         for mb in [&read, &write] {
-            run(Command::new(bin("cig-cli")).arg("create-maildir").arg(mb));
+            run(Command::new(cig_testkit::bin("cig-cli"))
+                .arg("create-maildir")
+                .arg(mb));
         }
-        fs::write(d.join("cig.conf"), conf(&read, &write)).unwrap();
-        let crs = spawn_crs(d, &switch, &certs);
-        let mut relay = Proc::spawn(Command::new(bin("cig-relay")).args([
-            "--control",
-            d.join("relay.sock").to_str().unwrap(),
-            "--log-dir",
-            d.join("log").to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--rtp-port-range",
-            "20000",
-            "40000",
-            "--workers",
-            "1",
-        ]));
-        relay
-            .wait_line(|l| l.starts_with("cig-relay ready"), T)
-            .unwrap_or_else(|| panic!("cig-relay: {}", relay.stderr()));
-        let sip_port = free_udp_port();
-        let mut server = Proc::spawn(Command::new(bin("cig-server")).args([
-            "--config",
-            d.join("cig.conf").to_str().unwrap(),
-            "--userdata",
-            userdata.to_str().unwrap(),
-            "--log-dir",
-            d.join("log").to_str().unwrap(),
-            "--relay-socket",
-            d.join("relay.sock").to_str().unwrap(),
-            "--mgmt-port",
-            &free_tcp_port().to_string(),
-            "--sip-port",
-            &sip_port.to_string(),
-            "--notify",
-            d.join("no-hook").to_str().unwrap(),
-            "--debug",
-        ]));
+        let (pbx_port, smsc_port) = (free_udp_port(), free_tcp_port());
+        fs::write(d.join("cig.conf"), conf(&read, &write, pbx_port, smsc_port)).unwrap();
+        let crs = domain.spawn_crs();
+        let relay = spawn_relay(d);
+        let mut bed = Bed {
+            domain,
+            sip_port: free_udp_port(),
+            mgmt_port: free_tcp_port(),
+            pbx_port,
+            smsc_port,
+            crs,
+            _relay: relay,
+            server: Proc::spawn(&mut Command::new("true")),
+            dir,
+        };
+        bed.server = bed.spawn_server(server_args);
+        bed
+    }
+
+    /// cig-server, ready.
+    fn spawn_server(&self, args: &[&str]) -> Proc {
+        let d = self.dir.path();
+        let mut server = Proc::spawn(
+            server_command(d, self.sip_port, self.mgmt_port, &d.join("no-hook")).args(args),
+        );
         server
             .wait_line(|l| l == "cig-server ready", T)
             .unwrap_or_else(|| panic!("cig-server: {}", server.stderr()));
-        Bed {
-            dir,
-            sip_port,
-            switch,
-            certs,
-            crs,
-            _relay: relay,
-            server,
-        }
+        server
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -183,30 +147,32 @@ impl Bed {
         fs::read_to_string(self.path("log/cig.log")).unwrap_or_default()
     }
 
-    fn files(&self, mailbox: &str) -> Vec<PathBuf> {
-        fs::read_dir(self.path(&format!("mail/{mailbox}/new")))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect()
+    fn files(&self, dir: &str) -> Vec<PathBuf> {
+        fs::read_dir(self.path(&format!("mail/{dir}")))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
     }
-}
 
-fn spawn_crs(d: &Path, switch: &str, certs: &str) -> Proc {
-    let mut crs = Proc::spawn(Command::new(bin("cig-crs")).args([
-        "--listen",
-        switch,
-        "--cert",
-        &field(certs, "cert"),
-        "--key",
-        &field(certs, "key"),
-        "--kpak-from",
-        d.join("kms").to_str().unwrap(),
-        "--log",
-        d.join("crs.log").to_str().unwrap(),
-    ]));
-    crs.wait_line(|l| l.starts_with("cig-crs ready"), T)
-        .unwrap_or_else(|| panic!("cig-crs: {}", crs.stderr()));
-    crs
+    /// Puts one message (From `sip:{from_ext}@pbx.com`) to the secure user into the read
+    /// mailbox with Python; its file.
+    fn put_for_user(&self, from_ext: &str, text: &str) -> PathBuf {
+        let spec = self.path("spec.json");
+        fs::write(
+            &spec,
+            json!([{"to": "sip:94670123456@secure.com", "from": format!("sip:{from_ext}@pbx.com"),
+                    "date": 1448558144, "text": text, "headers": [], "attachments": []}])
+            .to_string(),
+        )
+        .unwrap();
+        python_peer(&[
+            "put",
+            self.path("mail/read").to_str().unwrap(),
+            spec.to_str().unwrap(),
+        ]);
+        let files = self.files("read/new");
+        assert_eq!(files.len(), 1);
+        files[0].clone()
+    }
 }
 
 /// What the secure user's client saw.
@@ -217,7 +183,8 @@ enum Seen {
 }
 
 /// A secure user: a cig-umsg client over the real driver, registered at the switch. Messages
-/// it receives are acknowledged by the client core (MSG_ACK delivered) and reported.
+/// it receives are reported; the client core acknowledges them (MSG_ACK delivered), or, with
+/// deferred acknowledgements, the test does ([`SecureUser::ack`]).
 struct SecureUser {
     rt: tokio::runtime::Runtime,
     handle: cig_umsg::driver::client::ClientHandle,
@@ -226,6 +193,10 @@ struct SecureUser {
 
 impl SecureUser {
     fn start(bed: &Bed) -> SecureUser {
+        SecureUser::start_with(bed, false)
+    }
+
+    fn start_with(bed: &Bed, deferred_acks: bool) -> SecureUser {
         use cig_umsg::client::Event;
         use cig_umsg::driver::client::{ClientConfig, ClientEvent, start};
         let sealed = fs::read(bed.path("user.bundle")).unwrap();
@@ -233,7 +204,8 @@ impl SecureUser {
         let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
         let keys = cig_mikey_sakke::bundle::open(&sealed, &code).unwrap();
         let mut cfg = ClientConfig::new(keys);
-        cfg.switches = vec![bed.switch.clone()];
+        cfg.switches = vec![bed.domain.switch.clone()];
+        cfg.defer_message_acks = deferred_acks;
         let rt = tokio::runtime::Runtime::new().unwrap();
         let (tx, seen) = std_mpsc::channel();
         let (handle, mut events) = rt.block_on(async { start(cfg) });
@@ -271,14 +243,60 @@ impl SecureUser {
             .expect("registered")
     }
 
+    /// The application's answer to a message (deferred acknowledgements).
+    fn ack(&self, id: MessageId, status: AckStatus) {
+        let _guard = self.rt.enter();
+        self.handle.ack_message(id, status);
+    }
+
     fn next(&self, timeout: Duration) -> Option<Seen> {
         self.seen.recv_timeout(timeout).ok()
+    }
+
+    /// The next message (acknowledgements in between skipped); panics with cig.log after
+    /// `timeout`.
+    fn message(&self, bed: &Bed, timeout: Duration) -> Received {
+        loop {
+            match self.next(timeout) {
+                Some(Seen::Message(m)) => return m,
+                Some(_) => continue,
+                None => panic!("no message; cig.log:\n{}", bed.cig_log()),
+            }
+        }
+    }
+
+    /// The MSG_ACK for `id`; panics with cig.log after `timeout`.
+    fn acked(&self, bed: &Bed, id: MessageId, timeout: Duration) -> AckStatus {
+        loop {
+            match self.next(timeout) {
+                Some(Seen::Acked(got, st)) if got == id => return st,
+                Some(_) => continue,
+                None => panic!("no MSG_ACK; cig.log:\n{}", bed.cig_log()),
+            }
+        }
     }
 }
 
 fn binary(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn text(t: &str) -> Body {
+    Body {
+        text: t.into(),
+        attachments: vec![],
+    }
+}
+
+/// The ids the gateway sent messages to secure users with (cig.log DEBUG `sent as <hex>`).
+fn sent_ids(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| {
+            l.split_once(": sent as ")
+                .map(|(_, id)| id.trim().to_owned())
+        })
         .collect()
 }
 
@@ -296,15 +314,12 @@ fn secure_user_to_write_mailbox_read_by_python() {
         }],
     };
     let id = user.send("tel:+8888;101", &body);
-    // The gateway's client core acknowledges it (delivered).
-    match user.next(T) {
-        Some(Seen::Acked(got, AckStatus::Delivered)) => assert_eq!(got, id),
-        other => panic!("expected MSG_ACK delivered, got {other:?}"),
-    }
-    assert!(
-        wait_until(T, || bed.files("write").len() == 1),
-        "no file in the write mailbox; cig.log:\n{}",
-        bed.cig_log()
+    // The gateway acknowledges it (delivered) only once the file is durable in new/.
+    assert_eq!(user.acked(&bed, id, T), AckStatus::Delivered);
+    assert_eq!(
+        bed.files("write/new").len(),
+        1,
+        "acknowledged before written"
     );
     let taken: Value = serde_json::from_str(&python_peer(&[
         "take",
@@ -325,10 +340,54 @@ fn secure_user_to_write_mailbox_read_by_python() {
         headers.contains(&json!(["X-Sender-URI", USER])),
         "{headers:?}"
     );
-    assert!(bed.files("write").is_empty());
+    assert!(bed.files("write/new").is_empty());
     assert!(wait_until(T, || bed
         .cig_log()
         .contains("written to 1 mailbox(es)")));
+    // Nothing routes it: refused.
+    let id = user.send("tel:+8888;999", &text("nowhere"));
+    assert_eq!(user.acked(&bed, id, T), AckStatus::Refused);
+}
+
+#[test]
+fn a_message_lost_before_it_was_durable_comes_again_and_is_written_once() {
+    let mut bed = Bed::start();
+    let user = SecureUser::start(&bed);
+    // The write mailbox is gone: the copy cannot be made, so no MSG_ACK goes out and the
+    // switch keeps the message.
+    let (mailbox, away) = (bed.path("mail/write"), bed.path("mail/write.away"));
+    fs::rename(&mailbox, &away).unwrap();
+    let id = user.send("tel:+8888;101", &text("keep me"));
+    assert!(
+        wait_until(T, || bed
+            .cig_log()
+            .contains("not written, left to the switch")),
+        "{}",
+        bed.cig_log()
+    );
+    assert!(
+        user.next(Duration::from_secs(2)).is_none(),
+        "acknowledged though not written"
+    );
+    // The gateway dies before it could keep the message; the mailbox is back; after the
+    // restart the switch sends the message again.
+    drop(std::mem::replace(
+        &mut bed.server,
+        Proc::spawn(&mut Command::new("true")),
+    ));
+    fs::rename(&away, &mailbox).unwrap();
+    bed.server = bed.spawn_server(&[]);
+    assert_eq!(user.acked(&bed, id, T), AckStatus::Delivered);
+    assert_eq!(bed.files("write/new").len(), 1);
+    // The switch does not send it again: still one copy after its first re-send time.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(bed.files("write/new").len(), 1, "{}", bed.cig_log());
+    let taken: Value = serde_json::from_str(&python_peer(&[
+        "take",
+        bed.path("mail/write").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(taken[0]["text"], "keep me");
 }
 
 #[test]
@@ -352,25 +411,20 @@ fn python_to_read_mailbox_reaches_the_secure_user_and_the_file_goes_only_after_t
         bed.path("mail/read").to_str().unwrap(),
         spec.to_str().unwrap(),
     ]);
-    let files = bed.files("read");
+    let files = bed.files("read/new");
     assert_eq!(files.len(), 1);
     // The reader offered it at once (inotify) and the full scan 10 s later: both times the
     // switch could not take it.
     std::thread::sleep(Duration::from_secs(12));
     assert!(files[0].exists(), "deleted without an acknowledgement");
-    assert!(bed.files("read").len() == 1);
+    assert!(bed.files("read/new").len() == 1);
     // The switch is back, the user registers: the next scan delivers it, the MSG_ACK deletes
     // the file.
-    bed.crs = spawn_crs(bed.dir.path(), &bed.switch, &bed.certs);
+    bed.crs = bed.domain.spawn_crs();
     let user = SecureUser::start(&bed);
-    let m = loop {
-        match user.next(Duration::from_secs(60)) {
-            Some(Seen::Message(m)) => break m,
-            Some(_) => continue,
-            None => panic!("no message; cig.log:\n{}", bed.cig_log()),
-        }
-    };
-    assert_eq!(m.from, GW);
+    let m = user.message(&bed, Duration::from_secs(60));
+    // From keeps the extension the read mailbox's map gave it.
+    assert_eq!(m.from, "tel:+8888;7");
     assert_eq!(m.to, USER);
     assert_eq!(m.body.text, "Från PBX:en, åäö");
     assert_eq!(m.body.attachments.len(), 1);
@@ -387,6 +441,71 @@ fn python_to_read_mailbox_reaches_the_secure_user_and_the_file_goes_only_after_t
         bed.cig_log()
     );
     assert!(bed.server.terminate(T).expect("stopped").success());
+}
+
+#[test]
+fn a_retried_message_keeps_its_id_and_is_shown_once() {
+    let mut bed = Bed::start();
+    // The user's application holds the message without acknowledging it.
+    let user = SecureUser::start_with(&bed, true);
+    let file = bed.put_for_user("42", "only once");
+    let m = user.message(&bed, T);
+    assert_eq!(
+        (m.from.as_str(), m.body.text.as_str()),
+        ("tel:+8888;42", "only once")
+    );
+    // The gateway dies before the MSG_ACK came; after the restart its reader offers the file
+    // again, with the same id: the switch still holds it (stored), the file goes.
+    drop(std::mem::replace(
+        &mut bed.server,
+        Proc::spawn(&mut Command::new("true")),
+    ));
+    assert!(file.exists());
+    bed.server = bed.spawn_server(&[]);
+    assert!(
+        wait_until(T, || !file.exists()),
+        "file kept; cig.log:\n{}",
+        bed.cig_log()
+    );
+    let ids = sent_ids(&bed.cig_log());
+    assert!(ids.len() >= 2, "{ids:?}");
+    assert!(ids.iter().all(|i| *i == ids[0]), "ids changed: {ids:?}");
+    assert!(bed.cig_log().contains("accepted by the switch (Stored)"));
+    // The switch's re-sends meanwhile were not shown again; the user acknowledges now.
+    user.ack(m.id, AckStatus::Delivered);
+    match user.next(Duration::from_secs(6)) {
+        None => {}
+        Some(Seen::Message(again)) => panic!("shown twice: {again:?}"),
+        Some(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_message_refused_again_and_again_goes_to_failed() {
+    let bed = Bed::start_with(&["--message-refusals", "2"]);
+    let user = SecureUser::start_with(&bed, true);
+    let file = bed.put_for_user("9", "refuse me");
+    // Refused twice (the second offer is the reader's next scan): given up.
+    for _ in 0..2 {
+        let m = user.message(&bed, Duration::from_secs(30));
+        assert_eq!(m.body.text, "refuse me");
+        user.ack(m.id, AckStatus::Refused);
+    }
+    let failed = bed.path("mail/read/failed").join(file.file_name().unwrap());
+    assert!(
+        wait_until(T, || failed.exists()),
+        "not in failed/; cig.log:\n{}",
+        bed.cig_log()
+    );
+    assert!(!file.exists());
+    let log = bed.cig_log();
+    assert!(log.contains("refused by the switch (1 of 2)"), "{log}");
+    assert!(
+        log.contains("refused by the switch or its recipient 2 times: given up"),
+        "{log}"
+    );
+    // Not offered again.
+    assert!(user.next(Duration::from_secs(12)).is_none());
 }
 
 #[test]
@@ -411,19 +530,135 @@ fn sipp_message_reaches_the_secure_user_and_is_answered_202_after_the_ack() {
         ])
         .args(["-timeout", "30s", "-timeout_error", "-trace_err"])
         .current_dir(bed.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .expect("sipp (scripts/install-test-deps.sh installs it)");
     assert!(st.success(), "sipp: no 202; cig.log:\n{}", bed.cig_log());
-    let m = loop {
-        match user.next(T) {
-            Some(Seen::Message(m)) => break m,
-            Some(_) => continue,
-            None => panic!("no message; cig.log:\n{}", bed.cig_log()),
-        }
-    };
-    assert_eq!(m.from, GW);
+    let m = user.message(&bed, T);
+    assert_eq!(m.from, "tel:+8888;200");
     assert_eq!(m.to, USER);
     assert_eq!(m.body.text.trim_end(), "hello from sipp");
+}
+
+#[test]
+fn secure_user_to_sip_pbx_as_message_with_digest_acknowledged_after_202() {
+    let bed = Bed::start();
+    let user = SecureUser::start(&bed);
+    // cig-sip's PBX scenario: challenges the MESSAGE (401), checks the digest of
+    // gateway/s3cret and the body, answers 202.
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cig-sip/tests/sipp/uas_message_auth.xml");
+    let mut pbx = Command::new("sipp")
+        .arg("-sf")
+        .arg(&scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &bed.pbx_port.to_string(),
+            "-m",
+            "1",
+        ])
+        .args([
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .current_dir(bed.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp (scripts/install-test-deps.sh installs it)");
+    let id = user.send("tel:+8888;250", &text("hello PBX, from the secure side"));
+    assert_eq!(user.acked(&bed, id, T), AckStatus::Delivered);
+    let mut status = None;
+    assert!(wait_until(T, || {
+        status = pbx.try_wait().unwrap();
+        status.is_some()
+    }));
+    assert!(
+        status.unwrap().success(),
+        "the PBX did not accept it; cig.log:\n{}",
+        bed.cig_log()
+    );
+    assert!(
+        bed.cig_log()
+            .contains("SIP MESSAGE sip:4670123456@secure.com -> sip:250@127.0.0.1"),
+        "{}",
+        bed.cig_log()
+    );
+    assert!(bed.files("write/new").is_empty(), "not for the mailbox");
+}
+
+/// The npm `smpp` SMSC of cig-msg's tests (installed by scripts/install-test-deps.sh).
+fn smsc(port: u16, deliveries: &Path) -> Proc {
+    let npm = std::env::var_os("CIG_NPM_DIR").map_or_else(
+        || Path::new(&std::env::var("HOME").unwrap()).join(".cache/cig-test-npm"),
+        PathBuf::from,
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cig-msg/tests/peers/smsc.js");
+    let mut p = Proc::spawn(
+        Command::new("node")
+            .env("NODE_PATH", npm.join("node_modules"))
+            .arg(script)
+            .arg(port.to_string())
+            .arg(deliveries)
+            .arg("0"),
+    );
+    p.wait_line(|l| l.contains("listening"), T)
+        .unwrap_or_else(|| panic!("smsc.js did not start: {}", p.stderr()));
+    p
+}
+
+#[test]
+fn secure_user_to_sms_centre_and_back() {
+    let bed = Bed::start();
+    let deliveries = bed.path("deliveries.json");
+    fs::write(
+        &deliveries,
+        json!([{"tag": "in", "source": "46701", "dest": "4670123456", "text": "Hej från SMS"}])
+            .to_string(),
+    )
+    .unwrap();
+    let mut centre = smsc(bed.smsc_port, &deliveries);
+    let user = SecureUser::start(&bed);
+    let id = user.send(
+        "tel:+8888;46701112233",
+        &text("Hej SMSC, från den säkra sidan"),
+    );
+    // Acknowledged once the copy is in the centre's durable spool; meanwhile the centre's
+    // deliver_sm reaches the user from the gateway with the sender's number as extension.
+    let (mut acked, mut got) = (None, None);
+    while acked.is_none() || got.is_none() {
+        match user.next(T) {
+            Some(Seen::Acked(i, st)) if i == id => acked = Some(st),
+            Some(Seen::Message(m)) => got = Some(m),
+            Some(_) => {}
+            None => panic!("{acked:?} {got:?}; cig.log:\n{}", bed.cig_log()),
+        }
+    }
+    assert_eq!(acked, Some(AckStatus::Delivered));
+    let m = got.unwrap();
+    assert_eq!((m.from.as_str(), m.to.as_str()), ("tel:+8888;46701", USER));
+    assert_eq!(m.body.text, "Hej från SMS");
+    let line = centre
+        .wait_line(|l| l.contains("\"ev\":\"submit\""), T)
+        .unwrap_or_else(|| panic!("no submit_sm; cig.log:\n{}", bed.cig_log()));
+    let submit: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(submit["dest"], "46701112233");
+    assert_eq!(submit["source"], "4670123456");
+    assert_eq!(submit["text"], "Hej SMSC, från den säkra sidan");
+    // The deliver_sm was answered OK once the switch had the text (before or after the
+    // submit_sm).
+    let resp = |l: &str| l.contains("\"ev\":\"deliver_resp\"");
+    let line = match centre.seen().iter().find(|l| resp(l)) {
+        Some(l) => l.clone(),
+        None => centre
+            .wait_line(resp, T)
+            .unwrap_or_else(|| panic!("no deliver_sm_resp; cig.log:\n{}", bed.cig_log())),
+    };
+    assert!(line.contains("\"status\":0"), "{line}");
 }

@@ -21,8 +21,9 @@
 //! `read` maps (sender → a TEL URI of the gateway, receiver → a TEL URI) and handed on as a
 //! [`crate::service::Inbound`]; its deliver_sm_resp (for every part) is sent only when the
 //! handle is acknowledged (ESME_RX_T_APPN, "retry later", when dropped unacknowledged or when
-//! the sink is full), so the centre keeps it until the switch has it. The message id is a
-//! hash of centre, addresses, reference and text, stable across redeliveries.
+//! the sink is full), so the centre keeps it until the switch has it; a message the secure
+//! side refuses for good is answered ESME_RX_R_APPN (the centre gives it up). The message id
+//! is a hash of centre, addresses, reference and text, stable across redeliveries.
 
 pub mod pdu;
 pub mod session;
@@ -43,7 +44,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::format::{self, Message};
 use crate::maildir;
-use crate::service::{AckHandle, Inbound};
+use crate::service::{AckHandle, AckOutcome, Inbound};
 use crate::{Error, Result};
 use pdu::{Address, status};
 use session::{Event, Session, SessionConfig};
@@ -458,8 +459,12 @@ impl Driver<'_> {
             ..Message::default()
         };
         let (tx, generation) = (ack_tx.clone(), self.generation);
-        let ack = AckHandle::callback(move |ok| {
-            let st = if ok { status::OK } else { status::X_T_APPN };
+        let ack = AckHandle::callback(move |outcome| {
+            let st = match outcome {
+                AckOutcome::Delivered => status::OK,
+                AckOutcome::Later => status::X_T_APPN,
+                AckOutcome::Refused => status::X_R_APPN,
+            };
             tx.send((generation, seqs, st))
                 .map_err(|_| Error::Smpp("session gone".into()))
         });

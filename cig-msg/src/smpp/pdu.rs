@@ -35,6 +35,7 @@ pub mod status {
     pub const MSGQFUL: u32 = 0x14;
     pub const THROTTLED: u32 = 0x58;
     pub const X_T_APPN: u32 = 0x64;
+    pub const X_R_APPN: u32 = 0x65;
 }
 
 /// esm_class: UDH present.

@@ -1,5 +1,6 @@
-//! What the operations tests (package.rs, restore.rs) share: the gateway's keys made with
-//! cig-kms, a small cig.conf, starting cig-relay and cig-server, and `cig-cli status`.
+//! What the operations tests (package.rs, restore.rs) and the end-to-end tests share: the
+//! gateway's keys made with cig-kms ([`bundle`], or a whole [`Domain`] with its switch
+//! cig-crs), a small cig.conf, starting cig-relay and cig-server, and `cig-cli status`.
 
 #![allow(dead_code)] // Each test file uses its own part.
 
@@ -131,4 +132,129 @@ pub fn logged_config(log_dir: &Path) -> Vec<String> {
         .filter(|l| l.contains("Config[INIT]") && !l.contains("loaded "))
         .map(|l| l.split_once("Config[INIT]").unwrap().1.to_owned())
         .collect()
+}
+
+/// The `key=` line of a `cig-kms switch-cert` output.
+pub fn field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {out}"))
+        .to_owned()
+}
+
+/// A KMS community in `dir/kms` (domain [`DOMAIN`]) with keys for some identities, a switch
+/// certificate for 127.0.0.1, and the address the switch listens on (a free port).
+#[derive(Debug)]
+pub struct Domain {
+    pub dir: PathBuf,
+    pub switch: String,
+    /// `cig-kms switch-cert` output (`cert=`, `key=` lines).
+    pub certs: String,
+}
+
+impl Domain {
+    pub fn create(dir: &Path, identities: &[&str]) -> Domain {
+        let kms = dir.join("kms");
+        let kms_s = kms.to_str().unwrap();
+        run(Command::new(bin("cig-kms")).args(["init", "--dir", kms_s, "--domain", DOMAIN]));
+        for id in identities {
+            run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms_s, "--identity", id]));
+        }
+        let certs = run(Command::new(bin("cig-kms")).args([
+            "switch-cert",
+            "--dir",
+            kms_s,
+            "--name",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+        ]));
+        Domain {
+            dir: dir.to_owned(),
+            switch: format!("127.0.0.1:{}", cig_testkit::free_tcp_port()),
+            certs,
+        }
+    }
+
+    /// Exports `identity`'s key bundle to `out` with its transfer code in `code`.
+    pub fn export(&self, identity: &str, out: &Path, code: &Path) {
+        run(Command::new(bin("cig-kms")).args([
+            "export",
+            "--dir",
+            self.dir.join("kms").to_str().unwrap(),
+            "--identity",
+            identity,
+            "--out",
+            out.to_str().unwrap(),
+            "--switch",
+            &self.switch,
+            "--code-file",
+            code.to_str().unwrap(),
+        ]));
+    }
+
+    /// The switch cig-crs on [`Domain::switch`], logging to `dir/crs.log`; ready.
+    pub fn spawn_crs(&self) -> Proc {
+        let mut crs = Proc::spawn(Command::new(bin("cig-crs")).args([
+            "--listen",
+            &self.switch,
+            "--cert",
+            &field(&self.certs, "cert"),
+            "--key",
+            &field(&self.certs, "key"),
+            "--kpak-from",
+            self.dir.join("kms").to_str().unwrap(),
+            "--log",
+            self.dir.join("crs.log").to_str().unwrap(),
+        ]));
+        crs.wait_line(|l| l.starts_with("cig-crs ready"), T)
+            .unwrap_or_else(|| panic!("cig-crs: {}", crs.stderr()));
+        crs
+    }
+}
+
+/// cig-relay with its control socket `dir/relay.sock` and logs in `dir/log`; ready.
+pub fn spawn_relay(dir: &Path) -> Proc {
+    let mut relay = Proc::spawn(Command::new(bin("cig-relay")).args([
+        "--control",
+        dir.join("relay.sock").to_str().unwrap(),
+        "--log-dir",
+        dir.join("log").to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--rtp-port-range",
+        "20000",
+        "40000",
+        "--workers",
+        "1",
+    ]));
+    relay
+        .wait_line(|l| l.starts_with("cig-relay ready"), T)
+        .unwrap_or_else(|| panic!("cig-relay: {}", relay.stderr()));
+    relay
+}
+
+/// The cig-server command for the test directory `dir`: `dir/cig.conf`, `dir/userdata`, logs
+/// in `dir/log` (DEBUG lines on), the relay at `dir/relay.sock`, the given ports and notify
+/// hook. Add flags and spawn it.
+pub fn server_command(dir: &Path, sip_port: u16, mgmt_port: u16, notify: &Path) -> Command {
+    let mut c = Command::new(bin("cig-server"));
+    c.args([
+        "--config",
+        dir.join("cig.conf").to_str().unwrap(),
+        "--userdata",
+        dir.join("userdata").to_str().unwrap(),
+        "--log-dir",
+        dir.join("log").to_str().unwrap(),
+        "--relay-socket",
+        dir.join("relay.sock").to_str().unwrap(),
+        "--mgmt-port",
+        &mgmt_port.to_string(),
+        "--sip-port",
+        &sip_port.to_string(),
+        "--notify",
+        notify.to_str().unwrap(),
+        "--debug",
+    ]);
+    c
 }
