@@ -35,6 +35,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::pages::Pages;
 use crate::pattern::Subject;
 
 /// No key / no rule / no slot.
@@ -54,6 +55,43 @@ struct Slot {
     ancestors_min: u32,
 }
 
+/// The slots, [`SLOT`] bytes each (tag, first rule, parent, ancestors' minimum; little-endian
+/// u32s), in memory that may sit on huge pages.
+#[derive(Clone, Debug)]
+struct Slots(Pages);
+
+/// Bytes per slot.
+const SLOT: usize = 16;
+
+impl Slots {
+    fn new(slots: &[Slot]) -> Slots {
+        let mut pages = Pages::zeroed(slots.len() * SLOT);
+        for (bytes, slot) in pages.chunks_exact_mut(SLOT).zip(slots) {
+            let fields = [slot.tag, slot.first_rule, slot.parent, slot.ancestors_min];
+            for (field, value) in bytes.chunks_exact_mut(4).zip(fields) {
+                field.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        Slots(pages)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() / SLOT
+    }
+
+    fn get(&self, s: usize) -> Option<Slot> {
+        let at = s.checked_mul(SLOT)?;
+        let b: &[u8; SLOT] = self.0.get(at..at + SLOT)?.try_into().ok()?;
+        let field = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(Slot {
+            tag: field(0),
+            first_rule: field(4),
+            parent: field(8),
+            ancestors_min: field(12),
+        })
+    }
+}
+
 /// A prefix index over an ordered list of patterns.
 #[derive(Clone, Debug)]
 pub(crate) struct PrefixIndex {
@@ -61,7 +99,7 @@ pub(crate) struct PrefixIndex {
     seed: u64,
     /// Open addressing, linear probing. The length is a power of two at least twice the
     /// number of keys, so a probe sequence ends at an empty slot.
-    slots: Box<[Slot]>,
+    slots: Slots,
     /// Per slot: all the key's rules, `rules[start..end]`, ascending (read only when the
     /// first one fails).
     lists: Box<[(u32, u32)]>,
@@ -263,7 +301,7 @@ impl PrefixIndex {
         let words = (keys.len() * 8).div_ceil(64).next_power_of_two();
         let mut index = PrefixIndex {
             seed,
-            slots: slots.into(),
+            slots: Slots::new(&slots),
             lists: lists.into(),
             rules: rules.into(),
             lengths: lengths.into(),
@@ -309,9 +347,8 @@ impl PrefixIndex {
 
     /// `(slot, first rule)` of every key.
     pub(crate) fn first_rules(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
+        (0..self.slots.len())
+            .filter_map(|s| Some((s, self.slots.get(s)?)))
             .filter(|(_, slot)| slot.tag != 0)
             .map(|(s, slot)| (s, slot.first_rule))
     }

@@ -42,12 +42,13 @@
 //! ```
 //!
 //! Modules: [`pattern`] owns template matching and expansion; the crate root owns the routing
-//! rules and the [`Router`]; private modules own the packed routing tables (`table`) and the
-//! prefix index (`index`); [`reference`](mod@reference) is a
-//! deliberately naive router used to check the fast one.
+//! rules and the [`Router`]; private modules own the packed routing tables (`table`), the
+//! prefix index (`index`) and the huge-page memory of their large arrays (`pages`);
+//! [`reference`](mod@reference) is a deliberately naive router used to check the fast one.
 #![forbid(unsafe_code)]
 
 mod index;
+mod pages;
 pub mod pattern;
 pub mod reference;
 mod table;

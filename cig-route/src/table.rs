@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use crate::index::{PrefixIndex, Prefixes};
+use crate::pages::Pages;
 use crate::pattern::{self, CaptureBuf, MAX_PARAMS, OutPiece, PatternView, Rule, Subject};
 use crate::{EntryRef, RouteError};
 
@@ -156,7 +157,7 @@ pub(crate) struct Table {
     arena: Box<[u8]>,
     /// [`ALIGN`] bytes per index slot: the record of the slot's key's first rule (when it fits;
     /// header byte 15 is then [`IN_LINE`]), else zeros.
-    lines: Box<[u8]>,
+    lines: Pages,
     /// Record offset of each rule, in rule order.
     ids: Box<[u32]>,
     index: PrefixIndex,
@@ -245,7 +246,7 @@ impl Table {
             ids.iter()
                 .map(|&id| (id, Record::at(&arena, id).map_or(&[][..], |r| r.prefix()))),
         );
-        let mut lines = vec![0u8; index.slot_count() * ALIGN];
+        let mut lines = Pages::zeroed(index.slot_count() * ALIGN);
         for (slot, id) in index.first_rules() {
             let len = Record::at(&arena, id).map_or(usize::MAX, |r| r.len());
             let (Some(record), Some(line)) = (
@@ -261,7 +262,7 @@ impl Table {
         }
         Ok(Table {
             arena,
-            lines: lines.into(),
+            lines,
             ids: ids.into(),
             index,
             names: names.into(),

@@ -195,3 +195,62 @@ proptest! {
         }
     }
 }
+
+/// A plan large enough that a table keeps its record lines in a memory map (huge pages, from
+/// 2 MiB): number series nested three deep (`sip:7`, `sip:71`, `sip:712`…) with
+/// a catch-all in front of a few of them, routed like the linear walk on hits, misses and
+/// catch-all answers.
+#[test]
+fn large_plan_routes_like_linear_walk() {
+    let mut entries = vec![entry("early", "sip:75{x}@pbx.com", "tel:+75{x}", None)];
+    for i in 0..12_000u32 {
+        let series = format!("{}{:04}", 7 + i % 3, i);
+        entries.push(entry(
+            &format!("e{i}"),
+            &format!("sip:{series}{{x}}@pbx.com"),
+            &format!("tel:+{series}{{x}}"),
+            Some("acc").filter(|_| i % 7 == 0),
+        ));
+    }
+    entries.push(entry("rest", "sip:{x}@{h}", "tel:+0{x}", None));
+    let config = config(
+        vec![map("m", entries)],
+        iface(&["m"], &[]),
+        iface(&["m"], &[]),
+    );
+    let router = Router::from_config(&config).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 0..40u32 {
+        let i = k.wrapping_mul(2_971) % 12_000;
+        for to in [
+            format!("sip:{}{:04}55@pbx.com", 7 + i % 3, i),
+            format!("sip:{}{:04}@pbx.com", 7 + i % 3, i),
+            format!("sip:{}{:03}@pbx.com", 7 + i % 3, i),
+            format!("sip:{}{:04}1@elsewhere", 7 + i % 3, i),
+            format!("sip:75{i}@pbx.com"),
+        ] {
+            let from = format!("sip:9{i}@pbx.com");
+            let got = router.route(InterfaceKind::Sip, &from, &to);
+            assert_eq!(
+                got,
+                reference::route(&config, InterfaceKind::Sip, &from, &to),
+                "{to}"
+            );
+            let entry = got.map(|r| r.to_match.entry().to_owned());
+            seen.insert(entry.map_or("none".to_owned(), |e| {
+                if e.strip_prefix('e')
+                    .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+                {
+                    "series".into()
+                } else {
+                    e
+                }
+            }));
+        }
+    }
+    // Series entries, the early entry in front of some and the catch-all all answered.
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["early", "rest", "series"]
+    );
+}
