@@ -4,28 +4,36 @@
 //! still holds it are not shown twice, a released message is shown again, an acknowledged
 //! one never again; the sender's retry of a held message is answered "stored".
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use cig_mikey_sakke::kms::Community;
-use cig_mikey_sakke::mikey::KeyPeriod;
 use cig_umsg::frame::{Frame, FrameType, tag};
 use cig_umsg::message::{AckStatus, Body, Messenger, ack_status};
 use cig_umsg::register::register_frame;
 use cig_umsg::switch::{RESEND_FIRST, StoreLimits, SwitchCore};
+use cig_umsg::testing::TestDomain;
 use rand_core::OsRng;
+
+fn body(text: &str) -> Body {
+    Body {
+        text: text.into(),
+        attachments: vec![],
+    }
+}
 
 #[test]
 fn the_application_acknowledges_after_keeping_the_message() {
+    let d = TestDomain::new();
+    let (kg, ku) = (d.keys("tel:+8888", &[]), d.keys("tel:+4670", &[]));
     let now = SystemTime::now();
     let t0 = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let p = KeyPeriod::from_unix(t0).unwrap();
-    let c = Community::generate("example.org", &mut OsRng).unwrap();
-    let mk = |id: &str| c.key_material(id, vec![c.issue(id, p, &mut OsRng).unwrap()], vec![], None);
-    let (kg, ku) = (mk("tel:+8888"), mk("tel:+4670"));
-    let mut sw = SwitchCore::new(c.kpak, "198.51.100.1:5000".into(), StoreLimits::default());
+    let mut sw = SwitchCore::new(
+        d.community.kpak,
+        "198.51.100.1:5000".into(),
+        StoreLimits::default(),
+    );
     for (conn, k) in [(1, &kg), (2, &ku)] {
         let ch = sw.handle(conn, &Frame::new(FrameType::Hello), t0, &mut OsRng);
         let r = register_frame(k, &ch[0].frame, &mut OsRng).unwrap();
@@ -34,10 +42,7 @@ fn the_application_acknowledges_after_keeping_the_message() {
     let gateway = Messenger::new(kg);
     let mut user = Messenger::new(ku);
     user.set_deferred_acks(true);
-    let body = Body {
-        text: "from the PBX".into(),
-        attachments: vec![],
-    };
+    let body = body("from the PBX");
 
     // The gateway's FROM keeps the extension; only its own identity may stand there.
     let id = [7u8; 16];
@@ -114,33 +119,22 @@ fn the_application_acknowledges_after_keeping_the_message() {
 
 #[test]
 fn a_message_stored_for_an_hour_still_opens_but_not_one_from_the_future() {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let p = KeyPeriod::from_unix(secs).unwrap();
-    let c = Community::generate("example.org", &mut OsRng).unwrap();
-    let mk = |id: &str| {
-        Messenger::new(c.key_material(id, vec![c.issue(id, p, &mut OsRng).unwrap()], vec![], None))
-    };
-    let (a, mut b) = (mk("tel:+1111"), mk("tel:+8888"));
-    let body = Body {
-        text: "kept by the switch".into(),
-        attachments: vec![],
-    };
-    let hour = std::time::Duration::from_secs(3600);
+    let d = TestDomain::new();
+    let a = Messenger::new(d.keys("tel:+1111", &[]));
+    let mut b = Messenger::new(d.keys("tel:+8888", &[]));
+    let (now, hour) = (SystemTime::now(), Duration::from_secs(3600));
+    let kept = body("kept by the switch");
     // Sent an hour ago (the switch stored it): opened, and its re-send is a duplicate.
-    let (id, old) = a.send("tel:+8888", &body, now - hour, &mut OsRng).unwrap();
+    let (id, old) = a.send("tel:+8888", &kept, now - hour, &mut OsRng).unwrap();
     let (ack, got) = b.receive(&old, now).unwrap();
     assert_eq!(ack_status(&ack), Some((id, AckStatus::Delivered)));
-    assert_eq!(got.unwrap().body, body);
+    assert_eq!(got.unwrap().body, kept);
     let (ack, again) = b.receive(&old, now).unwrap();
     assert_eq!(ack_status(&ack), Some((id, AckStatus::Delivered)));
     assert!(again.is_none());
     // T ten minutes ahead of the receiver's clock: refused.
-    let ahead = now + std::time::Duration::from_secs(600);
-    let (id, future) = a.send("tel:+8888", &body, ahead, &mut OsRng).unwrap();
+    let ahead = now + Duration::from_secs(600);
+    let (id, future) = a.send("tel:+8888", &kept, ahead, &mut OsRng).unwrap();
     let (ack, got) = b.receive(&future, now).unwrap();
     assert_eq!(ack_status(&ack), Some((id, AckStatus::Refused)));
     assert!(got.is_none());
