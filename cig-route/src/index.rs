@@ -17,10 +17,11 @@
 //! not with the number of rules. Lookup allocates nothing.
 //!
 //! In a large table every probe is a cache (and TLB) miss, so a lookup is split in steps whose
-//! loads do not wait for each other ([`PrefixIndex::prefixes`] hashes all candidate prefixes
-//! at once and reads the filter and home slot of each; [`PrefixIndex::likely_rule`] then
-//! names the record to read ahead), and a router starts both lookups of a call before it
-//! finishes either. A slot is 16 bytes: a 32-bit tag of the key's hash (so a probe that
+//! loads do not wait for each other ([`PrefixIndex::prefixes`] hashes candidate prefixes,
+//! longest first, up to the first that passes the filter and reads its home slot;
+//! [`PrefixIndex::likely_rule`] then names the record to read ahead when the table does not
+//! keep it beside the slot), and a router starts both lookups of a call before it finishes
+//! either. A slot is 16 bytes: a 32-bit tag of the key's hash (so a probe that
 //! misses never reads a rule record), the key's first rule, its parent and the parent chain's
 //! lowest rule; the rule lists of keys with several rules sit apart. A bit filter (eight bits
 //! per key, two set per key in one 64-bit word: about 5 % false passes; 128 KiB for 100 000
@@ -114,8 +115,8 @@ pub(crate) struct PrefixIndex {
     filter_shift: u32,
 }
 
-/// Candidate prefix lengths whose hashes a prepared lookup carries; a lookup of a table with
-/// more distinct key lengths hashes the rest when it gets to them.
+/// Candidate prefix lengths whose hashes a prepared lookup can carry; a lookup hashes the rest
+/// when it gets to them.
 const CANDIDATES: usize = 8;
 
 /// Mixes one 8-byte chunk into a hash state.
@@ -381,9 +382,11 @@ impl PrefixIndex {
     }
 
     /// Starts a lookup: hashes the prefixes of `subject` of the key lengths it is long enough
-    /// for, and reads the filter and the home slot of each, all before examining any;
-    /// `touch(slot)` is called for each home slot read, so that a caller can read its own
-    /// per-slot data ahead too.
+    /// for, longest first, up to the first that passes the filter, and reads that one's home
+    /// slot (a load nothing waits for yet); `touch(slot)` is called for it, so that a caller
+    /// can read its own per-slot data ahead too. The shorter lengths are not hashed: the key
+    /// found has links to the shorter keys, and [`Self::first_match`] hashes them only if the
+    /// pass was a false one (about 5 %).
     pub(crate) fn prefixes(&self, subject: &Subject<'_>, mut touch: impl FnMut(usize)) -> Prefixes {
         let uri_len = subject.uri.len();
         let start = self.lengths.partition_point(|&l| l as usize > uri_len);
@@ -393,6 +396,7 @@ impl PrefixIndex {
         let mut out = Prefixes {
             start,
             hashes: [0; CANDIDATES],
+            computed: 0,
             passed: 0,
         };
         let mut touched = 0u32;
@@ -405,12 +409,14 @@ impl PrefixIndex {
                 self.hash_subject(subject, len)
             };
             *slot = h;
+            out.computed = j + 1;
             if self.filter_has(h) {
                 out.passed |= 1 << j;
                 // A load nothing waits for yet: the slot is in cache when probed.
                 let home = self.home(h);
                 touched ^= self.slots.get(home).map_or(0, |s| s.tag);
                 touch(home);
+                break;
             }
         }
         std::hint::black_box(touched);
@@ -456,7 +462,7 @@ impl PrefixIndex {
             .skip(prefixes.start)
             .enumerate()
             .find_map(|(j, &len)| {
-                let (h, passed) = match prefixes.hashes.get(j) {
+                let (h, passed) = match prefixes.hashes.get(j).filter(|_| j < prefixes.computed) {
                     Some(&h) => (h, prefixes.passed & (1 << j) != 0),
                     None => {
                         let h = self.hash_subject(&subject, len as usize);
@@ -500,12 +506,14 @@ impl PrefixIndex {
     }
 }
 
-/// A started lookup: the hashes of the subject's candidate prefixes (the key lengths it is
-/// long enough for, longest first, from `lengths[start]`) and which passed the filter.
+/// A started lookup: the hashes of the subject's first candidate prefixes (the key lengths it
+/// is long enough for, longest first, from `lengths[start]`) and which passed the filter.
 #[derive(Clone, Debug)]
 pub(crate) struct Prefixes {
     start: usize,
+    /// Candidate `j`'s hash, for `j < computed`.
     hashes: [u64; CANDIDATES],
+    computed: usize,
     /// Bit `j`: candidate `j` passed the filter.
     passed: u32,
 }
