@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::index::{PrefixIndex, Prefixes};
 use crate::pages::Pages;
-use crate::pattern::{self, CaptureBuf, MAX_PARAMS, OutPiece, PatternView, Rule, Subject};
+use crate::pattern::{self, MAX_PARAMS, OutPiece, PatternView, Rule, Subject};
 use crate::{EntryRef, RouteError};
 
 /// Record header bytes: names start (u32), map name length (u16), entry name length (u16),
@@ -324,28 +324,31 @@ impl Table {
         let Prepared { subject, prefixes } = prepared;
         let subject = *subject;
         let uri = subject.uri;
-        // Captures of the best match so far and of the current attempt.
-        let mut caps: [CaptureBuf; 2] = [pattern::capture_buf(); 2];
-        let mut best_slot = 0;
+        // Captures of the current attempt; those of the best match so far unless a later
+        // attempt failed after writing some (`clobbered`: the best one is matched again).
+        let mut caps = pattern::capture_buf();
+        let mut clobbered = false;
         // The record of the last rule that matched: the one `first_match` returns.
         let mut best = None;
         let prefix_of = |slot, id| self.record(id, Some(slot)).map_or(&[][..], |r| r.prefix());
         let id = self
             .index
             .first_match(subject, prefixes, prefix_of, |id, slot| {
-                let attempt = 1 - best_slot;
                 let Some(rec) = self.record(id, slot) else {
                     return false;
                 };
-                let hit = rec.pattern().match_after_head(subject, &mut caps[attempt]);
+                let hit = rec.pattern().match_after_head(subject, &mut caps);
                 if hit {
-                    best_slot = attempt;
                     best = Some(rec);
                 }
+                clobbered = !hit && best.is_some();
                 hit
             })?;
         let rec = best?;
-        let uri = pattern::expand(rec.pieces(), rec.lits, uri, &caps[best_slot])?;
+        if clobbered && !rec.pattern().match_after_head(subject, &mut caps) {
+            return None;
+        }
+        let uri = pattern::expand(rec.pieces(), rec.lits, uri, &caps)?;
         let start = u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]])
             as usize;
         let split = start + usize::from(rec.u16_at(4));

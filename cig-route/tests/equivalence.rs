@@ -254,3 +254,31 @@ fn large_plan_routes_like_linear_walk() {
         ["early", "rest", "series"]
     );
 }
+
+/// A failed attempt after a match (an earlier rule under a shorter key that fails on its
+/// second middle literal, after writing its first capture) leaves the winner's captures intact.
+#[test]
+fn failed_later_attempt_keeps_the_winners_captures() {
+    let config = config(
+        vec![map(
+            "m",
+            vec![
+                entry("wide", "sip:{a}x{b}y{c}@h", "tel:+0{a}", None),
+                entry("narrow", "sip:1{z}", "tel:+1{z}", None),
+            ],
+        )],
+        iface(&["m"], &[]),
+        iface(&["m"], &[]),
+    );
+    let router = Router::from_config(&config).unwrap();
+    let got = router.route(InterfaceKind::Sip, "sip:1@h", "sip:1x2@h");
+    assert_eq!(
+        got,
+        reference::route(&config, InterfaceKind::Sip, "sip:1@h", "sip:1x2@h")
+    );
+    let got = got.unwrap();
+    assert_eq!(
+        (got.to.as_str(), got.to_match.entry()),
+        ("tel:+1x2@h", "narrow")
+    );
+}
