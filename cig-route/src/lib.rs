@@ -91,8 +91,11 @@ pub enum RouteError {
         /// The interface whose routing needs it.
         interface: InterfaceKind,
     },
-    /// A template has more than [`pattern::MAX_PARAMS`] parameters or 65535 bytes of text.
-    #[error("template `{template}` is too large: more than {max_params} parameters or 65535 bytes")]
+    /// A template has more than [`pattern::MAX_PARAMS`] parameters or 65535 bytes of text, or
+    /// an output template more than [`pattern::MAX_PIECES`] pieces.
+    #[error(
+        "template `{template}` is too large: more than {max_params} parameters, 65535 bytes or 255 output pieces"
+    )]
     TemplateTooLarge {
         /// The template text.
         template: String,

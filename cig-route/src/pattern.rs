@@ -22,6 +22,9 @@ use crate::RouteError;
 /// the count is capped; real dial plans use one to three.
 pub const MAX_PARAMS: usize = 16;
 
+/// Most literal and parameter pieces one output template may hold.
+pub const MAX_PIECES: usize = 255;
+
 /// Capture positions of one match: `(start, end)` byte offsets into the matched URI, one per
 /// parameter.
 pub(crate) type CaptureBuf = [(usize, usize); MAX_PARAMS];
@@ -467,6 +470,13 @@ impl Rule {
                 ),
             }
         }
+        // A routing table counts the pieces of a rule in one byte.
+        if pieces.len() > MAX_PIECES {
+            return Err(RouteError::TemplateTooLarge {
+                template: output.as_str().to_owned(),
+                max_params: MAX_PARAMS,
+            });
+        }
         pattern.lits = lits.into();
         Ok(Rule {
             pattern,
@@ -681,6 +691,16 @@ mod tests {
         assert_eq!(wait_mark("tel:"), None);
         assert_eq!(wait_mark("te"), None);
         assert_eq!(wait_mark("tel:w"), Some(4));
+    }
+
+    #[test]
+    fn too_many_output_pieces_is_an_error() {
+        let output = |n: usize| t(&"{a}-".repeat(n / 2));
+        assert!(Rule::new(&t("x{a}"), &output(MAX_PIECES)).is_ok());
+        assert!(matches!(
+            Rule::new(&t("x{a}"), &output(MAX_PIECES + 1)),
+            Err(RouteError::TemplateTooLarge { .. })
+        ));
     }
 
     #[test]

@@ -22,13 +22,18 @@ use crate::pattern::{self, MAX_PARAMS, OutPiece, PatternView, Rule, Subject};
 use crate::{EntryRef, RouteError};
 
 /// Record header bytes: names start (u32), map name length (u16), entry name length (u16),
-/// auth index + 1 (u16, 0 = none), literal bytes (u16), parameter count (u8), TEL flag (u8),
-/// piece count (u8), and [`IN_LINE`] in the copies in [`Table::lines`] (0 in the arena). Then
-/// the `k + 2` literal bounds (u16 each), the output pieces (two u16 each) and the literal
-/// bytes: 64 bytes for a typical dial-plan entry.
-const HEADER: usize = 16;
-/// Header byte 15 of a record copied into its key's line; a line without it holds none.
-const IN_LINE: u8 = 1;
+/// auth index + 1 (u16, 0 = none), literal bytes (u16), flags (u8: parameter count in bits
+/// 0–4, [`TEL`], [`IN_LINE`]), piece count (u8). Then the `k + 2` literal bounds (u16 each),
+/// the output pieces (two u16 each) and the literal bytes: under 64 bytes for a typical
+/// dial-plan entry.
+const HEADER: usize = 14;
+/// Flags bit: a TEL template.
+const TEL: u8 = 0x20;
+/// Flags bit of a record copied into its key's line (clear in the arena); a line without it
+/// holds none.
+const IN_LINE: u8 = 0x40;
+/// Flags bits of the parameter count.
+const K_MASK: u8 = 0x1f;
 /// Records start at multiples of this, so a short record sits in one cache line.
 const ALIGN: usize = 64;
 /// A piece whose first half is this is a capture; the second half is its index.
@@ -101,9 +106,9 @@ impl<'a> Record<'a> {
         let (header, rest) = arena
             .get(offset as usize..)?
             .split_first_chunk::<HEADER>()?;
-        let k = usize::from(header[12]).min(MAX_PARAMS);
+        let k = usize::from(header[12] & K_MASK).min(MAX_PARAMS);
         let (bounds, rest) = rest.split_at_checked(2 * (k + 2))?;
-        let (pieces, rest) = rest.split_at_checked(4 * usize::from(header[14]))?;
+        let (pieces, rest) = rest.split_at_checked(4 * usize::from(header[13]))?;
         let lits = rest.get(..usize::from(u16::from_le_bytes([header[10], header[11]])))?;
         Some(Record {
             header,
@@ -126,7 +131,7 @@ impl<'a> Record<'a> {
         PatternView {
             lits: self.lits,
             bounds: self.bounds,
-            tel: self.header[13] != 0,
+            tel: self.header[12] & TEL != 0,
         }
     }
 
@@ -156,7 +161,7 @@ pub(crate) struct Table {
     /// The records, each at a multiple of [`ALIGN`].
     arena: Box<[u8]>,
     /// [`ALIGN`] bytes per index slot: the record of the slot's key's first rule (when it fits;
-    /// header byte 15 is then [`IN_LINE`]), else zeros.
+    /// its flags then have [`IN_LINE`]), else zeros.
     lines: Pages,
     /// Record offset of each rule, in rule order.
     ids: Box<[u32]>,
@@ -221,10 +226,9 @@ impl Table {
                 &auth.to_le_bytes(),
                 &(lits.len() as u16).to_le_bytes(),
                 &[
-                    view.k() as u8,
-                    u8::from(view.tel),
+                    view.k() as u8 | if view.tel { TEL } else { 0 },
+                    // At most MAX_PIECES.
                     spec.rule.pieces().len() as u8,
-                    0,
                 ],
             ];
             for part in header {
@@ -257,7 +261,7 @@ impl Table {
             };
             if let Some(copy) = line.get_mut(..len) {
                 copy.copy_from_slice(record);
-                copy[15] = IN_LINE;
+                copy[12] |= IN_LINE;
             }
         }
         Ok(Table {
@@ -284,9 +288,11 @@ impl Table {
         Prepared { subject, prefixes }
     }
 
-    /// Header byte 15 of line `slot`: [`IN_LINE`] when it holds a record.
+    /// [`IN_LINE`] when line `slot` holds a record, else 0.
     fn line_flag(&self, slot: usize) -> u8 {
-        self.lines.get(slot * ALIGN + 15).copied().unwrap_or(0)
+        self.lines
+            .get(slot * ALIGN + 12)
+            .map_or(0, |flags| flags & IN_LINE)
     }
 
     /// Reads the rule record that a prepared lookup will most likely try first, if it is not in
