@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use cig_testkit::{Proc, free_tcp_port, free_udp_port, wait_until};
 use cig_umsg::message::{AckStatus, Attachment, Body, MessageId, Received};
-use common::{Domain, GW, T, run, server_command, spawn_relay};
+use common::{Domain, GW, T, run, server_command, sipp_uas, spawn_relay};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -153,23 +153,21 @@ impl Bed {
             .unwrap_or_default()
     }
 
-    /// Puts one message (From `sip:{from_ext}@pbx.com`) to the secure user into the read
-    /// mailbox with Python; its file.
+    /// Puts the messages of `spec` (cig-msg's maildir_peer.py format) into the read mailbox
+    /// with Python; the files in its `new/`.
+    fn put(&self, spec: Value) -> Vec<PathBuf> {
+        let file = self.path("spec.json");
+        fs::write(&file, spec.to_string()).unwrap();
+        let read = self.path("mail/read");
+        python_peer(&["put", read.to_str().unwrap(), file.to_str().unwrap()]);
+        self.files("read/new")
+    }
+
+    /// Puts one text from `sip:{from_ext}@pbx.com` to the secure user; its file.
     fn put_for_user(&self, from_ext: &str, text: &str) -> PathBuf {
-        let spec = self.path("spec.json");
-        fs::write(
-            &spec,
-            json!([{"to": "sip:94670123456@secure.com", "from": format!("sip:{from_ext}@pbx.com"),
-                    "date": 1448558144, "text": text, "headers": [], "attachments": []}])
-            .to_string(),
-        )
-        .unwrap();
-        python_peer(&[
-            "put",
-            self.path("mail/read").to_str().unwrap(),
-            spec.to_str().unwrap(),
-        ]);
-        let files = self.files("read/new");
+        let files = self.put(json!([{"to": "sip:94670123456@secure.com",
+            "from": format!("sip:{from_ext}@pbx.com"), "date": 1448558144, "text": text,
+            "headers": [], "attachments": []}]));
         assert_eq!(files.len(), 1);
         files[0].clone()
     }
@@ -395,23 +393,13 @@ fn python_to_read_mailbox_reaches_the_secure_user_and_the_file_goes_only_after_t
     let mut bed = Bed::start();
     // The switch is away: the message cannot be acknowledged, so its file stays.
     assert!(bed.crs.terminate(T).is_some());
-    let spec = bed.path("spec.json");
     let attachment = binary(3000, 9);
-    fs::write(
-        &spec,
-        json!([{"to": "sip:94670123456@secure.com", "from": "sip:7@pbx.com", "date": 1448558144,
-                "text": "Från PBX:en, åäö", "headers": [],
-                "attachments": [{"filename": "doc.bin", "content_type": "application/octet-stream",
-                                 "data": B64.encode(&attachment)}]}])
-        .to_string(),
-    )
-    .unwrap();
-    python_peer(&[
-        "put",
-        bed.path("mail/read").to_str().unwrap(),
-        spec.to_str().unwrap(),
-    ]);
-    let files = bed.files("read/new");
+    let files = bed.put(
+        json!([{"to": "sip:94670123456@secure.com", "from": "sip:7@pbx.com",
+        "date": 1448558144, "text": "Från PBX:en, åäö", "headers": [],
+        "attachments": [{"filename": "doc.bin", "content_type": "application/octet-stream",
+                         "data": B64.encode(&attachment)}]}]),
+    );
     assert_eq!(files.len(), 1);
     // The reader offered it at once (inotify) and the full scan 10 s later: both times the
     // switch could not take it.
@@ -549,29 +537,11 @@ fn secure_user_to_sip_pbx_as_message_with_digest_acknowledged_after_202() {
     // gateway/s3cret and the body, answers 202.
     let scenario =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cig-sip/tests/sipp/uas_message_auth.xml");
-    let mut pbx = Command::new("sipp")
-        .arg("-sf")
-        .arg(&scenario)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &bed.pbx_port.to_string(),
-            "-m",
-            "1",
-        ])
-        .args([
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .current_dir(bed.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp (scripts/install-test-deps.sh installs it)");
+    let mut pbx = sipp_uas(
+        bed.dir.path(),
+        bed.pbx_port,
+        &["-sf", scenario.to_str().unwrap()],
+    );
     let id = user.send("tel:+8888;250", &text("hello PBX, from the secure side"));
     assert_eq!(user.acked(&bed, id, T), AckStatus::Delivered);
     let mut status = None;
