@@ -1,12 +1,12 @@
 //! Property: printing any valid configuration and parsing the text again gives the same model
 //! (and no diagnostics except the semantic "expands empty" warnings).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use cig_core::conf::{
-    self, Auth, Config, Interface, Interfaces, Mailbox, Mailboxes, Map, MapEntry, SmppCenter,
-    TranslateMap, TranslatePair, TranslateRule, Transport,
+    self, Auth, Config, Interface, Interfaces, Mailbox, Mailboxes, Map, MapEntry, Relay,
+    RelayEndpoint, SmppCenter, TranslateMap, TranslatePair, TranslateRule, Transport,
 };
 use cig_core::{IpNet, Secret, Template};
 use proptest::prelude::*;
@@ -32,6 +32,21 @@ fn text() -> impl Strategy<Value = String> {
 
 fn ip() -> impl Strategy<Value = IpAddr> {
     any::<IpAddr>()
+}
+
+/// A relay's endpoint: a local socket or a remote TLS address with its three PEM paths.
+fn relay() -> impl Strategy<Value = RelayEndpoint> {
+    prop_oneof![
+        text().prop_map(|p| RelayEndpoint::Unix(PathBuf::from(p))),
+        (ip(), 1u16..=65535, text(), text(), text()).prop_map(|(ip, port, ca, cert, key)| {
+            RelayEndpoint::Tls {
+                address: SocketAddr::new(ip, port),
+                ca: ca.into(),
+                cert: cert.into(),
+                key: key.into(),
+            }
+        }),
+    ]
 }
 
 fn net() -> impl Strategy<Value = IpNet> {
@@ -203,16 +218,27 @@ fn config() -> impl Strategy<Value = Config> {
             prop::collection::vec(mailbox, 0..=n),
             prop::collection::vec(center, 0..=n),
             prop::option::of(text()),
+            prop::collection::vec(relay(), 0..=2),
         )
             .prop_map(
-                |((auths, maps, translate_maps), tel, sip, read, write, centers, log)| Config {
-                    maps,
-                    auths,
-                    interfaces: Interfaces { tel, sip },
-                    translate_maps,
-                    mailboxes: Mailboxes { read, write },
-                    message_centers: centers,
-                    log_dir: log.map(PathBuf::from),
+                |((auths, maps, translate_maps), tel, sip, read, write, centers, log, relays)| {
+                    Config {
+                        maps,
+                        auths,
+                        interfaces: Interfaces { tel, sip },
+                        translate_maps,
+                        mailboxes: Mailboxes { read, write },
+                        message_centers: centers,
+                        log_dir: log.map(PathBuf::from),
+                        relays: relays
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, endpoint)| Relay {
+                                name: format!("relay{i}"),
+                                endpoint,
+                            })
+                            .collect(),
+                    }
                 },
             )
     })

@@ -1,6 +1,6 @@
 //! The typed configuration model: what a valid `cig.conf` means, without source positions.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::{IpNet, Secret, Template};
@@ -25,6 +25,38 @@ pub struct Config {
     pub message_centers: Vec<SmppCenter>,
     /// `log_dir "…";` (addition): where cig.log, relay.log and session.log go.
     pub log_dir: Option<PathBuf>,
+    /// `relay NAME { … }` (addition) in file order: the cig-relay instances cig-server drives
+    /// (empty: the one local relay of `cig-server --relay-socket`).
+    pub relays: Vec<Relay>,
+}
+
+/// `relay NAME { … }` (addition): one cig-relay instance cig-server drives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relay {
+    /// The relay's name (unique), shown by `cig-cli status` and in cig.log.
+    pub name: String,
+    /// How cig-server reaches its control port.
+    pub endpoint: RelayEndpoint,
+}
+
+/// Where a relay's control protocol (docs/relay-control.md) is served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayEndpoint {
+    /// `socket "PATH";`: a local relay's Unix control socket.
+    Unix(PathBuf),
+    /// `address IP; port N; ca "…"; cert "…"; key "…";`: a remote relay over TCP with mutual
+    /// TLS. The relay's certificate must be issued by `ca` for `address` (an IP SAN); `cert`
+    /// and `key` are cig-server's client certificate and key (PEM files).
+    Tls {
+        /// The relay's control address.
+        address: SocketAddr,
+        /// The CA certificate(s) the relay's certificate must chain to.
+        ca: PathBuf,
+        /// cig-server's client certificate chain.
+        cert: PathBuf,
+        /// cig-server's client private key.
+        key: PathBuf,
+    },
 }
 
 /// A named list of entries; the first entry that matches wins.

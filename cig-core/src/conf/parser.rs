@@ -29,7 +29,9 @@ const TOP_KEYWORDS: &[&str] = &[
     "mailboxes",
     "message_centers",
     "log_dir",
+    "relay",
 ];
+const RELAY_KEYWORDS: &[&str] = &["socket", "address", "port", "ca", "cert", "key"];
 const IFACE_KEYWORDS: &[&str] = &[
     "extension map",
     "source map",
@@ -80,6 +82,7 @@ enum Kind {
     Map,
     Auth,
     TranslateMap,
+    Relay,
 }
 
 impl Kind {
@@ -88,6 +91,7 @@ impl Kind {
             Kind::Map => "map",
             Kind::Auth => "auth",
             Kind::TranslateMap => "translate_map",
+            Kind::Relay => "relay",
         }
     }
 }
@@ -649,6 +653,7 @@ impl<'a> Parser<'a> {
                     "mailboxes" => self.mailboxes(),
                     "message_centers" => self.message_centers(),
                     "log_dir" => self.log_dir(),
+                    "relay" => self.relay(),
                     _ => Err(self.unknown("section", TOP_KEYWORDS)),
                 },
                 Tok::RBrace => {
@@ -1312,6 +1317,143 @@ impl<'a> Parser<'a> {
         let (v, _, _) = self.expect_string("a quoted directory after `log_dir`")?;
         self.expect_semi("`log_dir`")?;
         self.cfg.log_dir.get_or_insert(PathBuf::from(v.as_ref()));
+        Ok(())
+    }
+
+    /// `relay NAME { socket "…"; }` or `relay NAME { address IP; port N; ca "…"; cert "…";
+    /// key "…"; }` (addition).
+    fn relay(&mut self) -> R<()> {
+        self.bump();
+        let (name, nspan) = self.expect_name("relay name")?;
+        let fresh = self.define(Kind::Relay, &name, nspan);
+        let open = self.expect_lbrace(&format!("`relay {name}`"))?;
+        let what = format!("relay `{name}`");
+        let mut socket: Option<(PathBuf, Span)> = None;
+        let mut address: Option<(IpAddr, Span)> = None;
+        let mut port: Option<(u16, Span)> = None;
+        // ca, cert, key
+        let mut files: [Option<(PathBuf, Span)>; 3] = [None, None, None];
+        let before = self.sink.errors;
+        self.block(&what, open, |p| {
+            let Some(w) = p.word() else {
+                return Err(p.unknown("statement in a relay block", RELAY_KEYWORDS));
+            };
+            let kspan = p.span();
+            let dup = match w {
+                "socket" | "ca" | "cert" | "key" => {
+                    p.bump();
+                    let (v, _, _) = p.expect_string(&format!("a quoted path after `{w}`"))?;
+                    p.expect_semi(&format!("`{w}`"))?;
+                    let slot = match w {
+                        "socket" => &mut socket,
+                        "ca" => &mut files[0],
+                        "cert" => &mut files[1],
+                        _ => &mut files[2],
+                    };
+                    slot.replace((PathBuf::from(v.as_ref()), kspan)).is_some()
+                }
+                "address" => {
+                    p.bump();
+                    let ip = p.ip("the relay's IP address after `address`")?;
+                    p.expect_semi("`address`")?;
+                    address.replace((ip, kspan)).is_some()
+                }
+                "port" => {
+                    p.bump();
+                    let (n, _) = p.number("a port number", 1)?;
+                    p.expect_semi("`port`")?;
+                    port.replace((n, kspan)).is_some()
+                }
+                _ => return Err(p.unknown("statement in a relay block", RELAY_KEYWORDS)),
+            };
+            if dup {
+                p.sink
+                    .error(kspan, &format!("`{w}` given twice in {what}"), None);
+            }
+            Ok(())
+        });
+        // A broken statement may have been the one setting a field: do not pile on.
+        if self.sink.errors != before {
+            return Ok(());
+        }
+        let help = || {
+            Some(
+                "a relay is local (`socket \"…\";`) or remote (`address`, `port`, `ca`, `cert`, `key`)"
+                    .to_owned(),
+            )
+        };
+        let [ca, cert, key] = files;
+        let endpoint = match (socket, address) {
+            (Some((_, s1)), Some((_, s2))) => {
+                let span = if s1.start > s2.start { s1 } else { s2 };
+                self.sink.error(
+                    span,
+                    &format!("relay `{name}` has both `socket` and `address`"),
+                    help(),
+                );
+                None
+            }
+            (None, None) => {
+                self.sink.error(
+                    nspan,
+                    &format!("relay `{name}` has neither `socket` nor `address`"),
+                    help(),
+                );
+                None
+            }
+            (Some((path, _)), None) => {
+                let remote_only = [
+                    ("port", port.map(|p| p.1)),
+                    ("ca", ca.as_ref().map(|f| f.1)),
+                    ("cert", cert.as_ref().map(|f| f.1)),
+                    ("key", key.as_ref().map(|f| f.1)),
+                ];
+                match remote_only
+                    .into_iter()
+                    .find_map(|(kw, s)| s.map(|s| (kw, s)))
+                {
+                    Some((kw, span)) => {
+                        self.sink.error(
+                            span,
+                            &format!("`{kw}` is for a remote relay (`address`), not a `socket`"),
+                            help(),
+                        );
+                        None
+                    }
+                    None => Some(RelayEndpoint::Unix(path)),
+                }
+            }
+            (None, Some((ip, _))) => {
+                for (missing, kw) in [
+                    (port.is_none(), "port"),
+                    (ca.is_none(), "ca"),
+                    (cert.is_none(), "cert"),
+                    (key.is_none(), "key"),
+                ] {
+                    if missing {
+                        self.sink.error(
+                            nspan,
+                            &format!("relay `{name}` has `address` but no `{kw}`"),
+                            Some(format!("a remote relay needs `{kw} …;` inside the block")),
+                        );
+                    }
+                }
+                match (port, ca, cert, key) {
+                    (Some((port, _)), Some((ca, _)), Some((cert, _)), Some((key, _))) => {
+                        Some(RelayEndpoint::Tls {
+                            address: std::net::SocketAddr::new(ip, port),
+                            ca,
+                            cert,
+                            key,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let (true, Some(endpoint)) = (fresh, endpoint) {
+            self.cfg.relays.push(Relay { name, endpoint });
+        }
         Ok(())
     }
 

@@ -158,6 +158,27 @@ impl Display for Config {
             }
             writeln!(f, "}}")?;
         }
+        for r in &self.relays {
+            writeln!(f, "relay {} {{", r.name)?;
+            match &r.endpoint {
+                RelayEndpoint::Unix(path) => {
+                    writeln!(f, "    socket {};", Quoted(&path.to_string_lossy()))?;
+                }
+                RelayEndpoint::Tls {
+                    address,
+                    ca,
+                    cert,
+                    key,
+                } => {
+                    writeln!(f, "    address {};", address.ip())?;
+                    writeln!(f, "    port {};", address.port())?;
+                    for (kw, p) in [("ca", ca), ("cert", cert), ("key", key)] {
+                        writeln!(f, "    {kw} {};", Quoted(&p.to_string_lossy()))?;
+                    }
+                }
+            }
+            writeln!(f, "}}")?;
+        }
         if let Some(dir) = &self.log_dir {
             writeln!(f, "log_dir {};", Quoted(&dir.to_string_lossy()))?;
         }
