@@ -91,6 +91,23 @@ enum Cmd {
         #[arg(long = "ip")]
         ips: Vec<std::net::IpAddr>,
     },
+    /// Create (once) the relay CA in DIR/relay/ and issue a TLS certificate for a remote
+    /// cig-relay's control port named NAME, or (`--client`) for cig-server connecting to
+    /// relays; prints the file paths (docs/operations.md "Several relays").
+    RelayCert {
+        /// KMS directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The relay's host name or IP address (the first SAN), or cig-server's name.
+        #[arg(long)]
+        name: String,
+        /// An IP address the relay is dialled by (an IP SAN); repeat for several.
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        /// Issue a client certificate (for cig-server) instead of a server certificate.
+        #[arg(long)]
+        client: bool,
+    },
     /// I_MESSAGE interop tool.
     Imessage {
         #[command(subcommand)]
@@ -249,6 +266,17 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::SwitchCert { dir, name, ips } => {
             let made = switch::issue(&dir, &name, &ips)?;
+            println!("ca={}", made.ca.display());
+            println!("cert={}", made.cert.display());
+            println!("key={}", made.key.display());
+        }
+        Cmd::RelayCert {
+            dir,
+            name,
+            ips,
+            client,
+        } => {
+            let made = switch::issue_by(&dir, switch::Pki::Relay, &name, &ips, client)?;
             println!("ca={}", made.ca.display());
             println!("cert={}", made.cert.display());
             println!("key={}", made.key.display());
