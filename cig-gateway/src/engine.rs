@@ -411,6 +411,26 @@ impl Engine {
         self.relay_up = true;
     }
 
+    /// One relay of several is gone: the calls `ids` whose media it carried end as on
+    /// [`Engine::relay_lost`] (503 / Error, both legs told), each with a cig.log line saying
+    /// `why`; new calls go on (the runtime places them on the other relays).
+    pub fn relay_calls_lost(
+        &mut self,
+        ids: &[CallId],
+        why: &str,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
+        for &id in ids {
+            let end = End::new(HangupReason::Error, 503).gone(Gone::Relay).note(
+                "Relay",
+                Level::Warn,
+                format!("{why}; ending the call"),
+            );
+            self.end(id, now, secure, end);
+        }
+    }
+
     /// The switch connection is gone: the UMSG sessions went with it, so every call's SIP leg
     /// ends; new calls get 503.
     pub fn switch_lost(&mut self, now: SystemTime, secure: &mut dyn Secure) {

@@ -30,7 +30,12 @@
 //!     fn status(&self) -> Status {
 //!         Status {
 //!             version: "0.1.0".into(),
-//!             relay: RelayStatus { connected: true, engines_available: 2, engines_total: 2 },
+//!             relay: RelayStatus {
+//!                 connected: true,
+//!                 engines_available: 2,
+//!                 engines_total: 2,
+//!                 relays: Vec::new(),
+//!             },
 //!             umsg: UmsgStatus {
 //!                 identity: "tel:+8888".into(),
 //!                 domain: "secure.example".into(),
@@ -66,7 +71,8 @@ pub mod types;
 pub use client::Client;
 pub use server::{DEFAULT_PORT, MgmtServer, serve, serve_at};
 pub use types::{
-    CallRow, CallState, LinkState, Provider, RelayStatus, SipStatus, Status, UmsgRow, UmsgStatus,
+    CallRow, CallState, LinkState, Provider, RelayRow, RelayStatus, SipStatus, Status, UmsgRow,
+    UmsgStatus,
 };
 
 use std::net::{IpAddr, SocketAddr};

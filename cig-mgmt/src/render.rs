@@ -92,6 +92,27 @@ pub fn status(s: &Status) -> String {
         "Crypto engines available",
         &format_args!("{}/{}", s.relay.engines_available, s.relay.engines_total),
     );
+    if s.relay.relays.len() > 1 {
+        out.push_str("\nRelays:\n-------\n");
+        let rows: Vec<[String; 5]> = s
+            .relay
+            .relays
+            .iter()
+            .map(|r| {
+                [
+                    r.name.clone(),
+                    r.address.clone(),
+                    r.connection.name().to_owned(),
+                    format!("{}/{}", r.engines_available, r.engines_total),
+                    r.sessions.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            ["NAME", "ADDRESS", "STATE", "ENGINES", "SESSIONS"],
+            &rows,
+        ));
+    }
     out.push_str("\nUMSG status:\n------------\n");
     field(&mut out, "Public ID", &s.umsg.identity);
     field(&mut out, "Security Domain", &s.umsg.domain);
@@ -107,7 +128,7 @@ pub fn status(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{CallState, LinkState, RelayStatus, SipStatus, UmsgStatus};
+    use crate::types::{CallState, LinkState, RelayRow, RelayStatus, SipStatus, UmsgStatus};
 
     #[test]
     fn call_table_aligns_columns_without_trailing_spaces() {
@@ -160,6 +181,7 @@ mod tests {
                 connected: true,
                 engines_available: 3,
                 engines_total: 3,
+                relays: Vec::new(),
             },
             umsg: UmsgStatus {
                 identity: "tel:+12345".into(),
@@ -192,6 +214,60 @@ mod tests {
              SIP status:\n\
              -----------\n\
              SIP Bind address          192.168.1.2\n"
+        );
+    }
+
+    #[test]
+    fn status_lists_each_relay_when_there_are_several() {
+        let row = |name: &str, address: &str, connection, engines: u32, sessions| RelayRow {
+            name: name.into(),
+            address: address.into(),
+            connection,
+            engines_available: if connection == LinkState::Connected {
+                engines
+            } else {
+                0
+            },
+            engines_total: engines,
+            sessions,
+        };
+        let s = Status {
+            version: "0.1.0".into(),
+            relay: RelayStatus {
+                connected: true,
+                engines_available: 2,
+                engines_total: 4,
+                relays: vec![
+                    row("local", "/run/cig/relay.sock", LinkState::Connected, 2, 3),
+                    row("media2", "tls:10.0.0.2:7070", LinkState::Disconnected, 2, 0),
+                ],
+            },
+            umsg: UmsgStatus {
+                identity: "tel:+12345".into(),
+                domain: "DOMAIN".into(),
+                switch_address: String::new(),
+                connection: LinkState::Connecting,
+                crypto_state: "OK".into(),
+                period: "2026-11".into(),
+            },
+            sip: SipStatus {
+                bind: "0.0.0.0".into(),
+            },
+        };
+        let text = status(&s);
+        assert!(
+            text.contains(
+                "Crypto engines available  2/4\n\
+                 \n\
+                 Relays:\n\
+                 -------\n\
+                 NAME    ADDRESS              STATE         ENGINES  SESSIONS\n\
+                 local   /run/cig/relay.sock  CONNECTED     2/2      3\n\
+                 media2  tls:10.0.0.2:7070    DISCONNECTED  0/2      0\n\
+                 \n\
+                 UMSG status:\n"
+            ),
+            "{text}"
         );
     }
 }

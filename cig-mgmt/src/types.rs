@@ -123,6 +123,27 @@ pub struct RelayStatus {
     pub engines_available: u32,
     /// Crypto engines the relay runs.
     pub engines_total: u32,
+    /// Each relay when cig-server drives several (cig.conf `relay NAME { … }`): `status`
+    /// prints them as a table. Absent (empty) from servers that predate it.
+    #[serde(default)]
+    pub relays: Vec<RelayRow>,
+}
+
+/// One relay of several, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayRow {
+    /// The relay's name in cig.conf.
+    pub name: String,
+    /// Its control address: a socket path or `tls:IP:PORT`.
+    pub address: String,
+    /// Whether the control connection is up.
+    pub connection: LinkState,
+    /// Crypto engines available on it.
+    pub engines_available: u32,
+    /// Crypto engines it runs.
+    pub engines_total: u32,
+    /// Sessions cig-server placed on it.
+    pub sessions: u32,
 }
 
 /// The UMSG interface (towards the switch) as `status` shows it.

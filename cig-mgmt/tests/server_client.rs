@@ -43,6 +43,7 @@ impl Provider for Fixed {
                 connected: false,
                 engines_available: 0,
                 engines_total: 2,
+                relays: Vec::new(),
             },
             umsg: UmsgStatus {
                 identity: "tel:+8888".into(),

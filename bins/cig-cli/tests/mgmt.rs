@@ -57,6 +57,7 @@ impl Provider for TestGateway {
                 connected: true,
                 engines_available: 3,
                 engines_total: 3,
+                relays: Vec::new(),
             },
             umsg: UmsgStatus {
                 identity: "tel:+12345".into(),

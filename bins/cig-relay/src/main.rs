@@ -1,8 +1,9 @@
 //! `cig-relay`: the CIG media relay. It bridges the secure domain's SRTP to the PBX's RTP G.711
 //! per call, on ports from `rtp_port_range`, with one crypto engine (worker thread) per core, and
-//! is driven by cig-server over a Unix control socket (protocol: docs/relay-control.md).
+//! is driven by cig-server over a Unix control socket or, for a remote cig-server, TCP with
+//! mutual TLS (protocol: docs/relay-control.md).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,10 +13,11 @@ mod engine;
 mod log;
 mod path;
 mod relay;
+mod tls;
 
 use cig_media::control::PortRange;
 use log::Log;
-use relay::{Relay, Settings};
+use relay::{Relay, Settings, TcpControl};
 
 /// Which packet path the engines run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,6 +36,19 @@ struct Args {
     /// The control socket (Unix stream) cig-server connects to.
     #[arg(long, default_value = "/run/cig/relay.sock")]
     control: PathBuf,
+    /// Also serve the control protocol on this TCP address with mutual TLS, for a cig-server
+    /// on another host (needs --tls-cert, --tls-key and --tls-client-ca).
+    #[arg(long, value_name = "IP:PORT", requires_all = ["tls_cert", "tls_key", "tls_client_ca"])]
+    control_tcp: Option<SocketAddr>,
+    /// The relay's TLS certificate chain (PEM) for --control-tcp (`cig-kms relay-cert`).
+    #[arg(long, requires = "control_tcp")]
+    tls_cert: Option<PathBuf>,
+    /// The relay's TLS private key (PEM) for --control-tcp.
+    #[arg(long, requires = "control_tcp")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) a controller's client certificate must chain to for --control-tcp.
+    #[arg(long, requires = "control_tcp")]
+    tls_client_ca: Option<PathBuf>,
     /// The directory of relay.log.
     #[arg(long, default_value = "/var/log/cig")]
     log_dir: PathBuf,
@@ -88,12 +103,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let control_tcp = match (
+        args.control_tcp,
+        &args.tls_cert,
+        &args.tls_key,
+        &args.tls_client_ca,
+    ) {
+        (Some(addr), Some(cert), Some(key), Some(ca)) => match tls::server_config(cert, key, ca) {
+            Ok(tls) => Some(TcpControl { addr, tls }),
+            Err(e) => {
+                eprintln!("cig-relay: --control-tcp: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let settings = Settings {
         control: args.control,
         log_dir: args.log_dir,
         rtp_port_range: range,
         bind: args.bind,
         workers,
+        control_tcp,
     };
     log.init(
         "Config",
@@ -103,6 +134,12 @@ fn main() -> ExitCode {
         "Config",
         format_args!("control {}", settings.control.display()),
     );
+    if let Some(t) = &settings.control_tcp {
+        log.init(
+            "Config",
+            format_args!("control_tcp {} (mutual TLS)", t.addr),
+        );
+    }
     log.init(
         "Config",
         format_args!("log_dir {}", settings.log_dir.display()),
@@ -134,7 +171,12 @@ fn main() -> ExitCode {
 /// stdout, so tests and the load tool need not poll for the socket), and serves until a signal.
 fn serve<P: path::PacketPath>(settings: Settings, log: &Log) -> std::io::Result<()> {
     let control = settings.control.clone();
+    let tcp = settings
+        .control_tcp
+        .as_ref()
+        .map(|t| format!(" and tcp {}", t.addr))
+        .unwrap_or_default();
     let relay = Relay::<P>::start(settings, log.clone())?;
-    println!("cig-relay ready on {}", control.display());
+    println!("cig-relay ready on {}{tcp}", control.display());
     relay.run()
 }

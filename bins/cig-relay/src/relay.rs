@@ -1,5 +1,5 @@
-//! The control thread: the Unix control socket, the session table, port allocation and the
-//! crypto engines' lifecycle.
+//! The control thread: the control ports (the Unix socket and, when configured, TCP with
+//! mutual TLS), the session table, port allocation and the crypto engines' lifecycle.
 //!
 //! Everything here runs on one mio loop. Requests never wait for an engine: commands go to the
 //! engine's channel followed by a wake-up, and the engine's answer comes back through this
@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,12 +16,13 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::net::{UnixListener, UnixStream};
+use mio::net::{TcpListener, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::engine::{self, AliveGuard, ConnId, Engine, FromEngine, NewSession, ToEngine};
 use crate::log::Log;
 use crate::path::PacketPath;
+use crate::tls::TlsStream;
 use cig_media::control::{
     Command, ErrorCode, FrameDecoder, LegConfig, LocalPorts, PROTOCOL_VERSION, PortRange, Reply,
     Request, SessionStats, encode_frame, validate_session_id,
@@ -31,6 +32,7 @@ use cig_media::relay::ports::PortAllocator;
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNAL: Token = Token(2);
+const TCP_LISTENER: Token = Token(3);
 const FIRST_CONN: usize = 16;
 /// A controller that stops reading is dropped once this much output is queued for it.
 const MAX_OUTPUT: usize = 16 << 20;
@@ -48,10 +50,68 @@ pub struct Settings {
     pub bind: IpAddr,
     /// Number of crypto engines.
     pub workers: usize,
+    /// The control port over TCP with mutual TLS, beside the Unix socket.
+    pub control_tcp: Option<TcpControl>,
+}
+
+/// The control port over TCP: where it listens and its TLS settings (client certificates
+/// required).
+#[derive(Debug, Clone)]
+pub struct TcpControl {
+    /// The listening address.
+    pub addr: SocketAddr,
+    /// The rustls server configuration ([`crate::tls::server_config`]).
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+/// A controller's connection: the local Unix socket, or TLS over TCP. Both carry the same
+/// frames.
+enum Stream {
+    Unix(UnixStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tls(t) => &mut t.tcp,
+        }
+    }
+
+    /// TLS records are waiting for the socket.
+    fn pending(&self) -> bool {
+        matches!(self, Stream::Tls(t) if t.pending())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
 }
 
 struct Conn {
-    stream: UnixStream,
+    stream: Stream,
     decoder: FrameDecoder,
     out: Vec<u8>,
     hello: bool,
@@ -84,6 +144,7 @@ pub struct Relay<P> {
     log: Log,
     poll: Poll,
     listener: UnixListener,
+    tcp_listener: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     /// The self-pipe the signal handlers write to (registered; kept open).
     _signals: UnixStream,
     from_engines: Receiver<FromEngine>,
@@ -135,6 +196,15 @@ impl<P: PacketPath> Relay<P> {
         let mut listener = bind_control(&settings.control)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let tcp_listener = match &settings.control_tcp {
+            Some(t) => {
+                let mut l = TcpListener::bind(t.addr)?;
+                poll.registry()
+                    .register(&mut l, TCP_LISTENER, Interest::READABLE)?;
+                Some((l, t.tls.clone()))
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()?;
         sig_read.set_nonblocking(true)?;
@@ -179,11 +249,21 @@ impl<P: PacketPath> Relay<P> {
             "Control",
             format_args!("listening on {}", settings.control.display()),
         );
+        if let Some(t) = &settings.control_tcp {
+            log.info(
+                "Control",
+                format_args!(
+                    "listening on tcp {} (TLS, client certificate required)",
+                    t.addr
+                ),
+            );
+        }
         Ok(Relay {
             settings,
             log,
             poll,
             listener,
+            tcp_listener,
             _signals: signals,
             from_engines,
             engines,
@@ -215,6 +295,7 @@ impl<P: PacketPath> Relay<P> {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    TCP_LISTENER => self.accept_tcp(),
                     WAKER => {}
                     SIGNAL => stop = true,
                     Token(c) => {
@@ -240,31 +321,7 @@ impl<P: PacketPath> Relay<P> {
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    let id = self.next_conn;
-                    self.next_conn += 1;
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, Token(id), Interest::READABLE)
-                    {
-                        self.log
-                            .warn("Control", format_args!("cannot register controller: {e}"));
-                        continue;
-                    }
-                    self.log
-                        .info("Control", format_args!("controller {id} connected"));
-                    self.conns.insert(
-                        id,
-                        Conn {
-                            stream,
-                            decoder: FrameDecoder::new(),
-                            out: Vec::new(),
-                            hello: false,
-                            wants_write: false,
-                        },
-                    );
-                }
+                Ok((stream, _)) => self.add_conn(Stream::Unix(stream), "the control socket"),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
                     self.log.warn("Control", format_args!("accept failed: {e}"));
@@ -272,6 +329,59 @@ impl<P: PacketPath> Relay<P> {
                 }
             }
         }
+    }
+
+    fn accept_tcp(&mut self) {
+        loop {
+            let Some((listener, config)) = &self.tcp_listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((tcp, from)) => {
+                    let _ = tcp.set_nodelay(true);
+                    match TlsStream::new(tcp, config.clone()) {
+                        Ok(t) => self.add_conn(Stream::Tls(Box::new(t)), &format!("tcp {from}")),
+                        Err(e) => self
+                            .log
+                            .warn("Control", format_args!("TLS from {from}: {e}")),
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.log
+                        .warn("Control", format_args!("tcp accept failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: Stream, from: &str) {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(stream.source(), Token(id), Interest::READABLE)
+        {
+            self.log
+                .warn("Control", format_args!("cannot register controller: {e}"));
+            return;
+        }
+        self.log.info(
+            "Control",
+            format_args!("controller {id} connected on {from}"),
+        );
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                decoder: FrameDecoder::new(),
+                out: Vec::new(),
+                hello: false,
+                wants_write: false,
+            },
+        );
     }
 
     fn read_conn(&mut self, id: ConnId) {
@@ -292,7 +402,12 @@ impl<P: PacketPath> Relay<P> {
                     Ok(n) => conn.decoder.push(&chunk[..n]),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => {
+                    Err(e) => {
+                        if e.kind() == ErrorKind::InvalidData {
+                            // TLS refused (untrusted or missing client certificate, bad record).
+                            self.log
+                                .warn("Control", format_args!("controller {id}: TLS: {e}"));
+                        }
                         closed = true;
                         break;
                     }
@@ -339,6 +454,9 @@ impl<P: PacketPath> Relay<P> {
         }
         if closed {
             self.disconnect(id);
+        } else {
+            // A TLS handshake may have queued records of its own.
+            self.flush(id);
         }
     }
 
@@ -363,7 +481,10 @@ impl<P: PacketPath> Relay<P> {
         };
         let mut written = 0;
         let mut broken = false;
-        while written < c.out.len() {
+        if let Stream::Tls(t) = &mut c.stream {
+            broken = t.flush_tls().is_err();
+        }
+        while !broken && written < c.out.len() {
             match c.stream.write(&c.out[written..]) {
                 Ok(0) => {
                     broken = true;
@@ -379,7 +500,7 @@ impl<P: PacketPath> Relay<P> {
             }
         }
         c.out.drain(..written);
-        let want = !c.out.is_empty();
+        let want = !c.out.is_empty() || c.stream.pending();
         if want != c.wants_write {
             c.wants_write = want;
             let interest = if want {
@@ -390,7 +511,7 @@ impl<P: PacketPath> Relay<P> {
             let _ = self
                 .poll
                 .registry()
-                .reregister(&mut c.stream, Token(conn), interest);
+                .reregister(c.stream.source(), Token(conn), interest);
         }
         if broken || c.out.len() > MAX_OUTPUT {
             self.disconnect(conn);
@@ -402,7 +523,7 @@ impl<P: PacketPath> Relay<P> {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut c.stream);
+        let _ = self.poll.registry().deregister(c.stream.source());
         let mut ended = 0;
         for (name, entry) in self.table.iter_mut() {
             if entry.owner == conn && !entry.deleting {
@@ -865,6 +986,10 @@ impl<P: PacketPath> Relay<P> {
         for c in conns {
             if let Some(conn) = self.conns.get_mut(&c) {
                 let _ = conn.stream.write_all(&conn.out);
+                if let Stream::Tls(t) = &mut conn.stream {
+                    t.close();
+                    let _ = t.flush_tls();
+                }
             }
         }
         let _ = std::fs::remove_file(&self.settings.control);

@@ -9,7 +9,6 @@ mod messaging;
 mod relay;
 mod startup;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,7 +36,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::logs::Logs;
-use crate::relay::RelayIn;
+use crate::relay::{Pool, PoolEvent};
 
 /// The gateway server (see the manual's "CIG internals"). Every path and port has a flag so
 /// several instances run side by side unprivileged.
@@ -390,26 +389,15 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         },
     )?;
 
-    // Relay.
-    let (relay_tx, relay_out) = mpsc::unbounded_channel();
-    let (relay_ev_tx, mut relay_events) = mpsc::unbounded_channel();
-    tokio::spawn(relay::run(
-        args.relay_socket.clone(),
-        relay_out,
-        relay_ev_tx,
-    ));
-    let mut relay_pending: HashMap<u64, CallId> = HashMap::new();
-    let mut relay_next: u64 = 1;
+    // Relays: cig.conf's `relay` sections, or the one at --relay-socket.
+    let (mut relays, mut relay_events) =
+        Pool::start(relay::specs(&config.relays, &args.relay_socket)?);
     let (dial_tx, mut dialled) = mpsc::unbounded_channel::<Dialled>();
 
     // Management.
     let shared = Arc::new(Shared {
         calls: Mutex::new(Vec::new()),
-        relay: Mutex::new(RelayStatus {
-            connected: false,
-            engines_available: 0,
-            engines_total: 0,
-        }),
+        relay: Mutex::new(relays.status()),
         umsg: umsg.clone(),
         identity: material.identity.clone(),
         domain: material.domain.clone(),
@@ -481,41 +469,39 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                 ClientEvent::Core(UmsgEvent::Acked(id, status)) => messaging.acked(id, status),
                 ClientEvent::Core(_) => {}
             },
-            Some(ev) = relay_events.recv() => match ev {
-                RelayIn::Up { engines_available, engines_total } => {
+            Some((i, ev)) = relay_events.recv() => match relays.on_event(i, ev) {
+                PoolEvent::Up { name, address, engines_available, engines_total, first } => {
                     logs.log("Relay", Level::Info, &format!(
-                        "connected to {} ({engines_available}/{engines_total} crypto engines)",
-                        args.relay_socket.display()));
-                    *lock(&shared.relay) = RelayStatus {
-                        connected: true,
-                        engines_available: u32::try_from(engines_available).unwrap_or(u32::MAX),
-                        engines_total: u32::try_from(engines_total).unwrap_or(u32::MAX),
-                    };
-                    relay_up = true;
-                    engine.relay_restored();
-                    if relay_was_up {
-                        reap(notify(&args.notify, "relay-recovered", logs));
+                        "relay {name} connected to {address} \
+                         ({engines_available}/{engines_total} crypto engines)"));
+                    if first {
+                        relay_up = true;
+                        engine.relay_restored();
+                        if relay_was_up {
+                            reap(notify(&args.notify, "relay-recovered", logs));
+                        }
+                        relay_was_up = true;
                     }
-                    relay_was_up = true;
                 }
-                RelayIn::Down(why) => {
-                    logs.log("Relay", Level::Warn, &why);
-                    lock(&shared.relay).connected = false;
-                    relay_pending.clear();
-                    if relay_up {
+                PoolEvent::Lost { name, why, calls, none_left } => {
+                    logs.log("Relay", Level::Warn, &format!(
+                        "relay {name} lost: {why}; ending its {} calls", calls.len()));
+                    let why = format!("relay {name} lost");
+                    engine.relay_calls_lost(&calls, &why, SystemTime::now(), &mut secure);
+                    if none_left && relay_up {
                         relay_up = false;
                         engine.relay_lost(SystemTime::now(), &mut secure);
                         reap(notify(&args.notify, "relay-lost", logs));
                     }
                 }
-                RelayIn::Msg(m) => match m.id() {
-                    Some(id) => {
-                        if let Some(call) = relay_pending.remove(&id) {
-                            engine.on_relay_reply(call, m, SystemTime::now(), &mut secure);
-                        }
-                    }
-                    None => engine.on_relay_event(m, SystemTime::now(), &mut secure),
-                },
+                PoolEvent::Failed { name, why } => {
+                    logs.log("Relay", Level::Warn, &format!("relay {name}: {why}"));
+                }
+                PoolEvent::Reply(call, m) => {
+                    engine.on_relay_reply(call, m, SystemTime::now(), &mut secure);
+                }
+                PoolEvent::Event(m) => engine.on_relay_event(m, SystemTime::now(), &mut secure),
+                PoolEvent::Nothing => {}
             },
             Some((level, text)) = msg_log.recv() => logs.log("Message", level, &text),
             () = sleep => engine.handle_timeout(SystemTime::now(), &mut secure),
@@ -529,18 +515,9 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
-        drain(
-            &mut engine,
-            &sip,
-            &mut secure,
-            logs,
-            &relay_tx,
-            &mut relay_pending,
-            &mut relay_next,
-            &dial_tx,
-        )
-        .await;
+        drain(&mut engine, &sip, &mut secure, logs, &mut relays, &dial_tx).await;
         *lock(&shared.calls) = rows(&engine);
+        *lock(&shared.relay) = relays.status();
         if !ready && relay_up && switch_up {
             ready = true;
             logs.log("Server", Level::Info, "ready");
@@ -551,17 +528,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     // SIGTERM: hang up every call properly, give the messages a moment to leave, stop.
     logs.log("Server", Level::Info, "stopping: hanging up calls");
     engine.hangup_all(SystemTime::now(), &mut secure);
-    drain(
-        &mut engine,
-        &sip,
-        &mut secure,
-        logs,
-        &relay_tx,
-        &mut relay_pending,
-        &mut relay_next,
-        &dial_tx,
-    )
-    .await;
+    drain(&mut engine, &sip, &mut secure, logs, &mut relays, &dial_tx).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     umsg.shutdown().await;
     mgmt.shutdown().await;
@@ -639,9 +606,7 @@ async fn drain(
     sip: &SipHandle,
     secure: &mut Umsg,
     logs: &mut Logs,
-    relay_tx: &mpsc::UnboundedSender<Vec<u8>>,
-    pending: &mut HashMap<u64, CallId>,
-    next: &mut u64,
+    relays: &mut Pool,
     dial_tx: &mpsc::UnboundedSender<Dialled>,
 ) {
     while let Some(a) = engine.poll_action() {
@@ -668,13 +633,9 @@ async fn drain(
                 }
             }
             Action::Relay { call, command } => {
-                let id = *next;
-                *next += 1;
-                if let Some(f) = relay::frame(id, *command) {
-                    pending.insert(id, call);
-                    if relay_tx.send(f).is_err() {
-                        pending.remove(&id);
-                    }
+                // No relay can take a new session: the engine gets the refusal as the reply.
+                if let Err(refused) = relays.send(call, *command) {
+                    engine.on_relay_reply(call, *refused, SystemTime::now(), secure);
                 }
             }
             Action::SessionLog(l) => logs.session(&l),

@@ -1,0 +1,263 @@
+//! What the scaling-out tests (relays.rs, kamailio.rs) share on top of `common`: a secure
+//! domain in a temporary directory with its switch running, keys and phones per identity,
+//! relay certificates from `cig-kms relay-cert`, relays with extra flags, a gateway's cig.conf
+//! and cig-server, what the relays and gateways logged, and sipp's UAC.
+
+#![allow(dead_code)] // Each test file uses its own part.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cig_testkit::{Proc, bin};
+use tempfile::TempDir;
+
+use crate::common::{DOMAIN, T, run};
+
+/// A secure domain on loopback: a KMS community with some identities and its switch cig-crs,
+/// in one temporary directory; the switch stops when this is dropped.
+#[derive(Debug)]
+pub struct Site {
+    /// The temporary directory (the KMS in `kms/`).
+    pub dir: TempDir,
+    /// The switch's `host:port`.
+    pub switch: String,
+    _crs: Proc,
+}
+
+impl Site {
+    /// Makes the community with `identities` (cig-kms) and starts its switch.
+    pub fn start(identities: &[&str]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let kms = dir.path().join("kms");
+        let kms_s = kms.to_str().unwrap();
+        run(Command::new(bin("cig-kms")).args(["init", "--dir", kms_s, "--domain", DOMAIN]));
+        for id in identities {
+            run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms_s, "--identity", id]));
+        }
+        let certs = run(Command::new(bin("cig-kms")).args([
+            "switch-cert",
+            "--dir",
+            kms_s,
+            "--name",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+        ]));
+        let switch = format!("127.0.0.1:{}", cig_testkit::free_tcp_port());
+        let mut crs = Proc::spawn(Command::new(bin("cig-crs")).args([
+            "--listen",
+            &switch,
+            "--cert",
+            &field(&certs, "cert"),
+            "--key",
+            &field(&certs, "key"),
+            "--kpak-from",
+            kms_s,
+            "--log",
+            dir.path().join("crs.log").to_str().unwrap(),
+        ]));
+        crs.wait_line(|l| l.starts_with("cig-crs ready"), T)
+            .unwrap_or_else(|| panic!("cig-crs: {}", crs.stderr()));
+        Site {
+            dir,
+            switch,
+            _crs: crs,
+        }
+    }
+
+    /// Exports `identity`'s keys to `out` with the transfer code in `code`.
+    fn export(&self, identity: &str, out: &Path, code: &Path) {
+        run(Command::new(bin("cig-kms")).args([
+            "export",
+            "--dir",
+            self.path("kms").to_str().unwrap(),
+            "--identity",
+            identity,
+            "--out",
+            out.to_str().unwrap(),
+            "--switch",
+            &self.switch,
+            "--code-file",
+            code.to_str().unwrap(),
+        ]));
+    }
+
+    /// `p` inside the temporary directory.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// `dir/userdata` holding `identity`'s keys as `cig.raw` (cig-server imports them).
+    pub fn userdata(&self, dir: &Path, identity: &str) {
+        let userdata = dir.join("userdata");
+        fs::create_dir_all(&userdata).unwrap();
+        self.export(
+            identity,
+            &userdata.join("cig.raw"),
+            &userdata.join("cig.raw.code"),
+        );
+    }
+
+    /// A secure phone of `identity`, registered at the switch, answering every call at once.
+    pub fn phone(&self, identity: &str) -> Proc {
+        let name = identity.trim_start_matches("tel:+");
+        let (bundle, code) = (
+            self.path(&format!("{name}.bundle")),
+            self.path(&format!("{name}.code")),
+        );
+        self.export(identity, &bundle, &code);
+        let mut p = Proc::spawn(Command::new(bin("cig-phone")).args([
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--code-file",
+            code.to_str().unwrap(),
+            "--switch",
+            &self.switch,
+            "--media-ip",
+            "127.0.0.1",
+            "--answer",
+            "auto",
+        ]));
+        p.wait_line(|l| l.starts_with("registered"), T)
+            .unwrap_or_else(|| panic!("cig-phone: {}", p.stderr()));
+        p
+    }
+}
+
+/// The `key=` value of a tool's `key=value` output.
+pub fn field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {out}"))
+        .to_owned()
+}
+
+/// `cig-kms relay-cert` in the KMS directory `kms`: the CA, certificate and key paths of a
+/// relay's server certificate for `name` (an IP address here), or of a client certificate.
+pub fn relay_cert(kms: &Path, name: &str, client: bool) -> [String; 3] {
+    let mut c = Command::new(bin("cig-kms"));
+    c.args(["relay-cert", "--dir", kms.to_str().unwrap(), "--name", name]);
+    if client {
+        c.arg("--client");
+    }
+    let out = run(&mut c);
+    ["ca", "cert", "key"].map(|k| field(&out, k))
+}
+
+/// cig-relay with its control socket `dir/relay.sock` and logs in `dir/log`, plus `extra`
+/// flags (`--control-tcp …`); ready.
+pub fn relay(dir: &Path, extra: &[&str]) -> Proc {
+    fs::create_dir_all(dir.join("log")).unwrap();
+    let mut r = Proc::spawn(
+        Command::new(bin("cig-relay"))
+            .args([
+                "--control",
+                dir.join("relay.sock").to_str().unwrap(),
+                "--log-dir",
+                dir.join("log").to_str().unwrap(),
+                "--bind",
+                "127.0.0.1",
+                "--rtp-port-range",
+                "20000",
+                "40000",
+                "--workers",
+                "1",
+            ])
+            .args(extra),
+    );
+    r.wait_line(|l| l.starts_with("cig-relay ready"), T)
+        .unwrap_or_else(|| panic!("cig-relay: {}", r.stderr()));
+    r
+}
+
+/// How many sessions the relay logging in `dir/log` has created so far.
+pub fn relay_sessions(dir: &Path) -> usize {
+    fs::read_to_string(dir.join("log/relay.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" created on engine "))
+        .count()
+}
+
+/// A gateway's cig.conf: SIP on 127.0.0.1:`sip_port`, `sip:9N@…` routed to `tel:+N`, the
+/// caller shown as `IDENTITY;USER`, then `extra` (e.g. `relay` sections).
+pub fn gateway_conf(identity: &str, sip_port: u16, extra: &str) -> String {
+    format!(
+        r#"// Written by the scaling-out tests.
+map maptel2sip {{ entry anyhost tel "{identity};{{x}}" sip "sip:{{x}}@{{host}}"; }}
+map mapsip2tel {{ entry sipext2tel sip "sip:9{{n}}@{{d}}" tel "tel:+{{n}}"; }}
+interfaces {{
+    tel {{ extension map maptel2sip; }}
+    sip {{ extension map mapsip2tel; bind 127.0.0.1; port {sip_port}; }}
+}}
+{extra}"#
+    )
+}
+
+/// cig-server of the gateway directory `dir` with cig.conf `conf`: keys in `dir/userdata`,
+/// logs in `dir/log`, the relay at `dir/relay.sock` unless `conf` names relays; ready.
+pub fn server(dir: &Path, conf: &str, sip_port: u16, mgmt_port: u16) -> Proc {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("cig.conf"), conf).unwrap();
+    let path = |p: &str| dir.join(p).to_str().unwrap().to_owned();
+    let mut s = Proc::spawn(Command::new(bin("cig-server")).args([
+        "--config",
+        &path("cig.conf"),
+        "--userdata",
+        &path("userdata"),
+        "--log-dir",
+        &path("log"),
+        "--relay-socket",
+        &path("relay.sock"),
+        "--mgmt-port",
+        &mgmt_port.to_string(),
+        "--sip-port",
+        &sip_port.to_string(),
+        "--notify",
+        &path("no-notify-hook"),
+        "--debug",
+    ]));
+    s.wait_line(|l| l == "cig-server ready", T)
+        .unwrap_or_else(|| panic!("cig-server: {}", s.stderr()));
+    s
+}
+
+/// The session.log states (`routing`, `talk`, `hangup`, …) of the gateway in `dir`.
+pub fn session_states(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("log/session.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(", ").nth(6).unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The gateway in `dir`'s cig.log.
+pub fn cig_log(dir: &Path) -> String {
+    fs::read_to_string(dir.join("log/cig.log")).unwrap_or_default()
+}
+
+/// sipp's UAC placing `calls` calls to `service` at `target`, one at a time (one a second),
+/// with the `scenario` file or the built-in `uac` holding each call `hold_ms`; run in `dir`.
+pub fn sipp_uac(
+    dir: &Path,
+    target: &str,
+    service: &str,
+    calls: u32,
+    scenario: Option<&Path>,
+    hold_ms: u32,
+) -> Command {
+    let mut c = Command::new("sipp");
+    c.args([target, "-s", service, "-i", "127.0.0.1", "-nostdin"])
+        .args(["-m", &calls.to_string(), "-l", "1", "-r", "1"])
+        .args(["-timeout", "60s", "-timeout_error", "-trace_err"])
+        .args(["-d", &hold_ms.to_string()])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match scenario {
+        Some(s) => c.arg("-sf").arg(s),
+        None => c.args(["-sn", "uac"]),
+    };
+    c
+}
