@@ -9,6 +9,9 @@ command -v sipp >/dev/null 2>&1 || apt_packages+=(sip-tester)
 # baresip (its core package: the binary and the aufile, sndfile, ctrl_tcp modules) is the
 # independent SIP phone of the cig-server audio test.
 command -v baresip >/dev/null 2>&1 || apt_packages+=(baresip-core)
+# kamailio (its dispatcher module with OPTIONS probing) is the SIP load balancer in front of two
+# gateways in bins/cig-server/tests/kamailio.rs.
+command -v kamailio >/dev/null 2>&1 || apt_packages+=(kamailio)
 
 if ((${#apt_packages[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
