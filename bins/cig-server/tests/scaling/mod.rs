@@ -12,75 +12,31 @@ use std::process::{Command, Stdio};
 use cig_testkit::{Proc, bin};
 use tempfile::TempDir;
 
-use crate::common::{DOMAIN, T, run};
+use crate::common::{self, T, field, run};
 
-/// A secure domain on loopback: a KMS community with some identities and its switch cig-crs,
-/// in one temporary directory; the switch stops when this is dropped.
+/// A secure domain on loopback: a KMS community with some identities (`common::Domain`) and
+/// its switch cig-crs running, in one temporary directory; the switch stops when this is
+/// dropped.
 #[derive(Debug)]
 pub struct Site {
     /// The temporary directory (the KMS in `kms/`).
     pub dir: TempDir,
-    /// The switch's `host:port`.
-    pub switch: String,
+    /// The community and its switch address.
+    pub kms: common::Domain,
     _crs: Proc,
 }
 
 impl Site {
-    /// Makes the community with `identities` (cig-kms) and starts its switch.
+    /// Makes the community with `identities` and starts its switch.
     pub fn start(identities: &[&str]) -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let kms = dir.path().join("kms");
-        let kms_s = kms.to_str().unwrap();
-        run(Command::new(bin("cig-kms")).args(["init", "--dir", kms_s, "--domain", DOMAIN]));
-        for id in identities {
-            run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms_s, "--identity", id]));
-        }
-        let certs = run(Command::new(bin("cig-kms")).args([
-            "switch-cert",
-            "--dir",
-            kms_s,
-            "--name",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-        ]));
-        let switch = format!("127.0.0.1:{}", cig_testkit::free_tcp_port());
-        let mut crs = Proc::spawn(Command::new(bin("cig-crs")).args([
-            "--listen",
-            &switch,
-            "--cert",
-            &field(&certs, "cert"),
-            "--key",
-            &field(&certs, "key"),
-            "--kpak-from",
-            kms_s,
-            "--log",
-            dir.path().join("crs.log").to_str().unwrap(),
-        ]));
-        crs.wait_line(|l| l.starts_with("cig-crs ready"), T)
-            .unwrap_or_else(|| panic!("cig-crs: {}", crs.stderr()));
+        let kms = common::Domain::create(dir.path(), identities);
+        let crs = kms.spawn_crs();
         Site {
             dir,
-            switch,
+            kms,
             _crs: crs,
         }
-    }
-
-    /// Exports `identity`'s keys to `out` with the transfer code in `code`.
-    fn export(&self, identity: &str, out: &Path, code: &Path) {
-        run(Command::new(bin("cig-kms")).args([
-            "export",
-            "--dir",
-            self.path("kms").to_str().unwrap(),
-            "--identity",
-            identity,
-            "--out",
-            out.to_str().unwrap(),
-            "--switch",
-            &self.switch,
-            "--code-file",
-            code.to_str().unwrap(),
-        ]));
     }
 
     /// `p` inside the temporary directory.
@@ -92,7 +48,7 @@ impl Site {
     pub fn userdata(&self, dir: &Path, identity: &str) {
         let userdata = dir.join("userdata");
         fs::create_dir_all(&userdata).unwrap();
-        self.export(
+        self.kms.export(
             identity,
             &userdata.join("cig.raw"),
             &userdata.join("cig.raw.code"),
@@ -106,14 +62,14 @@ impl Site {
             self.path(&format!("{name}.bundle")),
             self.path(&format!("{name}.code")),
         );
-        self.export(identity, &bundle, &code);
+        self.kms.export(identity, &bundle, &code);
         let mut p = Proc::spawn(Command::new(bin("cig-phone")).args([
             "--bundle",
             bundle.to_str().unwrap(),
             "--code-file",
             code.to_str().unwrap(),
             "--switch",
-            &self.switch,
+            &self.kms.switch,
             "--media-ip",
             "127.0.0.1",
             "--answer",
@@ -123,14 +79,6 @@ impl Site {
             .unwrap_or_else(|| panic!("cig-phone: {}", p.stderr()));
         p
     }
-}
-
-/// The `key=` value of a tool's `key=value` output.
-pub fn field(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in {out}"))
-        .to_owned()
 }
 
 /// `cig-kms relay-cert` in the KMS directory `kms`: the CA, certificate and key paths of a
@@ -195,29 +143,14 @@ interfaces {{
     )
 }
 
-/// cig-server of the gateway directory `dir` with cig.conf `conf`: keys in `dir/userdata`,
-/// logs in `dir/log`, the relay at `dir/relay.sock` unless `conf` names relays; ready.
+/// cig-server of the gateway directory `dir` with cig.conf `conf` (`common::server_command`:
+/// keys in `dir/userdata`, logs in `dir/log`, the relay at `dir/relay.sock` unless `conf`
+/// names relays); ready.
 pub fn server(dir: &Path, conf: &str, sip_port: u16, mgmt_port: u16) -> Proc {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join("cig.conf"), conf).unwrap();
-    let path = |p: &str| dir.join(p).to_str().unwrap().to_owned();
-    let mut s = Proc::spawn(Command::new(bin("cig-server")).args([
-        "--config",
-        &path("cig.conf"),
-        "--userdata",
-        &path("userdata"),
-        "--log-dir",
-        &path("log"),
-        "--relay-socket",
-        &path("relay.sock"),
-        "--mgmt-port",
-        &mgmt_port.to_string(),
-        "--sip-port",
-        &sip_port.to_string(),
-        "--notify",
-        &path("no-notify-hook"),
-        "--debug",
-    ]));
+    let hook = dir.join("no-notify-hook");
+    let mut s = Proc::spawn(&mut common::server_command(dir, sip_port, mgmt_port, &hook));
     s.wait_line(|l| l == "cig-server ready", T)
         .unwrap_or_else(|| panic!("cig-server: {}", s.stderr()));
     s
