@@ -496,16 +496,21 @@ fn a_message_refused_again_and_again_goes_to_failed() {
     assert!(user.next(Duration::from_secs(12)).is_none());
 }
 
+/// One of cig-sip's sipp scenarios.
+fn sipp_scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../cig-sip/tests/sipp")
+        .join(name)
+}
+
 #[test]
 fn sipp_message_reaches_the_secure_user_and_is_answered_202_after_the_ack() {
     let bed = Bed::start();
     let user = SecureUser::start(&bed);
     // cig-sip's scenario: MESSAGE from sip:200@127.0.0.1:port, expects 202.
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cig-sip/tests/sipp/uac_message.xml");
     let st = Command::new("sipp")
         .arg("-sf")
-        .arg(&scenario)
+        .arg(sipp_scenario("uac_message.xml"))
         .arg(format!("127.0.0.1:{}", bed.sip_port))
         .args([
             "-s",
@@ -535,8 +540,7 @@ fn secure_user_to_sip_pbx_as_message_with_digest_acknowledged_after_202() {
     let user = SecureUser::start(&bed);
     // cig-sip's PBX scenario: challenges the MESSAGE (401), checks the digest of
     // gateway/s3cret and the body, answers 202.
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cig-sip/tests/sipp/uas_message_auth.xml");
+    let scenario = sipp_scenario("uas_message_auth.xml");
     let mut pbx = sipp_uas(
         bed.dir.path(),
         bed.pbx_port,
