@@ -78,7 +78,7 @@ struct Gateway {
 impl Gateway {
     fn start(d: &Site, name: &str, identity: &str) -> Gateway {
         let dir = d.path(name);
-        let relay = scaling::relay(&dir, &[]);
+        let relay = common::spawn_relay(&dir);
         let sip_port = free_udp_port();
         d.userdata(&dir, identity);
         let conf = scaling::gateway_conf(identity, sip_port, "");

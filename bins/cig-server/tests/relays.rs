@@ -87,8 +87,8 @@ fn calls_spread_over_a_local_and_a_tls_relay_and_survive_losing_one() {
     let tcp = free_tcp_port();
     let remote_args = tls_args(tcp, &cert, &key, &ca);
     let remote_args: Vec<&str> = remote_args.iter().map(String::as_str).collect();
-    let _local = scaling::relay(&local_dir, &[]);
-    let remote = scaling::relay(&remote_dir, &remote_args);
+    let _local = common::spawn_relay(&local_dir);
+    let remote = common::spawn_relay_with(&remote_dir, &remote_args);
     let (sip, mgmt) = (free_udp_port(), free_tcp_port());
     let relays = format!(
         "relay local {{ socket \"{}\"; }}\n{}",
@@ -177,7 +177,7 @@ fn calls_spread_over_a_local_and_a_tls_relay_and_survive_losing_one() {
 
     // The remote relay comes back (same port): reconnected with back-off and used again, as
     // the emptier relay (call 1 still holds a session on the local one).
-    let _remote = scaling::relay(&remote_dir, &remote_args);
+    let _remote = common::spawn_relay_with(&remote_dir, &remote_args);
     wait_relay(mgmt, "remote", "CONNECTED", &server);
     assert!(
         short_call(&d, sip, "94670123457"),
@@ -207,11 +207,11 @@ fn relays_with_untrusted_certificates_are_refused_both_ways() {
     let [_, stranger_cert, stranger_key] = relay_cert(&other, "cig-server", true);
 
     let local_dir = d.path("relay-local");
-    let _local = scaling::relay(&local_dir, &[]);
+    let _local = common::spawn_relay(&local_dir);
     // "rogue" shows a certificate of the other CA: cig-server must refuse it.
     let (rogue_dir, rogue_port) = (d.path("relay-rogue"), free_tcp_port());
     let args = tls_args(rogue_port, &rogue_cert, &rogue_key, &ca);
-    let _rogue = scaling::relay(
+    let _rogue = common::spawn_relay_with(
         &rogue_dir,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
@@ -219,7 +219,7 @@ fn relays_with_untrusted_certificates_are_refused_both_ways() {
     // relay must refuse cig-server.
     let (picky_dir, picky_port) = (d.path("relay-picky"), free_tcp_port());
     let args = tls_args(picky_port, &cert, &key, &ca);
-    let _picky = scaling::relay(
+    let _picky = common::spawn_relay_with(
         &picky_dir,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );

@@ -215,19 +215,28 @@ impl Domain {
 
 /// cig-relay with its control socket `dir/relay.sock` and logs in `dir/log`; ready.
 pub fn spawn_relay(dir: &Path) -> Proc {
-    let mut relay = Proc::spawn(Command::new(bin("cig-relay")).args([
-        "--control",
-        dir.join("relay.sock").to_str().unwrap(),
-        "--log-dir",
-        dir.join("log").to_str().unwrap(),
-        "--bind",
-        "127.0.0.1",
-        "--rtp-port-range",
-        "20000",
-        "40000",
-        "--workers",
-        "1",
-    ]));
+    spawn_relay_with(dir, &[])
+}
+
+/// [`spawn_relay`] with `extra` flags (e.g. `--control-tcp …` and its TLS files).
+pub fn spawn_relay_with(dir: &Path, extra: &[&str]) -> Proc {
+    let mut relay = Proc::spawn(
+        Command::new(bin("cig-relay"))
+            .args([
+                "--control",
+                dir.join("relay.sock").to_str().unwrap(),
+                "--log-dir",
+                dir.join("log").to_str().unwrap(),
+                "--bind",
+                "127.0.0.1",
+                "--rtp-port-range",
+                "20000",
+                "40000",
+                "--workers",
+                "1",
+            ])
+            .args(extra),
+    );
     relay
         .wait_line(|l| l.starts_with("cig-relay ready"), T)
         .unwrap_or_else(|| panic!("cig-relay: {}", relay.stderr()));

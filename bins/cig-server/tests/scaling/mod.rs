@@ -1,7 +1,7 @@
 //! What the scaling-out tests (relays.rs, kamailio.rs) share on top of `common`: a secure
 //! domain in a temporary directory with its switch running, keys and phones per identity,
-//! relay certificates from `cig-kms relay-cert`, relays with extra flags, a gateway's cig.conf
-//! and cig-server, what the relays and gateways logged, and sipp's UAC.
+//! relay certificates from `cig-kms relay-cert`, a gateway's cig.conf and cig-server, what
+//! the relays and gateways logged, and sipp's UAC.
 
 #![allow(dead_code)] // Each test file uses its own part.
 
@@ -91,32 +91,6 @@ pub fn relay_cert(kms: &Path, name: &str, client: bool) -> [String; 3] {
     }
     let out = run(&mut c);
     ["ca", "cert", "key"].map(|k| field(&out, k))
-}
-
-/// cig-relay with its control socket `dir/relay.sock` and logs in `dir/log`, plus `extra`
-/// flags (`--control-tcp …`); ready.
-pub fn relay(dir: &Path, extra: &[&str]) -> Proc {
-    fs::create_dir_all(dir.join("log")).unwrap();
-    let mut r = Proc::spawn(
-        Command::new(bin("cig-relay"))
-            .args([
-                "--control",
-                dir.join("relay.sock").to_str().unwrap(),
-                "--log-dir",
-                dir.join("log").to_str().unwrap(),
-                "--bind",
-                "127.0.0.1",
-                "--rtp-port-range",
-                "20000",
-                "40000",
-                "--workers",
-                "1",
-            ])
-            .args(extra),
-    );
-    r.wait_line(|l| l.starts_with("cig-relay ready"), T)
-        .unwrap_or_else(|| panic!("cig-relay: {}", r.stderr()));
-    r
 }
 
 /// How many sessions the relay logging in `dir/log` has created so far.
