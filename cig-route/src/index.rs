@@ -139,7 +139,7 @@ fn low_bytes(word: u64, n: usize) -> u64 {
 
 /// The hash of the first `len` bytes of `bytes`, with the byte at `wait` (if any) read as `;`:
 /// a multiply–xorshift over little-endian 8-byte chunks (the last one zero-padded), seeded.
-/// [`PrefixHasher`] computes the same values for many prefixes of one text at once.
+/// Keys are hashed so; [`Words::prefix_hash`] computes the same for prefixes of a subject.
 fn hash(seed: u64, bytes: &[u8], wait: Option<usize>, len: usize) -> u64 {
     let mut h = seed;
     let mut at = 0;
@@ -157,18 +157,6 @@ fn hash(seed: u64, bytes: &[u8], wait: Option<usize>, len: usize) -> u64 {
     finish(h, len)
 }
 
-/// Bytes of a subject that [`PrefixHasher`] hashes from a stack copy; longer prefixes are
-/// hashed by [`hash`].
-const FAST: usize = 64;
-
-/// Hashes prefixes of one subject, sharing the work on their common full chunks.
-struct PrefixHasher {
-    /// The first [`FAST`] bytes (wait mark as `;`) as eight little-endian words, zero-padded.
-    words: [u64; FAST / 8],
-    /// `states[k]`: the hash state after the first `k` words.
-    states: [u64; FAST / 8 + 1],
-}
-
 /// The little-endian 8-byte word of `bytes` at `at`, zero-padded past the end.
 fn word_at(bytes: &[u8], at: usize) -> u64 {
     match bytes.get(at..at + 8) {
@@ -182,35 +170,43 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
     }
 }
 
-impl PrefixHasher {
-    /// Prepares prefixes of up to `longest` bytes (at most [`FAST`]).
-    #[inline(always)]
-    fn new(seed: u64, subject: &Subject<'_>, longest: usize) -> PrefixHasher {
-        let bytes = subject.uri.as_bytes();
-        // Words past the subject's end are zero; bytes past `longest` are masked off later.
-        let used = (longest / 8 + 1).min(FAST / 8);
-        let mut words = [0u64; FAST / 8];
-        for (k, word) in words.iter_mut().enumerate().take(used) {
-            *word = word_at(bytes, 8 * k);
+/// A subject read as 8-byte words, the wait mark as `;`: the lookup side of [`hash`], loading
+/// each word straight from the URI (no copy of the URI, no per-prefix state arrays; a lookup
+/// hashes one to three prefixes).
+struct Words<'a> {
+    bytes: &'a [u8],
+    wait: Option<usize>,
+}
+
+impl<'a> Words<'a> {
+    fn new(subject: &Subject<'a>) -> Words<'a> {
+        Words {
+            bytes: subject.uri.as_bytes(),
+            wait: subject.wait(),
         }
-        if let Some(w) = subject.wait().filter(|&w| w < 8 * used) {
-            let shift = 8 * (w % 8);
-            words[w / 8] = (words[w / 8] & !(0xff << shift)) | (u64::from(b';') << shift);
-        }
-        let mut states = [seed; FAST / 8 + 1];
-        for k in 0..(longest / 8).min(FAST / 8) {
-            states[k + 1] = mix(states[k], words[k]);
-        }
-        PrefixHasher { words, states }
     }
 
-    /// The hash of the first `len` bytes (`len <= FAST` and at most the `longest` it was
-    /// prepared for), as [`hash`] computes it.
-    fn prefix(&self, len: usize) -> u64 {
-        let (k, rest) = (len / 8, len % 8);
-        let mut h = self.states[k.min(FAST / 8)];
-        if rest > 0 {
-            h = mix(h, low_bytes(self.words[k.min(FAST / 8 - 1)], rest));
+    /// Word `k` (bytes `8k..8k + 8`).
+    fn word(&self, k: usize) -> u64 {
+        let word = word_at(self.bytes, 8 * k);
+        match self.wait {
+            Some(w) if w / 8 == k => {
+                let shift = 8 * (w % 8);
+                (word & !(0xff << shift)) | (u64::from(b';') << shift)
+            }
+            _ => word,
+        }
+    }
+
+    /// The hash of the first `len` bytes (at most the subject's length), as [`hash`] computes
+    /// it.
+    fn prefix_hash(&self, seed: u64, len: usize) -> u64 {
+        let mut h = seed;
+        for k in 0..len / 8 {
+            h = mix(h, self.word(k));
+        }
+        if len % 8 > 0 {
+            h = mix(h, low_bytes(self.word(len / 8), len % 8));
         }
         finish(h, len)
     }
@@ -334,7 +330,7 @@ impl PrefixIndex {
 
     /// The hash of the first `len` bytes of `subject` as TEL templates read them.
     fn hash_subject(&self, subject: &Subject<'_>, len: usize) -> u64 {
-        hash(self.seed, subject.uri.as_bytes(), subject.wait(), len)
+        Words::new(subject).prefix_hash(self.seed, len)
     }
 
     fn home(&self, h: u64) -> usize {
@@ -390,8 +386,7 @@ impl PrefixIndex {
     pub(crate) fn prefixes(&self, subject: &Subject<'_>, mut touch: impl FnMut(usize)) -> Prefixes {
         let uri_len = subject.uri.len();
         let start = self.lengths.partition_point(|&l| l as usize > uri_len);
-        let longest = self.lengths.get(start).map_or(0, |&l| l as usize);
-        let hasher = PrefixHasher::new(self.seed, subject, longest);
+        let words = Words::new(subject);
         // Filled in place (it is the return value).
         let mut out = Prefixes {
             start,
@@ -403,11 +398,7 @@ impl PrefixIndex {
         let candidates = self.lengths.get(start..).unwrap_or_default();
         for (j, (&len, slot)) in candidates.iter().zip(&mut out.hashes).enumerate() {
             let len = len as usize;
-            let h = if len <= FAST {
-                hasher.prefix(len)
-            } else {
-                self.hash_subject(subject, len)
-            };
+            let h = words.prefix_hash(self.seed, len);
             *slot = h;
             out.computed = j + 1;
             if self.filter_has(h) {
@@ -524,18 +515,18 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// The shared-chunk prefix hashes are exactly the one-at-a-time hashes (keys are
-        /// hashed one at a time, URIs' prefixes together), wait marks included.
+        /// The word-at-a-time prefix hashes of a subject are exactly the chunk hashes that
+        /// keys get, wait marks included.
         #[test]
-        fn prefix_hasher_matches_hash(
+        fn prefix_hashes_match_key_hashes(
             uri in "(tel:\\+|sip:|TEL:)?[0-9wW;@a-z.]{0,80}",
             seed in any::<u64>(),
         ) {
             let subject = Subject::new(&uri);
-            let hasher = PrefixHasher::new(seed, &subject, FAST);
-            for len in 0..=uri.len().min(FAST) {
+            let words = Words::new(&subject);
+            for len in 0..=uri.len() {
                 prop_assert_eq!(
-                    hasher.prefix(len),
+                    words.prefix_hash(seed, len),
                     hash(seed, uri.as_bytes(), subject.wait(), len)
                 );
             }
