@@ -11,7 +11,7 @@ mod scaling;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cig_testkit::{Proc, free_tcp_port, free_udp_port, wait_until};
 use common::{GW, T};
@@ -139,11 +139,16 @@ fn kamailio_dispatcher_spreads_calls_and_skips_a_stopped_gateway() {
 
     // Gateway b stops: the next probe finds it gone.
     assert!(b.server.terminate(T).is_some_and(|s| s.success()));
+    let stopped = Instant::now();
     let down = format!("CIG gateway down: sip:127.0.0.1:{}", b.sip_port);
     assert!(
         wait_until(T, || kamailio.log().contains(&down)),
         "{}",
         explain("gateway b not marked down")
+    );
+    eprintln!(
+        "gateway stopped -> Kamailio marked it down in {:?}",
+        stopped.elapsed()
     );
     let (a_before, b_before) = (a.talks(), b.talks());
     assert!(calls(3), "{}", explain("calls with gateway b down"));

@@ -10,7 +10,7 @@ mod scaling;
 
 use std::fs;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cig_testkit::{Proc, Signal, bin, free_tcp_port, free_udp_port, wait_until};
 use common::{GW, T};
@@ -135,6 +135,7 @@ fn calls_spread_over_a_local_and_a_tls_relay_and_survive_losing_one() {
     assert_eq!(relay_row(mgmt, "remote").unwrap()[3], "1");
 
     // The remote relay dies: call 2 (its media was there) ends on both legs, call 1 goes on.
+    let killed = Instant::now();
     remote.signal(Signal::KILL);
     phone2
         .wait_line(|l| l.contains("state=HANGUP"), T)
@@ -142,6 +143,10 @@ fn calls_spread_over_a_local_and_a_tls_relay_and_survive_losing_one() {
     assert!(
         call2.wait_exit(T).is_some(),
         "the PBX leg of call 2 got no BYE"
+    );
+    eprintln!(
+        "relay killed -> its call ended on both legs in {:?}",
+        killed.elapsed()
     );
     wait_relay(mgmt, "remote", "DISCONNECTED", &server);
     assert_eq!(relay_row(mgmt, "local").unwrap()[1], "CONNECTED");
@@ -178,7 +183,9 @@ fn calls_spread_over_a_local_and_a_tls_relay_and_survive_losing_one() {
     // The remote relay comes back (same port): reconnected with back-off and used again, as
     // the emptier relay (call 1 still holds a session on the local one).
     let _remote = common::spawn_relay_with(&remote_dir, &remote_args);
+    let back = Instant::now();
     wait_relay(mgmt, "remote", "CONNECTED", &server);
+    eprintln!("relay back -> reconnected in {:?}", back.elapsed());
     assert!(
         short_call(&d, sip, "94670123457"),
         "call after the remote relay's return; cig.log:\n{}",
