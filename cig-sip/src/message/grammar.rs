@@ -125,9 +125,14 @@ pub(crate) fn lws(i: &str) -> PResult<'_, &str> {
     take1(i, &WSP)
 }
 
-/// `SWS c SWS`: consumes the separator `c` with white space around it.
+/// `SWS c SWS`: consumes the separator `c` (ASCII) with white space around it.
 pub(crate) fn sep(i: &str, c: char) -> Option<&str> {
-    sws(i).strip_prefix(c).map(sws)
+    let i = sws(i);
+    // Compared as an octet: `c` is ASCII, so the octet after it starts a char.
+    match i.as_bytes().first() {
+        Some(&b) if c.is_ascii() && b == c as u8 => Some(sws(&i[1..])),
+        _ => None,
+    }
 }
 
 /// A `quoted-string`, returned with its quotes.
@@ -137,23 +142,40 @@ pub(crate) fn quoted_string(i: &str) -> PResult<'_, &str> {
         return fail();
     }
     let mut k = 1;
-    while k < b.len() {
-        match b[k] {
-            b'"' => return Ok((&i[k + 1..], &i[..k + 1])),
-            b'\\' => {
+    loop {
+        // qdtext runs up to a quote, a backslash or an octet that is not allowed (all ASCII,
+        // so `k` stays on a char boundary).
+        k += b.get(k..).map_or(0, |r| {
+            r.iter()
+                .position(|&c| !QDTEXT[usize::from(c)])
+                .unwrap_or(r.len())
+        });
+        match b.get(k) {
+            Some(b'"') => return Ok((&i[k + 1..], &i[..k + 1])),
+            Some(b'\\') => {
                 // quoted-pair: any octet 0x00-0x7F except CR and LF.
                 match b.get(k + 1) {
                     Some(&c) if c < 0x80 && c != b'\r' && c != b'\n' => k += 2,
                     _ => return fail(),
                 }
             }
-            b' ' | b'\t' => k += 1,
-            c if c < 0x21 || c == 0x7f => return fail(),
-            _ => k += 1,
+            _ => return fail(),
         }
     }
-    fail()
 }
+
+/// `qdtext` octets: white space, visible ASCII but `"` and `\`, and every non-ASCII octet
+/// (UTF8-NONASCII; the text is valid UTF-8 already).
+const QDTEXT: Class = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b >= 0x20 && b != 0x7f && b != b'"' as usize && b != b'\\' as usize)
+            || b == b'\t' as usize;
+        b += 1;
+    }
+    t
+};
 
 /// Removes the quotes and the backslash escapes from a `quoted-string`; other text is returned
 /// unchanged.
@@ -292,7 +314,10 @@ const GEN_VALUE: Class = class(true, b"-.!%*_+`'~:[]");
 
 /// Header parameters: `*( SEMI generic-param )`. `src` is the header value that `i` lies in.
 pub(crate) fn header_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
-    let mut params = Vec::new();
+    if sep(i, ';').is_none() {
+        return Ok((i, Params::new()));
+    }
+    let mut params = Vec::with_capacity(4);
     while let Some(rest) = sep(i, ';') {
         let (rest, name) = token(rest)?;
         let (rest, value) = match sep(rest, '=') {
@@ -390,6 +415,37 @@ pub(crate) fn token_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The octet-by-octet loop `quoted_string` replaced, as the reference.
+    fn quoted_string_reference(i: &str) -> PResult<'_, &str> {
+        let b = i.as_bytes();
+        if b.first() != Some(&b'"') {
+            return fail();
+        }
+        let mut k = 1;
+        while k < b.len() {
+            match b[k] {
+                b'"' => return Ok((&i[k + 1..], &i[..k + 1])),
+                b'\\' => match b.get(k + 1) {
+                    Some(&c) if c < 0x80 && c != b'\r' && c != b'\n' => k += 2,
+                    _ => return fail(),
+                },
+                b' ' | b'\t' => k += 1,
+                c if c < 0x21 || c == 0x7f => return fail(),
+                _ => k += 1,
+            }
+        }
+        fail()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_string_agrees_with_the_octet_loop(
+            s in "\"?[ -~\t\\\\\"\r\n\x01\x7féü]{0,24}"
+        ) {
+            proptest::prop_assert_eq!(quoted_string(&s), quoted_string_reference(&s));
+        }
+    }
 
     #[test]
     fn quoted_strings() {

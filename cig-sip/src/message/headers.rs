@@ -1,7 +1,7 @@
 //! Header names (canonical and compact forms, case-insensitive) and the ordered header list with
 //! typed accessors. Values are kept as written (unfolded). The headers `validate` checks are
-//! parsed once into a cache that any mutable access to the list drops; other typed views parse
-//! on demand.
+//! parsed once into a cache, and a parsed list indexes where each known name occurs; any
+//! mutable access to the list drops both. Other typed views parse on demand.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -45,6 +45,19 @@ macro_rules! header_names {
                 }
             }
 
+            /// The position of a known name in the list of known names.
+            fn id(&self) -> Option<usize> {
+                let mut k = 0;
+                $(
+                    if matches!(self, HeaderName::$variant) {
+                        return Some(k);
+                    }
+                    k += 1;
+                )*
+                let _ = k;
+                None
+            }
+
             fn compact(c: u8) -> Option<HeaderName> {
                 let c = c.to_ascii_lowercase();
                 $( $( if c == $compact { return Some(HeaderName::$variant); } )? )*
@@ -55,6 +68,9 @@ macro_rules! header_names {
             #[cfg(test)]
             const ALL: &[HeaderName] = &[$( HeaderName::$variant, )*];
         }
+
+        /// Number of known names.
+        const KNOWN: usize = [$( stringify!($variant), )*].len();
     };
 }
 
@@ -214,19 +230,75 @@ pub struct Header {
 
 /// The header lines of a [`Headers`], in order. Reads and writes go through `Vec<Header>`
 /// (`Deref`/`DerefMut`); any mutable access drops the parse-once cache of the headers that
-/// [`Message::validate`](super::Message::validate) checks, so the typed getters never see a
-/// stale value.
+/// [`Message::validate`](super::Message::validate) checks and the index of known names, so the
+/// typed getters never see a stale value.
 #[derive(Default)]
 pub struct HeaderList {
     lines: Vec<Header>,
     core: OnceLock<Box<Core>>,
+    index: Index,
+}
+
+/// Where each known header name occurs: lines `first..end` hold every line of that name
+/// (`0..0`: none), so a getter looks at those lines instead of scanning the whole list. Built
+/// with the list (a parsed message) and dropped on any mutable access; lists of more than 255
+/// lines are not indexed.
+#[derive(Clone)]
+struct Index {
+    valid: bool,
+    span: [(u8, u8); KNOWN],
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            valid: false,
+            span: [(0, 0); KNOWN],
+        }
+    }
+}
+
+impl Index {
+    fn of(lines: &[Header]) -> Index {
+        let mut index = Index::default();
+        if lines.len() > usize::from(u8::MAX) {
+            return index;
+        }
+        for (k, line) in lines.iter().enumerate() {
+            if let Some(id) = line.name.id() {
+                let k = k as u8;
+                let span = &mut index.span[id];
+                if span.1 == 0 {
+                    span.0 = k;
+                }
+                span.1 = k + 1;
+            }
+        }
+        index.valid = true;
+        index
+    }
 }
 
 impl HeaderList {
     fn with_lines(lines: Vec<Header>) -> HeaderList {
+        let index = Index::of(&lines);
         HeaderList {
             lines,
             core: OnceLock::new(),
+            index,
+        }
+    }
+
+    /// The lines that can hold `name`: its indexed span, else all of them.
+    fn candidates(&self, name: &HeaderName) -> &[Header] {
+        match name.id() {
+            Some(id) if self.index.valid => {
+                let (first, end) = self.index.span[id];
+                self.lines
+                    .get(usize::from(first)..usize::from(end))
+                    .unwrap_or_default()
+            }
+            _ => &self.lines,
         }
     }
 }
@@ -241,15 +313,20 @@ impl Deref for HeaderList {
 impl DerefMut for HeaderList {
     fn deref_mut(&mut self) -> &mut Vec<Header> {
         self.core.take();
+        self.index.valid = false;
         &mut self.lines
     }
 }
 
-/// A clone has the same lines and an empty cache (it is rebuilt when a borrowing getter or
-/// `validate` needs it).
+/// A clone has the same lines and index and an empty cache (it is rebuilt when a borrowing
+/// getter or `validate` needs it).
 impl Clone for HeaderList {
     fn clone(&self) -> HeaderList {
-        HeaderList::with_lines(self.lines.clone())
+        HeaderList {
+            lines: self.lines.clone(),
+            core: OnceLock::new(),
+            index: self.index.clone(),
+        }
     }
 }
 
@@ -369,7 +446,11 @@ impl Headers {
 
     /// The first value of `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&ByteString> {
-        self.0.iter().find(|h| &h.name == name).map(|h| &h.value)
+        self.0
+            .candidates(name)
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| &h.value)
     }
 
     /// All values of `name` in order.
@@ -378,6 +459,7 @@ impl Headers {
         name: &'a HeaderName,
     ) -> impl Iterator<Item = &'a ByteString> + 'a {
         self.0
+            .candidates(name)
             .iter()
             .filter(move |h| &h.name == name)
             .map(|h| &h.value)
@@ -385,7 +467,7 @@ impl Headers {
 
     /// Whether `name` is present.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.0.iter().any(|h| &h.name == name)
+        self.get(name).is_some()
     }
 
     /// Appends a header.
@@ -892,6 +974,49 @@ mod tests {
         let c = h.clone();
         assert_eq!(c, h);
         assert_eq!(c.cseq().unwrap(), h.cseq().unwrap());
+    }
+
+    #[test]
+    fn the_index_finds_every_line_and_follows_changes() {
+        let line = |n: &str, v: &str| Header {
+            name: HeaderName::new(n),
+            value: ByteString::from(v),
+        };
+        let lines = vec![
+            line("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"),
+            line("t", "<sip:b@example.com>"),
+            line("v", "SIP/2.0/UDP b;branch=z9hG4bK2"),
+            line("X-Other", "1"),
+            line("Subject", "s"),
+            line("x-other", "2"),
+            line("VIA", "SIP/2.0/UDP c;branch=z9hG4bK3"),
+        ];
+        // Past 255 lines the list is not indexed and answers the same by scanning.
+        let long: Vec<Header> = (0..300)
+            .map(|k| line(if k % 7 == 0 { "Via" } else { "X-Pad" }, "x"))
+            .collect();
+        for lines in [lines.clone(), long] {
+            let indexed: Headers = lines.clone().into();
+            let mut plain = Headers::new();
+            for l in &lines {
+                plain.push(l.name.clone(), l.value.clone());
+            }
+            let other = HeaderName::new("X-OTHER");
+            for name in HeaderName::ALL.iter().chain([&other]) {
+                let all = |h: &Headers| h.get_all(name).cloned().collect::<Vec<_>>();
+                assert_eq!(all(&indexed), all(&plain), "{name}");
+                assert_eq!(indexed.get(name), plain.get(name), "{name}");
+                assert_eq!(indexed.contains(name), plain.contains(name), "{name}");
+            }
+            assert_eq!(indexed.clone().via().ok(), plain.via().ok());
+        }
+        let mut h: Headers = lines.into();
+        assert_eq!(h.via_ref().unwrap().len(), 3);
+        h.push(HeaderName::Via, "SIP/2.0/UDP d;branch=z9hG4bK4");
+        assert_eq!(h.get_all(&HeaderName::Via).count(), 4);
+        h.0.insert(0, line("From", "<sip:a@example.com>;tag=1"));
+        assert_eq!(h.from().unwrap().tag(), Some("1"));
+        assert_eq!(h.via_ref().unwrap()[3].branch(), Some("z9hG4bK4"));
     }
 
     #[test]

@@ -140,8 +140,9 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
     let e = line_end(s)?;
     let start = start_line(&src, &s[..e])?;
     let mut rest = &s[e + 2..];
-    // One line per LF (the blank line included): room for every header without regrowing.
-    let mut headers = Vec::with_capacity(memchr::memchr_iter(b'\n', rest.as_bytes()).count());
+    // Room for every header of a typical message without counting its lines first (a header
+    // line is rarely under 24 octets; a message of shorter ones regrows once or twice).
+    let mut headers = Vec::with_capacity(rest.len() / 24 + 1);
     while !rest.is_empty() && !rest.starts_with("\r\n") {
         if starts_wsp(rest) {
             return Err(Error::HeaderLine("continuation line without a header"));

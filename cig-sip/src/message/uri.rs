@@ -199,12 +199,18 @@ pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
         return Ok((&r[end + 1..], Host::Ipv6(a)));
     }
     let (rest, h) = take1(i, &HOST)?;
-    if h.starts_with(['-', '.']) {
+    let first = h.as_bytes().first().copied().unwrap_or(b'.');
+    if first == b'-' || first == b'.' {
         return fail();
     }
-    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let a = ipv4(h).ok_or(nom::Err::Error(()))?;
-        return Ok((rest, Host::Ipv4(a)));
+    if first.is_ascii_digit() {
+        if let Some(a) = ipv4(h) {
+            return Ok((rest, Host::Ipv4(a)));
+        }
+        // Digits and dots only, yet not a dotted quad: neither an address nor a name.
+        if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return fail();
+        }
     }
     Ok((rest, Host::Domain(src.slice_ref(h))))
 }
@@ -224,7 +230,10 @@ pub(crate) fn port(i: &str, lws: bool) -> PResult<'_, Option<u16>> {
 
 /// URI parameters `*( ";" pname [ "=" pvalue ] )` (no white space).
 fn uri_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
-    let mut params = Params::new();
+    if !i.starts_with(';') {
+        return Ok((i, Params::new()));
+    }
+    let mut params = Params(Vec::with_capacity(4));
     while let Some(r) = i.strip_prefix(';') {
         let (r, name) = take1(r, &PARAM)?;
         let (r, value) = match r.strip_prefix('=') {
