@@ -2,11 +2,13 @@
 //!
 //! One connection task per relay — a local Unix socket or TCP with mutual TLS, the same frames
 //! on both — connects with back-off, says hello, writes the frames it is given and reports
-//! replies, events and losses. The [`Pool`] places each new call's session on the connected
-//! relay with the lowest load (sessions per available crypto engine), sends the call's later
-//! requests to that relay, and names the calls a lost relay takes with it: those calls end,
-//! their sessions are not re-created elsewhere (the peers were told that relay's ports and
-//! keys), and the relay is used again once it answers hello.
+//! replies, events and losses; it asks the relay for its `status` every two seconds (its
+//! crypto engines; a relay that stops answering is given up like a closed one). The [`Pool`]
+//! places each new call's session on the connected relay with the lowest load (sessions per
+//! available crypto engine), sends the call's later requests to that relay, and names the
+//! calls a lost relay takes with it: those calls end, their sessions are not re-created
+//! elsewhere (the peers were told that relay's ports and keys), and the relay is used again
+//! once it answers hello.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -35,6 +37,11 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest PEM file read.
 const MAX_PEM: u64 = 1 << 20;
+/// How often a connected relay is asked for its `status` (its crypto engines, and whether it
+/// still answers at all: a relay that did not answer the previous probe is given up).
+const PROBE: Duration = Duration::from_secs(2);
+/// Request ids of the probes count down from here (the pool's count up from 1).
+const FIRST_PROBE_ID: u64 = u64::MAX;
 
 /// How to reach one relay's control port.
 #[derive(Clone)]
@@ -149,6 +156,13 @@ pub enum RelayIn {
     },
     /// A reply or an event.
     Msg(Reply),
+    /// The answer to a probe: the relay's crypto engines now.
+    Load {
+        /// Engines running.
+        engines_available: usize,
+        /// Engines configured.
+        engines_total: usize,
+    },
     /// The connection is gone, or an attempt failed (reported when the reason changes).
     Down(String),
 }
@@ -195,7 +209,9 @@ async fn run(
         retry = RETRY_MIN;
         let mut dec = FrameDecoder::new();
         let mut buf = vec![0u8; 16 * 1024];
-        let why = loop {
+        let mut probes = tokio::time::interval_at(tokio::time::Instant::now() + PROBE, PROBE);
+        let (mut next_probe, mut unanswered) = (FIRST_PROBE_ID, None::<u64>);
+        let why = 'conn: loop {
             tokio::select! {
                 r = stream.read(&mut buf) => match r {
                     Ok(0) => break "the relay closed the control connection".to_owned(),
@@ -204,6 +220,14 @@ async fn run(
                         dec.push(&buf[..n]);
                         loop {
                             match dec.next_message::<Reply>() {
+                                Ok(Some(m)) if m.id().is_some() && m.id() == unanswered => {
+                                    unanswered = None;
+                                    if let Reply::Status { engines_available, engines_total, .. } = m
+                                        && !report(RelayIn::Load { engines_available, engines_total })
+                                    {
+                                        return;
+                                    }
+                                }
                                 Ok(Some(m)) => {
                                     if !report(RelayIn::Msg(m)) {
                                         return;
@@ -212,12 +236,22 @@ async fn run(
                                 Ok(None) => break,
                                 // One unreadable reply: skip it (its request stays unanswered).
                                 Err(cig_media::control::ControlError::Json(_)) => continue,
-                                Err(e) => {
-                                    let _ = report(RelayIn::Down(format!("control framing: {e}")));
-                                    return;
-                                }
+                                Err(e) => break 'conn format!("control framing: {e}"),
                             }
                         }
+                    }
+                },
+                _ = probes.tick() => {
+                    if unanswered.is_some() {
+                        break format!("no answer to status within {} s", PROBE.as_secs());
+                    }
+                    let probe = encode_frame(&Request { id: next_probe, command: Command::Status });
+                    if let Ok(f) = probe {
+                        if let Err(e) = stream.write_all(&f).await {
+                            break format!("control connection: {e}");
+                        }
+                        unanswered = Some(next_probe);
+                        next_probe -= 1;
                     }
                 },
                 f = out.recv() => match f {
@@ -515,6 +549,16 @@ impl Pool {
                     engines_total,
                     first,
                 }
+            }
+            RelayIn::Load {
+                engines_available,
+                engines_total,
+            } => {
+                if m.up {
+                    m.engines_available = engines_available;
+                    m.engines_total = engines_total;
+                }
+                PoolEvent::Nothing
             }
             RelayIn::Down(why) if !m.up => PoolEvent::Failed {
                 name: m.name.clone(),

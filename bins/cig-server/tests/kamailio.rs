@@ -79,7 +79,7 @@ impl Gateway {
     fn start(d: &Site, name: &str, identity: &str) -> Gateway {
         let dir = d.path(name);
         let relay = common::spawn_relay(&dir);
-        let sip_port = free_udp_port();
+        let sip_port = scaling::sip_port();
         d.userdata(&dir, identity);
         let conf = scaling::gateway_conf(identity, sip_port, "");
         let server = scaling::server(&dir, &conf, sip_port, free_tcp_port());

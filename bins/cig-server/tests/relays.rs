@@ -12,7 +12,7 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cig_testkit::{Proc, Signal, bin, free_tcp_port, free_udp_port, wait_until};
+use cig_testkit::{Proc, Signal, bin, free_tcp_port, wait_until};
 use common::{GW, T};
 use scaling::{Site, cig_log, relay_cert, relay_sessions};
 
@@ -89,7 +89,7 @@ fn calls_spread_over_a_local_and_a_tls_relay_and_survive_losing_one() {
     let remote_args: Vec<&str> = remote_args.iter().map(String::as_str).collect();
     let _local = common::spawn_relay(&local_dir);
     let remote = common::spawn_relay_with(&remote_dir, &remote_args);
-    let (sip, mgmt) = (free_udp_port(), free_tcp_port());
+    let (sip, mgmt) = (scaling::sip_port(), free_tcp_port());
     let relays = format!(
         "relay local {{ socket \"{}\"; }}\n{}",
         local_dir.join("relay.sock").display(),
@@ -236,7 +236,7 @@ fn relays_with_untrusted_certificates_are_refused_both_ways() {
         remote_section("rogue", rogue_port, &ca, &client_cert, &client_key),
         remote_section("picky", picky_port, &ca, &stranger_cert, &stranger_key),
     );
-    let (sip, mgmt) = (free_udp_port(), free_tcp_port());
+    let (sip, mgmt) = (scaling::sip_port(), free_tcp_port());
     let gw = d.path("gw");
     d.userdata(&gw, GW);
     let server = scaling::server(&gw, &scaling::gateway_conf(GW, sip, &relays), sip, mgmt);
@@ -275,4 +275,64 @@ fn relays_with_untrusted_certificates_are_refused_both_ways() {
     assert_eq!(relay_sessions(&local_dir), 2);
     assert_eq!(relay_sessions(&rogue_dir), 0);
     assert_eq!(relay_sessions(&picky_dir), 0);
+}
+
+#[test]
+fn a_relay_that_stops_answering_is_given_up_and_used_again_when_it_answers() {
+    let d = Site::start(&[GW, PHONE1]);
+    let (a_dir, b_dir) = (d.path("relay-a"), d.path("relay-b"));
+    let a = common::spawn_relay(&a_dir);
+    let _b = common::spawn_relay(&b_dir);
+    let relays = format!(
+        "relay a {{ socket \"{}\"; }}\nrelay b {{ socket \"{}\"; }}\n",
+        a_dir.join("relay.sock").display(),
+        b_dir.join("relay.sock").display()
+    );
+    let (sip, mgmt) = (scaling::sip_port(), free_tcp_port());
+    let gw = d.path("gw");
+    d.userdata(&gw, GW);
+    let server = scaling::server(&gw, &scaling::gateway_conf(GW, sip, &relays), sip, mgmt);
+    wait_relay(mgmt, "a", "CONNECTED", &server);
+    wait_relay(mgmt, "b", "CONNECTED", &server);
+    let mut phone = d.phone(PHONE1);
+    let target = format!("127.0.0.1:{sip}");
+    let mut call = Proc::spawn(&mut scaling::sipp_uac(
+        d.dir.path(),
+        &target,
+        "94670123456",
+        1,
+        None,
+        120_000,
+    ));
+    phone
+        .wait_line(|l| l.contains("state=TALK"), T)
+        .unwrap_or_else(|| panic!("call not answered; cig.log:\n{}", cig_log(&gw)));
+    assert_eq!(
+        relay_sessions(&a_dir),
+        1,
+        "the first call goes to the first relay"
+    );
+
+    // Relay a freezes (its socket stays open): its status probes go unanswered, it is given
+    // up and its call ended; b stays.
+    let frozen = Instant::now();
+    a.signal(Signal::STOP);
+    phone
+        .wait_line(|l| l.contains("state=HANGUP"), T)
+        .unwrap_or_else(|| panic!("call still up; cig.log:\n{}", cig_log(&gw)));
+    assert!(call.wait_exit(T).is_some(), "the PBX leg got no BYE");
+    eprintln!("relay frozen -> its call ended in {:?}", frozen.elapsed());
+    assert!(
+        cig_log(&gw).contains("relay a lost: no answer to status within 2 s; ending its 1 calls"),
+        "{}",
+        cig_log(&gw)
+    );
+    wait_relay(mgmt, "a", "DISCONNECTED", &server);
+    assert_eq!(relay_row(mgmt, "b").unwrap()[1], "CONNECTED");
+
+    // It thaws: reconnected and used again.
+    a.signal(Signal::CONT);
+    wait_relay(mgmt, "a", "CONNECTED", &server);
+    assert!(short_call(&d, sip, "94670123456"), "{}", cig_log(&gw));
+    assert_eq!(relay_sessions(&a_dir) + relay_sessions(&b_dir), 2);
 }

@@ -93,6 +93,16 @@ pub fn relay_cert(kms: &Path, name: &str, client: bool) -> [String; 3] {
     ["ca", "cert", "key"].map(|k| field(&out, k))
 }
 
+/// A port free for both UDP and TCP on 127.0.0.1 (cig-server's SIP listens on both).
+pub fn sip_port() -> u16 {
+    loop {
+        let p = cig_testkit::free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
 /// How many sessions the relay logging in `dir/log` has created so far.
 pub fn relay_sessions(dir: &Path) -> usize {
     fs::read_to_string(dir.join("log/relay.log"))
