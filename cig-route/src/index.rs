@@ -158,6 +158,7 @@ fn hash(seed: u64, bytes: &[u8], wait: Option<usize>, len: usize) -> u64 {
 }
 
 /// The little-endian 8-byte word of `bytes` at `at`, zero-padded past the end.
+#[inline(always)]
 fn word_at(bytes: &[u8], at: usize) -> u64 {
     match bytes.get(at..at + 8) {
         Some(chunk) => <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes),
@@ -187,6 +188,7 @@ impl<'a> Words<'a> {
     }
 
     /// Word `k` (bytes `8k..8k + 8`).
+    #[inline(always)]
     fn word(&self, k: usize) -> u64 {
         let word = word_at(self.bytes, 8 * k);
         match self.wait {
@@ -200,6 +202,7 @@ impl<'a> Words<'a> {
 
     /// The hash of the first `len` bytes (at most the subject's length), as [`hash`] computes
     /// it.
+    #[inline(always)]
     fn prefix_hash(&self, seed: u64, len: usize) -> u64 {
         let mut h = seed;
         for k in 0..len / 8 {
