@@ -23,6 +23,7 @@ use cig_sip::message::{NameAddr, Uri};
 use cig_sip::sdp::{self, AudioCapabilities, Codec, NegotiatedAudio, SessionDescription};
 use cig_sip::ua::{CallHandle, EndReason, Event};
 use cig_umsg::call::{CallState as UmsgState, HangupReason, Media, SessionId, session_id_text};
+use cig_umsg::register::from_is_of;
 
 use crate::Error;
 use crate::logfmt::{self, Level, SessionEvent, SessionState};
@@ -118,6 +119,10 @@ pub struct Invite {
 pub struct Dial {
     /// The engine's call.
     pub call: CallId,
+    /// FROM: the routed caller when it is the gateway's registered identity with an extension
+    /// (`tel:+8888;101`), so the secure callee sees who calls; `None`: the registered identity
+    /// itself (the routed caller is outside it and cannot be presented, docs/calls.md).
+    pub from: Option<String>,
     /// TO: the routed callee (a TEL URI).
     pub to: String,
     /// The media offer.
@@ -157,6 +162,9 @@ pub struct EngineConfig {
     pub linger: Duration,
     /// RFC 4733 payload type offered on both sides.
     pub dtmf_pt: u8,
+    /// The gateway's registered UMSG identity (`tel:+8888`): a routed caller under it is
+    /// presented to the secure callee as FROM (empty: none is).
+    pub identity: String,
 }
 
 impl Default for EngineConfig {
@@ -167,6 +175,7 @@ impl Default for EngineConfig {
             setup_timeout: Duration::from_secs(60),
             linger: Duration::from_secs(5),
             dtmf_pt: sdp::DEFAULT_TELEPHONE_EVENT_PT,
+            identity: String::new(),
         }
     }
 }
@@ -182,6 +191,16 @@ impl Secure for NoSecure {
     fn call(&self, _id: &SessionId) -> Option<SecureCall> {
         None
     }
+}
+
+/// The parts of an [`Event::IncomingCall`] the engine uses.
+struct IncomingInvite<'a> {
+    call: CallHandle,
+    call_id: String,
+    from: &'a NameAddr,
+    to: &'a NameAddr,
+    sdp: &'a [u8],
+    source: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +227,8 @@ struct Call {
     state: CallState,
     created: SystemTime,
     sip: Option<CallHandle>,
+    /// The SIP leg's Call-ID (empty until the leg exists): its session.log interface id.
+    sip_call_id: String,
     umsg: Option<SessionId>,
     /// SIP → secure: the PBX's offer.
     sip_offer: Option<SessionDescription>,
@@ -236,23 +257,16 @@ struct Call {
 }
 
 impl Call {
-    fn caller_if(&self) -> String {
+    /// session.log's Caller-if-ID and Callee-if-ID: the SIP leg's Call-ID and the UMSG
+    /// session id (16 base64 characters), each empty until that leg exists.
+    fn if_ids(&self) -> (String, String) {
+        let umsg = self.umsg.as_ref().map(session_id_text).unwrap_or_default();
+        let sip = self.sip_call_id.clone();
         match self.dir {
-            Dir::SipToSecure => self.sip.map(sip_if_id).unwrap_or_default(),
-            Dir::SecureToSip => self.umsg.as_ref().map(session_id_text).unwrap_or_default(),
+            Dir::SipToSecure => (sip, umsg),
+            Dir::SecureToSip => (umsg, sip),
         }
     }
-    fn callee_if(&self) -> String {
-        match self.dir {
-            Dir::SipToSecure => self.umsg.as_ref().map(session_id_text).unwrap_or_default(),
-            Dir::SecureToSip => self.sip.map(sip_if_id).unwrap_or_default(),
-        }
-    }
-}
-
-/// The SIP interface id of a call in session.log: `sip/N`, the user agent's call handle.
-fn sip_if_id(h: CallHandle) -> String {
-    format!("sip/{}", h.0)
 }
 
 fn relay_session(call: CallId) -> String {
@@ -545,7 +559,7 @@ impl Engine {
 
     fn session_log(&mut self, now: SystemTime, id: CallId, state: SessionState) {
         let Some(c) = self.calls.get(&id) else { return };
-        let (ci, cei) = (c.caller_if(), c.callee_if());
+        let (ci, cei) = c.if_ids();
         let line = logfmt::session_line(
             now,
             &SessionEvent {
@@ -595,6 +609,7 @@ impl Engine {
                 state: CallState::Routed,
                 created: now,
                 sip: None,
+                sip_call_id: String::new(),
                 umsg: None,
                 sip_offer: None,
                 a_codec: RelayCodec::Pcmu,
@@ -667,8 +682,19 @@ impl Engine {
                 to,
                 sdp,
                 source,
+                call_id,
                 ..
-            } => self.incoming_sip(call, &from, &to, &sdp, source, now, secure),
+            } => {
+                let invite = IncomingInvite {
+                    call,
+                    call_id,
+                    from: &from,
+                    to: &to,
+                    sdp: &sdp,
+                    source,
+                };
+                self.incoming_sip(invite, now, secure);
+            }
             Event::Trying { call } => {
                 if let Some(id) = self.by_sip.get(&call).copied() {
                     self.session_log(now, id, SessionState::Trying);
@@ -733,17 +759,15 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn incoming_sip(
-        &mut self,
-        h: CallHandle,
-        from: &NameAddr,
-        to: &NameAddr,
-        body: &[u8],
-        source: SocketAddr,
-        now: SystemTime,
-        secure: &mut dyn Secure,
-    ) {
+    fn incoming_sip(&mut self, inv: IncomingInvite<'_>, now: SystemTime, secure: &mut dyn Secure) {
+        let IncomingInvite {
+            call: h,
+            call_id,
+            from,
+            to,
+            sdp: body,
+            source,
+        } = inv;
         let (in_from, in_to) = (from.uri.to_string(), to.uri.to_string());
         if !self.relay_up || !self.switch_up {
             let text = format!(
@@ -758,6 +782,7 @@ impl Engine {
         self.by_sip.insert(h, id);
         if let Some(c) = self.calls.get_mut(&id) {
             c.sip = Some(h);
+            c.sip_call_id = call_id;
         }
         if self.route(id, InterfaceKind::Sip, now).is_none() {
             let end = End::new(HangupReason::NoRoute, 404).rejected();
@@ -805,9 +830,22 @@ impl Engine {
         c.b_te = n.telephone_event;
         c.held = n.held_by_peer();
         c.state = CallState::Try;
-        let to = c.out_to.clone();
+        let (to, out_from) = (c.out_to.clone(), c.out_from.clone());
+        let identity = &self.settings.identity;
+        let presentable = !identity.is_empty() && from_is_of(&out_from, identity);
+        let from = if presentable {
+            Some(out_from)
+        } else {
+            let text = format!(
+                "call {id}: the routed caller {out_from} is not under the gateway's identity \
+                 {identity}; the secure callee sees {identity}"
+            );
+            self.log(now, "Call", Level::Info, text);
+            None
+        };
         self.out.push_back(Action::Dial(Box::new(Dial {
             call: id,
+            from,
             to,
             offer: media,
         })));
@@ -1000,23 +1038,25 @@ impl Engine {
         self.session_log(now, id, SessionState::Talk);
     }
 
-    /// The runtime placed the INVITE of [`SipCommand::Place`] (or could not: `None`).
+    /// The runtime placed the INVITE of [`SipCommand::Place`]: its handle and Call-ID (or it
+    /// could not: `None`).
     pub fn on_sip_placed(
         &mut self,
         id: CallId,
-        handle: Option<CallHandle>,
+        placed: Option<(CallHandle, String)>,
         now: SystemTime,
         secure: &mut dyn Secure,
     ) {
         let Some(c) = self.calls.get_mut(&id) else {
-            if let Some(h) = handle {
+            if let Some((h, _)) = placed {
                 self.sip(SipCommand::Hangup(h));
             }
             return;
         };
-        match handle {
-            Some(h) => {
+        match placed {
+            Some((h, call_id)) => {
                 c.sip = Some(h);
+                c.sip_call_id = call_id;
                 self.by_sip.insert(h, id);
                 if c.ended_at.is_some() {
                     // Ended while the INVITE was being placed: cancel it.

@@ -1,12 +1,14 @@
 //! The secure side as the engine sees it: a small trait over the UMSG client core, so the
 //! engine runs against an in-memory [`ClientSession`] in tests and against the TLS driver's
-//! session (behind its lock) in cig-server; and [`dial`], which carries out the engine's
-//! [`Dial`] requests on a session.
+//! session (behind its lock) in cig-server; and [`prepare`] + [`adopt`], which carry out the
+//! engine's [`Dial`] requests: the I_MESSAGE built from the key material alone (no lock), then
+//! the session registered on the live client session.
 
 use std::time::SystemTime;
 
 use cig_mikey_sakke::kdf::SrtpKeys;
-use cig_umsg::call::{CallState, HangupReason, Media, SessionId};
+use cig_mikey_sakke::keystore::KeyMaterial;
+use cig_umsg::call::{CallState, HangupReason, Media, PreparedCall, SessionId};
 use cig_umsg::client::ClientSession;
 use rand_core::OsRng;
 
@@ -32,24 +34,33 @@ pub struct SecureCall {
     pub reason: Option<HangupReason>,
 }
 
-/// Carries out an [`Action::Dial`](crate::engine::Action::Dial): a BANG to `d.to` with a
-/// fresh I_MESSAGE is queued on `session`; the new session id and its SRTP keys, for
-/// [`Engine::on_dialled`](crate::engine::Engine::on_dialled).
-pub fn dial(
+/// The costly half of an [`Action::Dial`](crate::engine::Action::Dial), run where no lock is
+/// held: the BANG to `d.to` (FROM `d.from` or our registered identity) with a fresh I_MESSAGE
+/// built from our key material — SAKKE encapsulation and ECCSI signature, about a millisecond.
+pub fn prepare(keys: &KeyMaterial, d: &Dial, now: SystemTime) -> Result<PreparedCall, Error> {
+    Ok(PreparedCall::new(
+        keys,
+        d.from.as_deref(),
+        &d.to,
+        &d.offer,
+        now,
+        &mut OsRng,
+    )?)
+}
+
+/// The cheap half, on the live session: the prepared call is registered and its BANG queued;
+/// the session id and SRTP keys for [`Engine::on_dialled`](crate::engine::Engine::on_dialled).
+pub fn adopt(
     session: &mut ClientSession,
-    d: &Dial,
+    call: PreparedCall,
     now: SystemTime,
 ) -> Result<(SessionId, SrtpKeys), Error> {
     if !session.is_registered() {
         return Err(Error::SwitchUnavailable);
     }
-    let (id, frame) = session.calls.dial(&d.to, &d.offer, now, &mut OsRng)?;
+    let keys = call.keys().clone();
+    let (id, frame) = session.calls.adopt(call, now)?;
     session.send(frame);
-    let keys = session
-        .calls
-        .get(&id)
-        .map(|c| c.keys.clone())
-        .ok_or(Error::SwitchUnavailable)?;
     Ok((id, keys))
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use cig_gateway::engine::{Action, CallState, Engine, EngineConfig, Invite, SipCommand};
 use cig_media::control::{Command, LegId, LegStats, LocalPorts, Reply, SessionStats};
+use cig_mikey_sakke::keystore::KeyMaterial;
 use cig_mikey_sakke::kms::Community;
 use cig_mikey_sakke::mikey::KeyPeriod;
 use cig_sip::message::{NameAddr, Uri};
@@ -46,6 +47,8 @@ a=rtpmap:101 telephone-event/8000\r\n";
 struct World {
     now: SystemTime,
     gw: ClientSession,
+    /// The gateway's key material (BANGs are built from it outside the session).
+    gw_keys: KeyMaterial,
     phone: ClientSession,
     switch: SwitchCore,
     engine: Engine,
@@ -54,12 +57,17 @@ struct World {
     next_handle: u64,
 }
 
-fn keys(c: &Community, id: &str, p: KeyPeriod) -> cig_mikey_sakke::keystore::KeyMaterial {
+fn keys(c: &Community, id: &str, p: KeyPeriod) -> KeyMaterial {
     c.key_material(id, vec![c.issue(id, p, &mut OsRng).unwrap()], vec![], None)
 }
 
 impl World {
     fn new() -> World {
+        World::with_identity("tel:+8888")
+    }
+
+    /// A world whose engine believes its registered identity is `identity`.
+    fn with_identity(identity: &str) -> World {
         let now = SystemTime::now();
         let unix = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
         let p = KeyPeriod::from_unix(unix).unwrap();
@@ -67,11 +75,14 @@ impl World {
         let conf = cig_core::conf::parse(CONF, "cig.conf").unwrap().config;
         let settings = EngineConfig {
             media_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            identity: identity.to_owned(),
             ..EngineConfig::default()
         };
+        let gw_keys = keys(&c, "tel:+8888", p);
         let mut w = World {
             now,
-            gw: ClientSession::new(keys(&c, "tel:+8888", p), now),
+            gw: ClientSession::new(gw_keys.clone(), now),
+            gw_keys,
             phone: ClientSession::new(keys(&c, PHONE, p), now),
             switch: SwitchCore::new(c.kpak, "203.0.113.5:30000".into(), StoreLimits::default()),
             engine: Engine::new(&conf, settings).unwrap(),
@@ -128,7 +139,8 @@ impl World {
             while let Some(a) = self.engine.poll_action() {
                 moved = true;
                 if let Action::Dial(d) = &a {
-                    let dialled = cig_gateway::secure::dial(&mut self.gw, d, self.now);
+                    let dialled = cig_gateway::secure::prepare(&self.gw_keys, d, self.now)
+                        .and_then(|c| cig_gateway::secure::adopt(&mut self.gw, c, self.now));
                     self.engine
                         .on_dialled(d.call, dialled, self.now, &mut self.gw);
                 }
@@ -290,9 +302,9 @@ fn sip_to_secure_call_rings_answers_and_ends_on_bye_from_the_pbx() {
     assert_eq!(la.remote_addr_overrides.len(), 1);
     let id = w.phone_incoming();
     let pc = w.phone.calls.get(&id).unwrap();
-    // UMSG/1 carries the registered identity as FROM (the switch checks it); the routed
-    // caller `tel:+8888;101` is in session.log and `show call` (docs/calls.md).
-    assert_eq!(pc.from, "tel:+8888");
+    // The routed caller, the gateway's identity with the PBX extension, is FROM (the switch
+    // accepts the gateway's identity with an extension, the phone the signer's identity part).
+    assert_eq!(pc.from, "tel:+8888;101");
     assert_eq!(w.engine.rows()[0].out_from, "tel:+8888;101");
     assert_eq!(pc.to, PHONE);
     assert_eq!(w.engine.rows()[0].state, CallState::Try);
@@ -352,6 +364,24 @@ fn sip_to_secure_call_rings_answers_and_ends_on_bye_from_the_pbx() {
 }
 
 #[test]
+fn a_routed_caller_outside_the_gateway_identity_is_presented_as_that_identity() {
+    // The engine is told another identity than the one the routing's caller falls under
+    // (`tel:+8888;101`): it cannot be FROM, the registered identity is, and cig.log says so.
+    let mut w = World::with_identity("tel:+9999");
+    w.invite("sip:101@pbx.com", "sip:94670123456@secure.com");
+    let a = w.take();
+    let id = w.phone_incoming();
+    assert_eq!(w.phone.calls.get(&id).unwrap().from, "tel:+8888");
+    assert_eq!(w.engine.rows()[0].out_from, "tel:+8888;101");
+    assert!(
+        logs(&a).iter().any(|l| l.contains(
+            "the routed caller tel:+8888;101 is not under the gateway's identity tel:+9999"
+        )),
+        "{a:?}"
+    );
+}
+
+#[test]
 fn session_log_of_a_routed_sip_call_has_every_state_in_order() {
     let mut w = World::new();
     let h = w.invite("sip:101@pbx.com", "sip:94670123456@secure.com");
@@ -399,7 +429,7 @@ fn session_log_of_a_routed_sip_call_has_every_state_in_order() {
             "tel:+8888;101",
             "tel:+4670123456",
             "hangup",
-            &format!("sip/{}", h.0),
+            &format!("call-{}@192.0.2.50", h.0),
         ]
     );
     assert_eq!(f[8], cig_umsg::call::session_id_text(&id));
@@ -438,9 +468,24 @@ fn secure_to_sip_call_places_an_invite_and_maps_progress_back() {
     );
     let call = *call;
     let h = CallHandle(7);
-    w.engine.on_sip_placed(call, Some(h), w.now, &mut w.gw);
+    w.engine
+        .on_sip_placed(call, Some((h, "out-7@10.0.0.1".into())), w.now, &mut w.gw);
     w.sip(Event::Trying { call: h });
     assert_eq!(w.states(), [CallState::Try]);
+    // session.log: the UMSG session on the caller's side, the INVITE's Call-ID on the callee's.
+    let trying = w
+        .take()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::SessionLog(l) if l.contains(", trying, ") => Some(l),
+            _ => None,
+        })
+        .expect("a trying line");
+    let sid = cig_umsg::call::session_id_text(&id);
+    assert!(
+        trying.ends_with(&format!(", trying, {sid}, out-7@10.0.0.1\n")),
+        "{trying}"
+    );
     w.sip(Event::Ringing {
         call: h,
         status: 180,
@@ -530,8 +575,12 @@ fn busy_maps_both_ways() {
         Some(SipCommand::Place(inv)) => inv.call,
         other => panic!("{other:?}"),
     };
-    w.engine
-        .on_sip_placed(call, Some(CallHandle(3)), w.now, &mut w.gw);
+    w.engine.on_sip_placed(
+        call,
+        Some((CallHandle(3), "c3@gw".into())),
+        w.now,
+        &mut w.gw,
+    );
     w.sip(Event::Rejected {
         call: CallHandle(3),
         status: 486,
@@ -589,8 +638,12 @@ fn cancel_before_answer_ends_the_secure_leg() {
         Some(SipCommand::Place(inv)) => inv.call,
         other => panic!("{other:?}"),
     };
-    w.engine
-        .on_sip_placed(call, Some(CallHandle(9)), w.now, &mut w.gw);
+    w.engine.on_sip_placed(
+        call,
+        Some((CallHandle(9), "c9@gw".into())),
+        w.now,
+        &mut w.gw,
+    );
     let f = w.phone.calls.hangup(&id, HangupReason::Normal).unwrap();
     w.phone.send(f);
     w.pump();

@@ -1,5 +1,6 @@
 //! Call sessions (docs/umsg.md §5): the client's call table (BANG built with SAKKE to the
-//! callee's routing identity and ECCSI-signed; a received BANG checked for time, replay and
+//! callee's routing identity and ECCSI-signed, in one step or prepared outside the table with
+//! [`PreparedCall`] and adopted; a received BANG checked for time, replay and
 //! signature before decapsulation; SRTP keys derived; the caller's answer timer) and the
 //! switch's call relay.
 //!
@@ -19,8 +20,8 @@ use cig_mikey_sakke::sakke::{KmsPublicKey, Rsk};
 use rand_core::CryptoRngCore;
 
 use crate::Error;
-use crate::frame::{Frame, FrameType, tag};
-use crate::register::{ConnId, Registrar, Transmit, routing_identity};
+use crate::frame::{Frame, FrameType, field_cap, tag};
+use crate::register::{ConnId, Registrar, Transmit, from_is_of, routing_identity};
 
 /// How long a caller waits for TALK after its BANG before it hangs up with reason timeout
 /// ("no answer", docs/umsg.md §5); see [`Calls::set_answer_timeout`].
@@ -223,6 +224,88 @@ pub(crate) fn imessage_to(
     mikey::create(&req, &signer, &keys.zpub, rng).map_err(Error::Crypto)
 }
 
+/// A BANG built from the caller's key material alone, outside any call table: the I_MESSAGE
+/// (SAKKE encapsulation of a fresh SSV to the callee's routing identity, ECCSI-signed: about a
+/// millisecond of CPU), the call's SRTP keys and a fresh session id. A client builds it where it
+/// holds no lock (e.g. on a worker thread while its driver goes on reading frames) and then
+/// [`Calls::adopt`]s it, which only registers the session.
+#[derive(Debug)]
+pub struct PreparedCall {
+    id: SessionId,
+    from: String,
+    to: String,
+    keys: SrtpKeys,
+    frame: Frame,
+    created: SystemTime,
+}
+
+impl PreparedCall {
+    /// A BANG from the identity of `keys` to `to` with our media `offer`, its I_MESSAGE signed
+    /// with our key of the period that contains `now`. FROM is `from` when given — the
+    /// registered identity with an extension, as a gateway presents a routed caller
+    /// (`tel:+8888;101`; see [`from_is_of`]) — else the registered identity itself.
+    pub fn new(
+        keys: &KeyMaterial,
+        from: Option<&str>,
+        to: &str,
+        offer: &Media,
+        now: SystemTime,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, Error> {
+        let from = from.unwrap_or(&keys.identity);
+        if !from_is_of(from, &keys.identity) || from.len() > field_cap(tag::FROM) {
+            return Err(Error::Frame(
+                "FROM is not the caller's identity with at most an extension",
+            ));
+        }
+        if to.len() > field_cap(tag::TO) {
+            return Err(Error::Frame("TO over its cap"));
+        }
+        let created = imessage_to(keys, to, now, rng)?;
+        let m = &created.message;
+        let srtp = kdf::srtp_keys(
+            m.header.prf,
+            created.ssv.as_bytes(),
+            1,
+            m.header.csb_id,
+            &m.rand,
+        )
+        .map_err(Error::Crypto)?;
+        let mut id = [0u8; 12];
+        rng.fill_bytes(&mut id);
+        let frame = offer.add_to(
+            Frame::new(FrameType::Bang)
+                .with(tag::SESSION_ID, id)
+                .with(tag::FROM, from.as_bytes().to_vec())
+                .with(tag::TO, to.as_bytes().to_vec())
+                .with(tag::IMESSAGE, m.as_bytes().to_vec()),
+        );
+        Ok(Self {
+            id,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            keys: srtp,
+            frame,
+            created: now,
+        })
+    }
+
+    /// The session id the call will have.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// FROM as sent.
+    pub fn from(&self) -> &str {
+        &self.from
+    }
+
+    /// The call's SRTP master key and salt.
+    pub fn keys(&self) -> &SrtpKeys {
+        &self.keys
+    }
+}
+
 /// The client's call sessions (sans-IO: frames and `now` in, frames out, the answer timer
 /// through [`Calls::poll_timeout`] and [`Calls::handle_timeout`]).
 #[derive(Debug)]
@@ -313,7 +396,9 @@ impl Calls {
     }
 
     /// Dials `to`: a BANG with an I_MESSAGE to the routing identity of `to`, signed with our
-    /// key of the current period, and our media offer. The session starts in CREATE.
+    /// key of the current period, and our media offer, FROM our registered identity. The
+    /// session starts in CREATE. ([`PreparedCall::new`] and [`Self::adopt`] do the same in two
+    /// steps, the costly one outside the table.)
     pub fn dial(
         &mut self,
         to: &str,
@@ -321,40 +406,39 @@ impl Calls {
         now: SystemTime,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(SessionId, Frame), Error> {
-        let created = imessage_to(&self.keys, to, now, rng)?;
-        let m = &created.message;
-        let keys = kdf::srtp_keys(
-            m.header.prf,
-            created.ssv.as_bytes(),
-            1,
-            m.header.csb_id,
-            &m.rand,
-        )
-        .map_err(Error::Crypto)?;
-        let mut id = [0u8; 12];
-        rng.fill_bytes(&mut id);
-        let frame = offer.add_to(
-            Frame::new(FrameType::Bang)
-                .with(tag::SESSION_ID, id)
-                .with(tag::FROM, self.keys.identity.as_bytes().to_vec())
-                .with(tag::TO, to.as_bytes().to_vec())
-                .with(tag::IMESSAGE, m.as_bytes().to_vec()),
-        );
+        let prepared = PreparedCall::new(&self.keys, None, to, offer, now, rng)?;
+        self.adopt(prepared, now)
+    }
+
+    /// Registers a [`PreparedCall`] made with this table's identity as a dialled session in
+    /// CREATE, its answer timer running from `now`; the BANG to send. Refused (nothing
+    /// registered) when it was made for another identity or its session id is in use.
+    pub fn adopt(
+        &mut self,
+        call: PreparedCall,
+        now: SystemTime,
+    ) -> Result<(SessionId, Frame), Error> {
+        if routing_identity(&call.from) != self.keys.identity {
+            return Err(Error::Frame("call prepared for another identity"));
+        }
+        if self.calls.contains_key(&call.id) || self.ended.contains_key(&call.id) {
+            return Err(Error::Frame("session id in use"));
+        }
         self.calls.insert(
-            id,
+            call.id,
             Call {
-                from: self.keys.identity.clone(),
-                to: to.to_owned(),
+                from: call.from,
+                to: call.to,
                 state: CallState::Create,
-                created: now,
-                keys,
+                created: call.created,
+                keys: call.keys,
                 remote_media: None,
                 media_addr: None,
                 reason: None,
                 answer_by: Some(now + self.answer_timeout),
             },
         );
-        Ok((id, frame))
+        Ok((call.id, call.frame))
     }
 
     /// Handles a call frame from the switch. A BANG that fails any check is answered with
@@ -428,7 +512,7 @@ impl Calls {
             .map_err(Error::Crypto)?;
         let (_, sender_uri) =
             mikey::split_rfc6509_identifier(acc.message.sender_id()).map_err(Error::Crypto)?;
-        if sender_uri != routing_identity(&from) {
+        if !from_is_of(&from, sender_uri) {
             return Err(Error::Frame("I_MESSAGE sender is not FROM"));
         }
         let keys = acc
@@ -552,7 +636,10 @@ impl CallRelay {
             let Some(me) = reg.identity(conn) else {
                 return vec![send(conn, hangup_frame(&id, HangupReason::Error))];
             };
-            if from != Some(me.as_bytes()) || self.legs.contains_key(&id) {
+            let from_ok = from
+                .and_then(|f| core::str::from_utf8(f).ok())
+                .is_some_and(|f| from_is_of(f, me));
+            if !from_ok || self.legs.contains_key(&id) {
                 return vec![send(conn, hangup_frame(&id, HangupReason::Error))];
             }
             let callee = text(f, tag::TO).ok().and_then(|to| reg.route(&to));

@@ -51,6 +51,18 @@ pub fn routing_identity(uri: &str) -> &str {
     }
 }
 
+/// Whether `from` may stand as the FROM of a BANG or MSG sent by the client registered as
+/// `identity` (docs/umsg.md §5): its identity part ([`routing_identity`]) is `identity`, and
+/// whatever follows it — an extension after `;` or `w`, as the gateway presents a routed
+/// caller (`tel:+8888;101` from `tel:+8888`) — is printable ASCII without spaces.
+pub fn from_is_of(from: &str, identity: &str) -> bool {
+    routing_identity(from) == identity
+        && from
+            .as_bytes()
+            .get(identity.len()..)
+            .is_some_and(|ext| ext.iter().all(u8::is_ascii_graphic))
+}
+
 fn exact<const N: usize>(f: &Frame, t: u16) -> Result<[u8; N], Error> {
     f.get(t)
         .and_then(|v| <[u8; N]>::try_from(v).ok())
@@ -258,6 +270,30 @@ mod tests {
         assert_eq!(routing_identity("tel:+8888;101"), "tel:+8888");
         assert_eq!(routing_identity("tel:+8888w101"), "tel:+8888");
         assert_eq!(routing_identity("tel:+8888"), "tel:+8888");
+    }
+
+    #[test]
+    fn from_is_the_identity_with_at_most_an_extension() {
+        for ok in [
+            "tel:+8888",
+            "tel:+8888;101",
+            "tel:+8888w101",
+            "tel:+8888;sipp",
+        ] {
+            assert!(from_is_of(ok, "tel:+8888"), "{ok}");
+        }
+        for bad in [
+            "tel:+88889",
+            "tel:+888",
+            "tel:+9999;101",
+            "tel:+8888;1 01",
+            "tel:+8888;\u{7f}",
+            "tel:+8888;\r\nINJECTED",
+            "tel:+8888;é",
+            "",
+        ] {
+            assert!(!from_is_of(bad, "tel:+8888"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rand_core::CryptoRngCore;
 use crate::call::CallRelay;
 use crate::frame::{Frame, FrameType, tag};
 use crate::message::AckStatus;
-use crate::register::{ConnId, RefuseReason, Registrar, Transmit, routing_identity};
+use crate::register::{ConnId, RefuseReason, Registrar, Transmit, from_is_of, routing_identity};
 
 /// First re-send of an unacknowledged message to a registered recipient, in seconds after
 /// the delivery; each further one waits twice as long.
@@ -217,9 +217,11 @@ impl SwitchCore {
         let Some(me) = self.registrar.identity(conn).map(str::to_owned) else {
             return Vec::new();
         };
-        // FROM: the sender's identity, optionally with an extension (docs/umsg.md §6.1).
-        let from = f.get(tag::FROM).and_then(|v| core::str::from_utf8(v).ok());
-        if from.map(routing_identity) != Some(me.as_str()) {
+        let from_ok = f
+            .get(tag::FROM)
+            .and_then(|v| core::str::from_utf8(v).ok())
+            .is_some_and(|from| from_is_of(from, &me));
+        if !from_ok {
             return vec![send(conn, ack_frame(&id, AckStatus::Refused))];
         }
         let who = routing_identity(to).to_owned();

@@ -25,6 +25,7 @@ use cig_mgmt::{
     UmsgStatus,
 };
 use cig_mikey_sakke::kdf::SrtpKeys;
+use cig_mikey_sakke::keystore::KeyMaterial;
 use cig_mikey_sakke::mikey::KeyPeriod;
 use cig_sip::driver::{self as sipdrv, SipHandle};
 use cig_sip::ua::{Event as SipEvent, OutgoingCall, UaConfig, literal_target};
@@ -153,22 +154,25 @@ fn masked(config: &Config) -> String {
     c.to_string()
 }
 
-/// The secure side over the UMSG driver's live session.
+/// The secure side over the UMSG driver's live session, and the key material BANGs are built
+/// from outside it.
 #[derive(Debug, Clone)]
-struct Umsg(ClientHandle);
+struct Umsg(ClientHandle, Arc<KeyMaterial>);
 
 /// The outcome of an [`Action::Dial`] for [`Engine::on_dialled`].
 type Dialled = (CallId, Result<(SessionId, SrtpKeys), cig_gateway::Error>);
 
 impl Umsg {
     /// Dials on the blocking pool: the I_MESSAGE (SAKKE encapsulation, ECCSI signature, ~1 ms)
-    /// is built off the signalling loop; the outcome comes back on `done`.
+    /// is built off the signalling loop and outside the UMSG session's lock, which is taken
+    /// only to register the session; the outcome comes back on `done`.
     fn dial(&self, d: Dial, done: &mpsc::UnboundedSender<Dialled>) {
-        let (umsg, done) = (self.0.clone(), done.clone());
+        let (umsg, keys, done) = (self.0.clone(), self.1.clone(), done.clone());
         tokio::task::spawn_blocking(move || {
-            let r = umsg
-                .with(|s, now| cig_gateway::secure::dial(s, &d, now))
-                .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable));
+            let r = cig_gateway::secure::prepare(&keys, &d, SystemTime::now()).and_then(|call| {
+                umsg.with(|s, now| cig_gateway::secure::adopt(s, call, now))
+                    .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable))
+            });
             let _ = done.send((d.call, r));
         });
     }
@@ -359,6 +363,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         media_ip,
         media_timeout_ms: args.media_timeout.saturating_mul(1000),
         setup_timeout: Duration::from_secs(args.setup_timeout),
+        identity: material.identity.clone(),
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(&config, settings).map_err(|e| e.to_string())?;
@@ -374,7 +379,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     // Text messages are acknowledged only once kept (messaging.rs).
     ucfg.defer_message_acks = true;
     let (umsg, mut umsg_events) = umsgdrv::start(ucfg);
-    let mut secure = Umsg(umsg.clone());
+    let mut secure = Umsg(umsg.clone(), Arc::new(material.clone()));
     // Messaging: mailboxes and message centres (SMPP spools under userdata/spool), SIP MESSAGE.
     let spool = args.userdata.join("spool");
     let sip_messaging = sip_if.messaging.then(|| sip.clone());
@@ -644,12 +649,16 @@ async fn drain(
     }
 }
 
-async fn place(sip: &SipHandle, inv: Invite) -> Result<cig_sip::ua::CallHandle, cig_sip::Error> {
+/// Places the INVITE; its handle and Call-ID.
+async fn place(
+    sip: &SipHandle,
+    inv: Invite,
+) -> Result<(cig_sip::ua::CallHandle, String), cig_sip::Error> {
     let target = match literal_target(&inv.uri) {
         Some(t) => t,
         None => sipdrv::resolve(&inv.uri).await?,
     };
-    sip.place_call(OutgoingCall {
+    sip.place_call_with_id(OutgoingCall {
         target,
         from: inv.from,
         to: inv.to,

@@ -398,6 +398,41 @@ impl Bed {
             .collect()
     }
 
+    /// The key material of secure identity `id`: the phone's bundle for [`PHONE`], else keys
+    /// issued by the test KMS now and exported as `phone-<digits>.bundle`.
+    fn phone_keys(&self, id: &str) -> cig_mikey_sakke::keystore::KeyMaterial {
+        let (bundle, code) = if id == PHONE {
+            (self.path("phone.bundle"), self.path("phone.code"))
+        } else {
+            let name = format!("phone-{}", id.trim_start_matches("tel:+"));
+            let (bundle, code) = (
+                self.path(&format!("{name}.bundle")),
+                self.path(&format!("{name}.code")),
+            );
+            let kms = self.path("kms");
+            let kms = kms.to_str().unwrap();
+            run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms, "--identity", id]));
+            run(Command::new(bin("cig-kms")).args([
+                "export",
+                "--dir",
+                kms,
+                "--identity",
+                id,
+                "--out",
+                bundle.to_str().unwrap(),
+                "--switch",
+                &self.switch,
+                "--code-file",
+                code.to_str().unwrap(),
+            ]));
+            (bundle, code)
+        };
+        let sealed = fs::read(bundle).unwrap();
+        let code = fs::read_to_string(code).unwrap();
+        let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
+        cig_mikey_sakke::bundle::open(&sealed, &code).unwrap()
+    }
+
     fn cig_log(&self) -> String {
         fs::read_to_string(self.path("log/cig.log")).unwrap_or_default()
     }
@@ -455,15 +490,36 @@ fn sip_to_secure_call_with_sipp_as_pbx_and_cig_phone_answering() {
     assert!(!bed.path("userdata/cig.raw").exists());
     assert!(bed.cig_log().contains("imported cig.raw"));
     let mut phone = bed.phone(&["--answer", "auto"]);
-    // sipp's UAC: INVITE sip:94670123456@gw, 180/200 from us, ACK, BYE from the PBX side.
-    let sipp_port = free_udp_port();
-    let st = bed.sipp_uac(&["-sn", "uac", "-p", &sipp_port.to_string()], "94670123456");
+    // The manual's worked example from sipp as the PBX: sip:101@pbx.com calls
+    // sip:94670123456@secure.com; 180/200 from us, ACK, BYE from the PBX side.
+    let st = bed.sipp_uac(
+        &[
+            "-sf",
+            &scenario("uac_worked_example.xml"),
+            "-cid_str",
+            "worked-%u@pbx.com",
+        ],
+        "94670123456",
+    );
     assert!(st.success(), "sipp uac failed; cig.log:\n{}", bed.cig_log());
     let line = phone
         .wait_line(|l| l.starts_with("call") && l.contains("state=HANGUP"), T)
         .expect("the phone saw the call end");
     assert!(line.contains("dir=in"), "{line}");
+    // The secure callee is shown the caller the routing produced: the gateway's identity
+    // with the PBX extension (design.md §6), not the bare gateway identity.
+    let incoming = phone
+        .seen()
+        .iter()
+        .find(|l| l.starts_with("call") && l.contains("dir=in"))
+        .cloned()
+        .expect("an incoming call line");
+    let fields = incoming.replace(' ', "\n");
+    assert_eq!(field(&fields, "from"), "tel:+8888;101", "{incoming}");
+    assert_eq!(field(&fields, "to"), PHONE, "{incoming}");
     assert!(phone.seen().iter().any(|l| l.contains("state=TALK")));
+    // The HANGUP may reach the phone before the gateway has written its last line.
+    wait_until(T, || bed.session_log().len() >= 6);
     let log = bed.session_log();
     assert_eq!(
         states(&log),
@@ -471,24 +527,22 @@ fn sip_to_secure_call_with_sipp_as_pbx_and_cig_phone_answering() {
         "{log:#?}"
     );
     // The manual's nine fields exactly: the URIs as received and as routed by the maps, the
-    // SIP call on the caller's interface and the UMSG session (as the phone saw it) on the
-    // callee's.
+    // SIP call's Call-ID on the caller's interface and the UMSG session (as the phone saw it)
+    // on the callee's.
     let umsg_id = field(&line.replace(' ', "\n"), "id");
-    let (caller, callee) = (
-        format!("sip:sipp@127.0.0.1:{sipp_port}"),
-        format!("sip:94670123456@127.0.0.1:{}", bed.sip_port),
-    );
-    let routed = format!("{caller}, {callee}, tel:+8888;sipp, tel:+4670123456");
+    let (caller, callee) = ("sip:101@pbx.com", "sip:94670123456@secure.com");
+    let routed = format!("{caller}, {callee}, tel:+8888;101, tel:+4670123456");
+    let cid = "worked-1@pbx.com";
     let lines: Vec<String> = log.iter().map(|l| timeless(l)).collect();
     assert_eq!(
         lines,
         [
-            format!("event, T, {caller}, {callee}, , , routing, sip/1, "),
-            format!("event, T, {routed}, routed, sip/1, "),
-            format!("event, T, {routed}, trying, sip/1, {umsg_id}"),
-            format!("event, T, {routed}, ringing, sip/1, {umsg_id}"),
-            format!("event, T, {routed}, talk, sip/1, {umsg_id}"),
-            format!("event, T, {routed}, hangup, sip/1, {umsg_id}"),
+            format!("event, T, {caller}, {callee}, , , routing, {cid}, "),
+            format!("event, T, {routed}, routed, {cid}, "),
+            format!("event, T, {routed}, trying, {cid}, {umsg_id}"),
+            format!("event, T, {routed}, ringing, {cid}, {umsg_id}"),
+            format!("event, T, {routed}, talk, {cid}, {umsg_id}"),
+            format!("event, T, {routed}, hangup, {cid}, {umsg_id}"),
         ]
     );
 }
@@ -496,7 +550,8 @@ fn sip_to_secure_call_with_sipp_as_pbx_and_cig_phone_answering() {
 #[test]
 fn secure_to_sip_call_to_sipp_uas_with_bye_from_the_phone() {
     let bed = Bed::start();
-    let pbx = bed.sipp_uas(&["-sn", "uas"]);
+    // sipp writes what it receives (-trace_msg): the INVITE's Call-ID is read from there.
+    let pbx = bed.sipp_uas(&["-sn", "uas", "-trace_msg"]);
     let mut phone = bed.phone(&["--dial", "tel:+8888w101", "--hangup-after", "1"]);
     let line = phone
         .wait_line(|l| l.contains("state=HANGUP"), T)
@@ -510,24 +565,48 @@ fn secure_to_sip_call_to_sipp_uas_with_bye_from_the_phone() {
         "sipp uas; cig.log:\n{}",
         bed.cig_log()
     );
+    // sipp may finish before the gateway has written its last line.
+    wait_until(T, || bed.session_log().len() >= 5);
     let log = bed.session_log();
-    let s = states(&log);
-    assert_eq!(s.first().map(String::as_str), Some("routing"));
-    assert!(
-        s.contains(&"talk".to_owned()) && s.last().map(String::as_str) == Some("hangup"),
+    assert_eq!(
+        states(&log),
+        ["routing", "routed", "ringing", "talk", "hangup"],
         "{log:#?}"
     );
-    let f: Vec<&str> = log[1].split(", ").collect();
+    // The manual's nine fields exactly: the phone's session on the caller's interface, the
+    // Call-ID of the INVITE the gateway placed (as the PBX received it) on the callee's.
+    let umsg_id = field(&line.replace(' ', "\n"), "id");
+    let cid = sipp_messages(&bed)
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID:"))
+        .map(|c| c.trim().to_owned())
+        .expect("sipp received an INVITE with a Call-ID");
+    let (caller, callee) = (PHONE, "tel:+8888w101");
+    let routed = format!(
+        "{caller}, {callee}, sip:4670123456@secure.com, sip:101@127.0.0.1:{}",
+        bed.pbx_port
+    );
+    let lines: Vec<String> = log.iter().map(|l| timeless(l)).collect();
     assert_eq!(
-        &f[2..7],
+        lines,
         [
-            PHONE,
-            "tel:+8888w101",
-            "sip:4670123456@secure.com",
-            &format!("sip:101@127.0.0.1:{}", bed.pbx_port),
-            "routed"
+            format!("event, T, {caller}, {callee}, , , routing, {umsg_id}, "),
+            format!("event, T, {routed}, routed, {umsg_id}, "),
+            format!("event, T, {routed}, ringing, {umsg_id}, {cid}"),
+            format!("event, T, {routed}, talk, {umsg_id}, {cid}"),
+            format!("event, T, {routed}, hangup, {umsg_id}, {cid}"),
         ]
     );
+}
+
+/// What sipp wrote with `-trace_msg` in the test directory.
+fn sipp_messages(bed: &Bed) -> String {
+    fs::read_dir(bed.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+        .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
 }
 
 #[test]
@@ -585,9 +664,12 @@ fn no_route_both_ways_and_session_log_failed_line() {
     // SIP → secure: nothing maps sip:555@…: 404.
     let sipp_port = free_udp_port();
     let refused = bed.uac_refused(404);
-    let st = bed.sipp_uac(&["-sf", &refused, "-p", &sipp_port.to_string()], "555");
+    let port = sipp_port.to_string();
+    let args = ["-sf", &refused, "-p", &port, "-cid_str", "noroute-%u@pbx"];
+    let st = bed.sipp_uac(&args, "555");
     assert!(st.success(), "expected 404; cig.log:\n{}", bed.cig_log());
-    // Exactly the manual's nine fields: no routed URIs, no callee session.
+    // Exactly the manual's nine fields: no routed URIs, the INVITE's Call-ID, no callee
+    // session.
     let (caller, callee) = (
         format!("sip:caller@127.0.0.1:{sipp_port}"),
         format!("sip:555@127.0.0.1:{}", bed.sip_port),
@@ -596,8 +678,8 @@ fn no_route_both_ways_and_session_log_failed_line() {
     assert_eq!(
         lines,
         [
-            format!("event, T, {caller}, {callee}, , , routing, sip/1, "),
-            format!("event, T, {caller}, {callee}, , , failed, sip/1, "),
+            format!("event, T, {caller}, {callee}, , , routing, noroute-1@pbx, "),
+            format!("event, T, {caller}, {callee}, , , failed, noroute-1@pbx, "),
         ]
     );
     // Secure → SIP: the gateway's bare number has no extension entry: HANGUP(no route).
@@ -774,8 +856,10 @@ fn switch_restarted_gateway_reconnects() {
 }
 
 /// Sustained SIP → secure call set-up (docs/perf.md): sipp's UAC at `CIG_LOAD_RATE` calls/s
-/// (default 50) for `CIG_LOAD_CALLS` calls (default 500), the phone answering at once; every
-/// call must succeed. Prints the rate reached and the INVITE → 200 set-up times.
+/// (default 50) for `CIG_LOAD_CALLS` calls (default 500), spread in turn over `CIG_LOAD_PHONES`
+/// secure phones (default 4: each phone decapsulates its own calls, ~4 ms of CPU each),
+/// answering at once; every call must succeed. Prints the rate reached, the INVITE → 200
+/// set-up times and the CPU time per call of each process.
 #[test]
 #[ignore = "load run: cargo test -p cig-server --release --test gateway -- --ignored load"]
 fn load_sip_to_secure() {
@@ -786,12 +870,29 @@ fn load_sip_to_secure() {
             .unwrap_or(d)
     };
     let (rate, calls) = (env("CIG_LOAD_RATE", 50), env("CIG_LOAD_CALLS", 500));
+    let phones: Vec<String> = (0..env("CIG_LOAD_PHONES", 4).clamp(1, 40))
+        .map(|i| format!("tel:+46701234{}", 56 + i))
+        .collect();
     let bed = Bed::start();
-    let _answering = AutoAnswer::start(&bed);
+    let _answering = AutoAnswer::start(&bed, &phones);
+    // The numbers the PBX dials (`sip:9{n}@…` routes to `tel:+{n}`), in turn.
+    let numbers: String = phones
+        .iter()
+        .map(|p| format!("9{};\n", p.trim_start_matches("tel:+")))
+        .collect();
+    let inf = bed.path("numbers.csv");
+    fs::write(&inf, format!("SEQUENTIAL\n{numbers}")).unwrap();
+    let cpu = Cpu::take(&bed);
     let started = std::time::Instant::now();
     let st = Command::new("sipp")
-        .args([&format!("127.0.0.1:{}", bed.sip_port), "-s", "94670123456"])
-        .args(["-i", "127.0.0.1", "-sn", "uac", "-d", "0", "-nostdin"])
+        .arg(format!("127.0.0.1:{}", bed.sip_port))
+        .args([
+            "-sf",
+            &scenario("uac_load.xml"),
+            "-inf",
+            inf.to_str().unwrap(),
+        ])
+        .args(["-i", "127.0.0.1", "-d", "0", "-nostdin"])
         .args([
             "-r",
             &rate.to_string(),
@@ -814,6 +915,7 @@ fn load_sip_to_secure() {
         .status()
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu.per_call(&Cpu::take(&bed), calls);
     let log = bed.cig_log();
     let warnings: Vec<&str> = log
         .lines()
@@ -872,65 +974,128 @@ fn load_sip_to_secure() {
         pct(warm, 1.0),
         rtt.get(..10).unwrap_or_default()
     );
+    println!("load: {cpu}");
 }
 
-/// A secure endpoint for load runs: registers as the phone's identity over the real UMSG driver
-/// and answers every incoming call at once (GROWL, TALK with PCMA), any number at a time, with
-/// no media (cig-phone is one line with audio).
+/// CPU time used so far by the processes of a load run, from /proc (USER_HZ = 100): the
+/// gateway, the switch, the relay, this test process (the load endpoint: its UMSG driver and
+/// crypto) and its reaped children (sipp), with the load average.
+struct Cpu {
+    server: f64,
+    crs: f64,
+    relay: f64,
+    endpoint: f64,
+    children: f64,
+    loadavg: String,
+}
+
+impl Cpu {
+    fn take(bed: &Bed) -> Cpu {
+        // Fields after the command name: state is field 3, utime 14, stime 15, cutime 16,
+        // cstime 17.
+        let fields = |pid: &str| -> Vec<f64> {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            rest.split_whitespace()
+                .map(|v| v.parse().unwrap_or(0.0) / 100.0)
+                .collect()
+        };
+        let own = |pid: u32| {
+            let f = fields(&pid.to_string());
+            f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)
+        };
+        let me = fields("self");
+        let at = |i: usize| me.get(i).copied().unwrap_or(0.0);
+        Cpu {
+            server: own(bed.server.id()),
+            crs: own(bed.crs.id()),
+            relay: own(bed.relay.id()),
+            endpoint: at(11) + at(12),
+            children: at(13) + at(14),
+            loadavg: fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// CPU milliseconds per call between `self` and `later`, and the load averages.
+    fn per_call(&self, later: &Cpu, calls: u32) -> String {
+        let ms = |a: f64, b: f64| (b - a) * 1000.0 / f64::from(calls.max(1));
+        format!(
+            "CPU ms per call: cig-server {:.2}, cig-crs {:.2}, cig-relay {:.2}, sipp {:.2}, load endpoint {:.2}; load average before {}, after {}",
+            ms(self.server, later.server),
+            ms(self.crs, later.crs),
+            ms(self.relay, later.relay),
+            ms(self.children, later.children),
+            ms(self.endpoint, later.endpoint),
+            self.loadavg,
+            later.loadavg
+        )
+    }
+}
+
+/// Secure endpoints for load runs: each of `identities` registers over the real UMSG driver
+/// (its own connection) and answers every incoming call at once (GROWL, TALK with PCMA), any
+/// number at a time, with no media (cig-phone is one line with audio).
 struct AutoAnswer {
     rt: Option<tokio::runtime::Runtime>,
 }
 
 impl AutoAnswer {
-    fn start(bed: &Bed) -> AutoAnswer {
+    fn start(bed: &Bed, identities: &[String]) -> AutoAnswer {
         use cig_umsg::call::{CallState, Media};
         use cig_umsg::client::Event;
         use cig_umsg::driver::client::{ClientConfig, ClientEvent, start};
-        let sealed = fs::read(bed.path("phone.bundle")).unwrap();
-        let code = fs::read_to_string(bed.path("phone.code")).unwrap();
-        let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
-        let keys = cig_mikey_sakke::bundle::open(&sealed, &code).unwrap();
-        keys.zpub.prepare();
-        for p in &keys.periods {
-            p.rsk.prepare();
-        }
-        let mut cfg = ClientConfig::new(keys);
-        cfg.switches = vec![bed.switch.clone()];
         let rt = tokio::runtime::Runtime::new().unwrap();
         let (registered_tx, registered) = std::sync::mpsc::channel();
-        rt.spawn(async move {
-            let (h, mut ev) = start(cfg);
-            let answer = Media {
-                codecs: vec![8],
-                dtmf_pt: 101,
-                ssrc: 1,
-            };
-            while let Some(e) = ev.recv().await {
-                match e {
-                    ClientEvent::Registered { .. } => {
-                        let _ = registered_tx.send(());
-                    }
-                    ClientEvent::Core(Event::Call(id)) => {
-                        h.with(|s, _| {
-                            let incoming = s
-                                .calls
-                                .get(&id)
-                                .is_some_and(|c| c.state == CallState::Bang && c.to == PHONE);
-                            if incoming {
-                                for f in [s.calls.growl(&id), s.calls.answer(&id, &answer)]
-                                    .into_iter()
-                                    .flatten()
-                                {
-                                    s.send(f);
-                                }
-                            }
-                        });
-                    }
-                    _ => {}
-                }
+        for id in identities {
+            let keys = bed.phone_keys(id);
+            keys.zpub.prepare();
+            for p in &keys.periods {
+                p.rsk.prepare();
             }
-        });
-        registered.recv_timeout(T).expect("load phone registered");
+            let mut cfg = ClientConfig::new(keys);
+            cfg.switches = vec![bed.switch.clone()];
+            let (me, registered_tx) = (id.clone(), registered_tx.clone());
+            rt.spawn(async move {
+                let (h, mut ev) = start(cfg);
+                let answer = Media {
+                    codecs: vec![8],
+                    dtmf_pt: 101,
+                    ssrc: 1,
+                };
+                while let Some(e) = ev.recv().await {
+                    match e {
+                        ClientEvent::Registered { .. } => {
+                            let _ = registered_tx.send(());
+                        }
+                        ClientEvent::Core(Event::Call(id)) => {
+                            h.with(|s, _| {
+                                let incoming = s
+                                    .calls
+                                    .get(&id)
+                                    .is_some_and(|c| c.state == CallState::Bang && c.to == me);
+                                if incoming {
+                                    for f in [s.calls.growl(&id), s.calls.answer(&id, &answer)]
+                                        .into_iter()
+                                        .flatten()
+                                    {
+                                        s.send(f);
+                                    }
+                                }
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        for _ in identities {
+            registered.recv_timeout(T).expect("load phone registered");
+        }
         AutoAnswer { rt: Some(rt) }
     }
 }
@@ -950,7 +1115,7 @@ impl Drop for AutoAnswer {
 #[test]
 #[ignore = "load run: cargo test -p cig-server --release --test gateway -- --ignored load"]
 fn load_secure_to_sip() {
-    use cig_umsg::call::{CallState, HangupReason, Media, SessionId};
+    use cig_umsg::call::{CallState, HangupReason, Media, PreparedCall, SessionId};
     use cig_umsg::client::Event;
     use cig_umsg::driver::client::{ClientConfig, ClientEvent, start};
     use std::collections::HashMap;
@@ -972,14 +1137,12 @@ fn load_secure_to_sip() {
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp");
-    let sealed = fs::read(bed.path("phone.bundle")).unwrap();
-    let code = fs::read_to_string(bed.path("phone.code")).unwrap();
-    let code = cig_mikey_sakke::bundle::TransferCode::parse(code.trim()).unwrap();
-    let keys = cig_mikey_sakke::bundle::open(&sealed, &code).unwrap();
+    let keys = bed.phone_keys(PHONE);
     keys.zpub.prepare();
-    let mut cfg = ClientConfig::new(keys);
+    let mut cfg = ClientConfig::new(keys.clone());
     cfg.switches = vec![bed.switch.clone()];
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let bed_ref = &bed;
     let result = rt.block_on(async move {
         let (h, mut ev) = start(cfg);
         loop {
@@ -994,17 +1157,17 @@ fn load_secure_to_sip() {
             dtmf_pt: 101,
             ssrc: 1,
         };
+        // The BANGs are built from the key material before the timed phase and adopted by
+        // the session as they are sent.
         let mut bangs = Vec::new();
         for _ in 0..calls {
-            let d = h
-                .with(|s, now| {
-                    s.calls
-                        .dial("tel:+8888;101", &offer, now, &mut rand_core::OsRng)
-                })
-                .ok_or("not registered")?
+            let now = std::time::SystemTime::now();
+            let to = "tel:+8888;101";
+            let call = PreparedCall::new(&keys, None, to, &offer, now, &mut rand_core::OsRng)
                 .map_err(|e| e.to_string())?;
-            bangs.push(d);
+            bangs.push(call);
         }
+        let cpu = Cpu::take(bed_ref);
         let mut sent: HashMap<SessionId, Instant> = HashMap::new();
         let mut setup = Vec::new();
         let mut failed = 0;
@@ -1016,9 +1179,15 @@ fn load_secure_to_sip() {
         while setup.len() + failed < calls as usize {
             tokio::select! {
                 _ = tick.tick(), if sent.len() + setup.len() + failed < calls as usize => {
-                    if let Some((id, f)) = bangs.next() {
+                    if let Some(call) = bangs.next() {
+                        let id = *call.id();
                         sent.insert(id, Instant::now());
-                        h.with(|s, _| s.send(f));
+                        let adopted = h.with(|s, now| {
+                            let (_, f) = s.calls.adopt(call, now)?;
+                            s.send(f);
+                            Ok::<_, cig_umsg::Error>(())
+                        });
+                        adopted.ok_or("not registered")?.map_err(|e| e.to_string())?;
                     }
                 }
                 e = ev.recv() => match e {
@@ -1049,9 +1218,9 @@ fn load_secure_to_sip() {
         }
         let secs = started.elapsed().as_secs_f64();
         h.shutdown().await;
-        Ok((setup, failed, secs))
+        Ok((setup, failed, secs, cpu))
     });
-    let (mut setup, failed, secs) = result.unwrap();
+    let (mut setup, failed, secs, cpu) = result.unwrap();
     assert!(
         wait_exit(pbx).success(),
         "sipp uas failed; cig.log warnings:\n{}",
@@ -1072,6 +1241,7 @@ fn load_secure_to_sip() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    let cpu = cpu.per_call(&Cpu::take(&bed), calls);
     setup.sort_by(f64::total_cmp);
     let pct = |p: f64| setup[((setup.len() - 1) as f64 * p) as usize];
     println!(
@@ -1081,6 +1251,7 @@ fn load_secure_to_sip() {
         pct(0.99),
         pct(1.0)
     );
+    println!("load secure->SIP: {cpu}");
 }
 
 /// baresip (Debian's baresip-core) as the SIP phone, driven through its ctrl_tcp module
