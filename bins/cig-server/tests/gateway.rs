@@ -905,6 +905,7 @@ fn load_sip_to_secure() {
             "-trace_rtt",
             "-rtt_freq",
             "1",
+            "-trace_err",
             "-timeout",
             "300s",
             "-timeout_error",
@@ -916,6 +917,8 @@ fn load_sip_to_secure() {
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu.per_call(&Cpu::take(&bed), calls);
+    // Printed before the verdict: a saturated run's CPU use is worth seeing too.
+    println!("load: {cpu}");
     let log = bed.cig_log();
     let warnings: Vec<&str> = log
         .lines()
@@ -974,7 +977,6 @@ fn load_sip_to_secure() {
         pct(warm, 1.0),
         rtt.get(..10).unwrap_or_default()
     );
-    println!("load: {cpu}");
 }
 
 /// CPU time used so far by the processes of a load run, from /proc (USER_HZ = 100): the
