@@ -34,7 +34,7 @@ use cig_umsg::client::Event as UmsgEvent;
 use cig_umsg::driver::client::{self as umsgdrv, ClientConfig, ClientEvent, ClientHandle};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::logs::Logs;
 use crate::relay::{Pool, PoolEvent};
@@ -154,10 +154,16 @@ fn masked(config: &Config) -> String {
     c.to_string()
 }
 
-/// The secure side over the UMSG driver's live session, and the key material BANGs are built
-/// from outside it.
+/// The secure side over the UMSG driver's live session, the key material BANGs are built from
+/// outside it, and the permits of the dialling threads.
 #[derive(Debug, Clone)]
-struct Umsg(ClientHandle, Arc<KeyMaterial>);
+struct Umsg(ClientHandle, Arc<KeyMaterial>, Arc<Semaphore>);
+
+/// I_MESSAGEs built at the same time. The SAKKE `[b]P + Z` table of a recipient is built by
+/// the encapsulation that sees it the second time, and every encapsulation running meanwhile
+/// builds its own copy: unbounded, a burst of calls to one new recipient builds dozens (seen
+/// as a load average of 60 on 2 cores). Two, the cores of the target machine.
+const DIALLERS: usize = 2;
 
 /// The outcome of an [`Action::Dial`] for [`Engine::on_dialled`].
 type Dialled = (CallId, Result<(SessionId, SrtpKeys), cig_gateway::Error>);
@@ -168,12 +174,22 @@ impl Umsg {
     /// only to register the session; the outcome comes back on `done`.
     fn dial(&self, d: Dial, done: &mpsc::UnboundedSender<Dialled>) {
         let (umsg, keys, done) = (self.0.clone(), self.1.clone(), done.clone());
-        tokio::task::spawn_blocking(move || {
-            let r = cig_gateway::secure::prepare(&keys, &d, SystemTime::now()).and_then(|call| {
-                umsg.with(|s, now| cig_gateway::secure::adopt(s, call, now))
-                    .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable))
-            });
-            let _ = done.send((d.call, r));
+        let permits = self.2.clone();
+        tokio::spawn(async move {
+            // The semaphore is never closed.
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let call = d.call;
+            let r = tokio::task::spawn_blocking(move || {
+                cig_gateway::secure::prepare(&keys, &d, SystemTime::now()).and_then(|call| {
+                    umsg.with(|s, now| cig_gateway::secure::adopt(s, call, now))
+                        .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable))
+                })
+            })
+            .await
+            .unwrap_or(Err(cig_gateway::Error::SwitchUnavailable));
+            let _ = done.send((call, r));
         });
     }
 }
@@ -379,7 +395,11 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     // Text messages are acknowledged only once kept (messaging.rs).
     ucfg.defer_message_acks = true;
     let (umsg, mut umsg_events) = umsgdrv::start(ucfg);
-    let mut secure = Umsg(umsg.clone(), Arc::new(material.clone()));
+    let mut secure = Umsg(
+        umsg.clone(),
+        Arc::new(material.clone()),
+        Arc::new(Semaphore::new(DIALLERS)),
+    );
     // Messaging: mailboxes and message centres (SMPP spools under userdata/spool), SIP MESSAGE.
     let spool = args.userdata.join("spool");
     let sip_messaging = sip_if.messaging.then(|| sip.clone());
