@@ -124,8 +124,9 @@ pub struct RelayStatus {
     /// Crypto engines the relay runs.
     pub engines_total: u32,
     /// Each relay when cig-server drives several (cig.conf `relay NAME { … }`): `status`
-    /// prints them as a table. Absent (empty) from servers that predate it.
-    #[serde(default)]
+    /// prints them as a table. Absent (empty) from servers that predate it, and left out of
+    /// the JSON when empty so one-relay servers keep the documented `status --json` object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relays: Vec<RelayRow>,
 }
 
