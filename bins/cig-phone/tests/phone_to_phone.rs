@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use cig_testkit::{Proc, bin};
+use cig_testkit::{Proc, bin, wait_until};
 use cig_umsg::testing::TestDomain;
 use serde_json::Value;
 
@@ -290,9 +290,13 @@ fn message_with_attachment_delivered_once() {
     assert_eq!(att["name"], "notes.txt");
     assert_eq!(att["type"], "text/plain");
     assert_eq!(att["size"], 50_000);
-    assert_eq!(
-        std::fs::read(saved.path().join("notes.txt")).unwrap(),
-        content
+    // The phone prints the message before its driver writes the attachment to disk.
+    let saved_file = saved.path().join("notes.txt");
+    assert!(
+        wait_until(WAIT, || std::fs::read(&saved_file)
+            .is_ok_and(|b| b == content)),
+        "attachment not saved as sent: {:?}",
+        std::fs::metadata(&saved_file)
     );
     // Stopped: exactly one message shown and counted.
     let status = bob.0.terminate(WAIT).expect("bob stops on SIGTERM");
