@@ -47,6 +47,23 @@ pub fn free_udp_port() -> u16 {
     s.local_addr().expect("local address").port()
 }
 
+/// Waits until some process has a UDP socket bound to `port` (read from `/proc/net/udp` and
+/// `/proc/net/udp6`, so the check never takes the port itself): for peers such as sipp that
+/// print nothing when they are ready. Returns whether it was bound within `timeout`.
+pub fn wait_udp_bound(port: u16, timeout: Duration) -> bool {
+    let suffix = format!(":{port:04X}");
+    wait_until(timeout, || {
+        ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+            std::fs::read_to_string(table).is_ok_and(|text| {
+                text.lines()
+                    .skip(1)
+                    .filter_map(|line| line.split_whitespace().nth(1))
+                    .any(|local| local.ends_with(&suffix))
+            })
+        })
+    })
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_tcp_port() -> u16 {
     let s = TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");

@@ -327,7 +327,7 @@ impl Bed {
 
     /// sipp as the PBX on `pbx_port`, in the background.
     fn sipp_uas(&self, scenario_args: &[&str]) -> std::process::Child {
-        Command::new("sipp")
+        let child = Command::new("sipp")
             .args([
                 "-i",
                 "127.0.0.1",
@@ -348,7 +348,14 @@ impl Bed {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("sipp")
+            .expect("sipp");
+        // The gateway's INVITE must not reach the port before sipp listens on it.
+        assert!(
+            cig_testkit::wait_udp_bound(self.pbx_port, T),
+            "sipp did not bind UDP port {}",
+            self.pbx_port
+        );
+        child
     }
 
     /// A sipp UAC scenario (written into the test directory) whose INVITE must be refused

@@ -271,7 +271,7 @@ pub fn server_command(dir: &Path, sip_port: u16, mgmt_port: u16, notify: &Path) 
 /// sipp as the PBX on 127.0.0.1:`port`, one call, in the background in `dir` (errors to
 /// `dir/*_errors.log`), with `scenario_args` (`-sf FILE` or `-sn uas`).
 pub fn sipp_uas(dir: &Path, port: u16, scenario_args: &[&str]) -> std::process::Child {
-    Command::new("sipp")
+    let child = Command::new("sipp")
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
         .args([
             "-nostdin",
@@ -285,5 +285,10 @@ pub fn sipp_uas(dir: &Path, port: u16, scenario_args: &[&str]) -> std::process::
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("sipp (scripts/install-test-deps.sh installs it)")
+        .expect("sipp (scripts/install-test-deps.sh installs it)");
+    assert!(
+        cig_testkit::wait_udp_bound(port, Duration::from_secs(10)),
+        "sipp did not bind UDP port {port}"
+    );
+    child
 }
