@@ -11,6 +11,8 @@ use std::time::Duration;
 use cig_testkit::{Proc, Signal, bin, free_tcp_port, free_udp_port, wait_until};
 use tempfile::TempDir;
 
+mod common;
+
 const GW: &str = "tel:+8888";
 const PHONE: &str = "tel:+4670123456";
 const T: Duration = Duration::from_secs(30);
@@ -325,37 +327,9 @@ impl Bed {
             .expect("sipp (scripts/install-test-deps.sh installs it)")
     }
 
-    /// sipp as the PBX on `pbx_port`, in the background.
+    /// sipp as the PBX on `pbx_port`, in the background, listening once this returns.
     fn sipp_uas(&self, scenario_args: &[&str]) -> std::process::Child {
-        let child = Command::new("sipp")
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &self.pbx_port.to_string(),
-                "-m",
-                "1",
-            ])
-            .args([
-                "-nostdin",
-                "-timeout",
-                "30s",
-                "-timeout_error",
-                "-trace_err",
-            ])
-            .args(scenario_args)
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp");
-        // The gateway's INVITE must not reach the port before sipp listens on it.
-        assert!(
-            cig_testkit::wait_udp_bound(self.pbx_port, T),
-            "sipp did not bind UDP port {}",
-            self.pbx_port
-        );
-        child
+        common::sipp_uas(self.dir.path(), self.pbx_port, scenario_args)
     }
 
     /// A sipp UAC scenario (written into the test directory) whose INVITE must be refused
