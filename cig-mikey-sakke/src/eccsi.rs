@@ -168,41 +168,56 @@ fn generator_table() -> &'static PointTable {
 
 /// Public points seen by [`verify`] (KPAKs and signers' PVTs), most recent last. A point gets a
 /// table the second time it is seen, so a peer that signs every I_MESSAGE of a month with the
-/// same PVT is verified without doublings, while one-off signers cost no table build.
+/// same PVT is verified without doublings, while one-off signers cost no table build. One
+/// verification builds it; verifications running meanwhile go without it.
 const TABLE_CACHE_LEN: usize = 32;
 
-type TableCache = Vec<(AffinePoint, Option<Arc<PointTable>>)>;
+enum Slot {
+    Seen,
+    Building,
+    Built(Arc<PointTable>),
+}
+
+type TableCache = Vec<(AffinePoint, Slot)>;
+
+fn table_cache() -> &'static Mutex<TableCache> {
+    static CACHE: Mutex<TableCache> = Mutex::new(Vec::new());
+    &CACHE
+}
 
 fn cached_table(p: &AffinePoint) -> Option<Arc<PointTable>> {
-    static CACHE: Mutex<TableCache> = Mutex::new(Vec::new());
-    let seen = {
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    {
+        let mut cache = table_cache().lock().unwrap_or_else(|e| e.into_inner());
         match cache.iter().position(|(q, _)| q == p) {
             Some(i) => {
-                let entry = cache.remove(i);
-                let table = entry.1.clone();
-                cache.push(entry);
-                if table.is_some() {
-                    return table;
+                let mut entry = cache.remove(i);
+                // Some(answer) unless this caller claims the build.
+                let answer = match &entry.1 {
+                    Slot::Built(t) => Some(Some(t.clone())),
+                    Slot::Building => Some(None),
+                    Slot::Seen => None,
+                };
+                if answer.is_none() {
+                    entry.1 = Slot::Building;
                 }
-                true
+                cache.push(entry);
+                if let Some(answer) = answer {
+                    return answer;
+                }
             }
             None => {
                 if cache.len() == TABLE_CACHE_LEN {
                     cache.remove(0);
                 }
-                cache.push((*p, None));
-                false
+                cache.push((*p, Slot::Seen));
+                return None;
             }
         }
-    };
-    if !seen {
-        return None;
     }
     let table: Arc<PointTable> = Arc::from(build_table(ProjectivePoint::from(*p)));
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = table_cache().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(entry) = cache.iter_mut().find(|(q, _)| q == p) {
-        entry.1 = Some(table.clone());
+        entry.1 = Slot::Built(table.clone());
     }
     Some(table)
 }

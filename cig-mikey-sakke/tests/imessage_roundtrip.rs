@@ -258,3 +258,52 @@ fn rfc6509_message_outside_the_senders_month_carries_that_months_time() {
     let m = mikey::create(&req, &signer(&c, &sender), &c.zpub, &mut OsRng).unwrap();
     assert_eq!(mikey::sender_identity(&m.message).unwrap(), sender);
 }
+
+#[test]
+fn split_receive_records_only_verified_messages() {
+    let c = community();
+    let (sender, receiver) = ids(Profile::Rfc6509);
+    let req = Request {
+        profile: Profile::Rfc6509,
+        sender_id: &sender,
+        receiver_id: &receiver,
+        now: at(NOW),
+    };
+    let bytes = mikey::create(&req, &signer(&c, &sender), &c.zpub, &mut OsRng)
+        .unwrap()
+        .message
+        .as_bytes()
+        .to_vec();
+    let own = Own {
+        c: &c,
+        ids: vec![(receiver.clone(), sakke::issue_rsk(&c.z, &receiver).unwrap())],
+    };
+    let mut rx = Receiver::new(ReceiverConfig::default());
+    // A forged signature passes the cheap checks, fails verification, and records nothing.
+    let mut forged = bytes.clone();
+    let n = forged.len();
+    forged[n - 40] ^= 1;
+    let checked = rx.check(&forged, at(NOW), &own).unwrap();
+    assert_eq!(checked.sender_id(), &sender[..]);
+    assert_eq!(checked.accept(&own).unwrap_err(), Error::BadSignature);
+    assert_eq!(rx.replay_entries(), 0);
+    // Two copies checked before either is recorded both verify and decapsulate (outside the
+    // receiver); recording the second is refused as a replay.
+    let first = rx.check(&bytes, at(NOW), &own).unwrap();
+    let second = rx.check(&bytes, at(NOW + 1), &own).unwrap();
+    let (first, second) = (first.accept(&own).unwrap(), second.accept(&own).unwrap());
+    assert_eq!(first.ssv, second.ssv);
+    assert_eq!(first.receiver_id, receiver);
+    rx.record(&first.message, at(NOW + 1)).unwrap();
+    assert_eq!(rx.record(&second.message, at(NOW + 1)), Err(Error::Replay));
+    assert_eq!(rx.replay_entries(), 1);
+    // From then on the cheap check refuses it, as the one-step path does.
+    assert_eq!(
+        rx.check(&bytes, at(NOW + 2), &own).unwrap_err(),
+        Error::Replay
+    );
+    assert_eq!(
+        rx.receive(&bytes, at(NOW + 2), &own).unwrap_err(),
+        Error::Replay
+    );
+}

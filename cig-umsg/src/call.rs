@@ -1,7 +1,9 @@
 //! Call sessions (docs/umsg.md §5): the client's call table (BANG built with SAKKE to the
 //! callee's routing identity and ECCSI-signed, in one step or prepared outside the table with
-//! [`PreparedCall`] and adopted; a received BANG checked for time, replay and
-//! signature before decapsulation; SRTP keys derived; the caller's answer timer) and the
+//! [`PreparedCall`] and adopted; a received BANG checked for time and replay, then its signature
+//! verified before decapsulation — in one step, or checked on the table
+//! ([`Calls::check_bang`]), verified and decapsulated outside it ([`IncomingBang::verify`]) and
+//! adopted ([`Calls::adopt_incoming`]); SRTP keys derived; the caller's answer timer) and the
 //! switch's call relay.
 //!
 //! Ended sessions leave the live table at once (so `show umsg` and memory do not grow with
@@ -9,13 +11,16 @@
 //! application can read how a call ended when it handles the event.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use cig_mikey_sakke::eccsi::Kpak;
 use cig_mikey_sakke::kdf::{self, SrtpKeys};
 use cig_mikey_sakke::keystore::KeyMaterial;
-use cig_mikey_sakke::mikey::{self, KeyLookup, KeyPeriod, Profile, Receiver, ReceiverConfig};
+use cig_mikey_sakke::mikey::{
+    self, Accepted, Checked, KeyLookup, KeyPeriod, Profile, Receiver, ReceiverConfig,
+};
 use cig_mikey_sakke::sakke::{KmsPublicKey, Rsk};
 use rand_core::CryptoRngCore;
 
@@ -306,11 +311,74 @@ impl PreparedCall {
     }
 }
 
+/// A received BANG that passed [`Calls::check_bang`], its ECCSI verification and SAKKE
+/// decapsulation still to do: [`Self::verify`] needs no call table, so a client runs it on a
+/// worker while its driver goes on reading frames, then hands the result to
+/// [`Calls::adopt_incoming`].
+#[derive(Debug)]
+pub struct IncomingBang {
+    id: SessionId,
+    bang: Bang,
+    checked: Checked,
+    keys: Arc<KeyMaterial>,
+}
+
+/// What a BANG carries besides its I_MESSAGE.
+#[derive(Debug)]
+struct Bang {
+    from: String,
+    to: String,
+    media: Media,
+    addr: String,
+    created: SystemTime,
+}
+
+impl IncomingBang {
+    /// The session id of the BANG.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The costly half: verifies the I_MESSAGE's ECCSI signature and, only if it holds,
+    /// decapsulates the SSV and derives the SRTP keys (about 4 ms of CPU).
+    pub fn verify(self) -> VerifiedBang {
+        let accepted = self
+            .checked
+            .accept(&Keys(&self.keys))
+            .map_err(Error::Crypto);
+        VerifiedBang {
+            id: self.id,
+            bang: self.bang,
+            accepted,
+        }
+    }
+}
+
+/// The outcome of [`IncomingBang::verify`], for [`Calls::adopt_incoming`].
+#[derive(Debug)]
+pub struct VerifiedBang {
+    id: SessionId,
+    bang: Bang,
+    accepted: Result<Accepted, Error>,
+}
+
+impl VerifiedBang {
+    /// The session id of the BANG.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Whether the signature verified and the SSV was recovered.
+    pub fn is_ok(&self) -> bool {
+        self.accepted.is_ok()
+    }
+}
+
 /// The client's call sessions (sans-IO: frames and `now` in, frames out, the answer timer
 /// through [`Calls::poll_timeout`] and [`Calls::handle_timeout`]).
 #[derive(Debug)]
 pub struct Calls {
-    keys: KeyMaterial,
+    keys: Arc<KeyMaterial>,
     receiver: Receiver,
     calls: HashMap<SessionId, Call>,
     ended: HashMap<SessionId, Call>,
@@ -324,7 +392,7 @@ impl Calls {
     /// timeout ([`ANSWER_TIMEOUT`]).
     pub fn new(keys: KeyMaterial, now: SystemTime) -> Self {
         Self {
-            keys,
+            keys: Arc::new(keys),
             receiver: Receiver::new(ReceiverConfig::default()),
             calls: HashMap::new(),
             ended: HashMap::new(),
@@ -451,8 +519,9 @@ impl Calls {
         let id = exact::<12>(f, tag::SESSION_ID).map_err(|e| (e, None))?;
         match f.kind {
             FrameType::Bang => self
-                .incoming(id, f, now)
-                .map(|()| None)
+                .check_bang(f, now)
+                .and_then(|bang| self.adopt_incoming(bang.verify(), now))
+                .map(|_| None)
                 .map_err(|e| (e, Some(hangup_frame(&id, HangupReason::Error)))),
             FrameType::Routed => {
                 let addr = text(f, tag::MEDIA_ADDR).map_err(|e| (e, None))?;
@@ -494,7 +563,17 @@ impl Calls {
         }
     }
 
-    fn incoming(&mut self, id: SessionId, f: &Frame, now: SystemTime) -> Result<(), Error> {
+    /// The cheap half of receiving a BANG, on the table: its fields, a session id not in
+    /// use, the I_MESSAGE's time window and replay cache (nothing recorded), the RSK for its
+    /// receiver and FROM against its sender. What remains — the ECCSI verification and the SAKKE
+    /// decapsulation, about 4 ms — is [`IncomingBang::verify`], to run where no lock is held;
+    /// [`Self::adopt_incoming`] then registers the session. ([`Self::on_frame`] does all three.)
+    /// On error, answer with HANGUP(error).
+    pub fn check_bang(&self, f: &Frame, now: SystemTime) -> Result<IncomingBang, Error> {
+        let id = exact::<12>(f, tag::SESSION_ID)?;
+        if f.kind != FrameType::Bang {
+            return Err(Error::Frame("not a BANG"));
+        }
         if self.calls.contains_key(&id) {
             return Err(Error::Frame("session id in use"));
         }
@@ -505,37 +584,64 @@ impl Calls {
         let im = f
             .get(tag::IMESSAGE)
             .ok_or(Error::Frame("IMESSAGE missing"))?;
-        // Time, replay and the ECCSI signature are checked before any SAKKE work.
-        let acc = self
+        // Time and replay are checked before any public-key work.
+        let checked = self
             .receiver
-            .receive(im, now, &Keys(&self.keys))
+            .check(im, now, &Keys(&self.keys))
             .map_err(Error::Crypto)?;
         let (_, sender_uri) =
-            mikey::split_rfc6509_identifier(acc.message.sender_id()).map_err(Error::Crypto)?;
+            mikey::split_rfc6509_identifier(checked.sender_id()).map_err(Error::Crypto)?;
         if !from_is_of(&from, sender_uri) {
             return Err(Error::Frame("I_MESSAGE sender is not FROM"));
         }
-        let keys = acc
+        Ok(IncomingBang {
+            id,
+            bang: Bang {
+                from,
+                to,
+                media,
+                addr,
+                created: now,
+            },
+            checked,
+            keys: Arc::clone(&self.keys),
+        })
+    }
+
+    /// Registers a BANG verified with [`IncomingBang::verify`] as an incoming session in
+    /// state BANG: its I_MESSAGE is recorded against replay now — a copy that was verified
+    /// meanwhile is refused here — and the session id must still be free. Its id, or the error
+    /// to answer with HANGUP(error) (nothing changed).
+    pub fn adopt_incoming(&mut self, v: VerifiedBang, now: SystemTime) -> Result<SessionId, Error> {
+        let VerifiedBang { id, bang, accepted } = v;
+        let accepted = accepted?;
+        if self.calls.contains_key(&id) {
+            return Err(Error::Frame("session id in use"));
+        }
+        let keys = accepted
             .srtp
             .into_iter()
             .find(|(cs, _)| *cs == 1)
             .map(|(_, k)| k)
             .ok_or(Error::Frame("I_MESSAGE without crypto session 1"))?;
+        self.receiver
+            .record(&accepted.message, now)
+            .map_err(Error::Crypto)?;
         self.calls.insert(
             id,
             Call {
-                from,
-                to,
+                from: bang.from,
+                to: bang.to,
                 state: CallState::Bang,
-                created: now,
+                created: bang.created,
                 keys,
-                remote_media: Some(media),
-                media_addr: Some(addr),
+                remote_media: Some(bang.media),
+                media_addr: Some(bang.addr),
                 reason: None,
                 answer_by: None,
             },
         );
-        Ok(())
+        Ok(id)
     }
 
     /// Callee: ringing.
@@ -584,7 +690,7 @@ impl Calls {
     }
 }
 
-fn hangup_frame(id: &SessionId, reason: HangupReason) -> Frame {
+pub(crate) fn hangup_frame(id: &SessionId, reason: HangupReason) -> Frame {
     Frame::new(FrameType::Hangup)
         .with(tag::SESSION_ID, *id)
         .with(tag::REASON, [reason as u8])

@@ -1,15 +1,19 @@
 //! The client core (docs/umsg.md §3.1, §4): registration on a fresh connection, keepalive
 //! and answer timers from `now`, and dispatch of call and message frames to [`Calls`] and
-//! [`Messenger`].
+//! [`Messenger`]. With deferred verification ([`ClientSession::set_deferred_verification`]),
+//! an incoming BANG's ECCSI verification and SAKKE decapsulation are handed out as jobs
+//! ([`ClientSession::poll_verification`]) for the driver to run off its frame reader; frames
+//! for a session still being verified are held and applied in order once it is adopted
+//! ([`ClientSession::verified`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use cig_mikey_sakke::keystore::KeyMaterial;
 use rand_core::CryptoRngCore;
 
 use crate::Error;
-use crate::call::{Calls, SessionId};
+use crate::call::{Calls, HangupReason, IncomingBang, SessionId, VerifiedBang, hangup_frame};
 use crate::frame::{Frame, FrameType, tag};
 use crate::message::{AckStatus, MessageId, Messenger, Received, ack_status};
 use crate::register::register_frame;
@@ -18,6 +22,12 @@ use crate::register::register_frame;
 pub const PING_AFTER: Duration = Duration::from_secs(30);
 /// Time after a PING without any frame before the connection counts as lost.
 pub const PONG_WITHIN: Duration = Duration::from_secs(10);
+/// Most incoming BANGs being verified at once (deferred verification); more are refused with
+/// HANGUP(unavailable) until some are done.
+pub const MAX_VERIFYING: usize = 1024;
+/// Most frames held for one session being verified (the switch sends an incoming session
+/// nothing but its HANGUP; more are dropped).
+const HELD_PER_SESSION: usize = 4;
 
 /// What happened, for the application.
 #[derive(Debug)]
@@ -53,6 +63,12 @@ pub struct ClientSession {
     events: VecDeque<Event>,
     last_rx: SystemTime,
     ping_sent: Option<SystemTime>,
+    /// Deferred verification is on.
+    defer: bool,
+    /// BANGs checked and waiting to be taken by [`Self::poll_verification`].
+    jobs: VecDeque<IncomingBang>,
+    /// Sessions being verified, with the frames that arrived for them meanwhile.
+    verifying: HashMap<SessionId, Vec<Frame>>,
 }
 
 impl ClientSession {
@@ -69,6 +85,107 @@ impl ClientSession {
             events: VecDeque::new(),
             last_rx: now,
             ping_sent: None,
+            defer: false,
+            jobs: VecDeque::new(),
+            verifying: HashMap::new(),
+        }
+    }
+
+    /// Defers the costly part of incoming BANGs (off by default: [`Self::handle_frame`] then
+    /// verifies and decapsulates inline). When on, a BANG that passes the cheap checks becomes
+    /// a job for [`Self::poll_verification`]; run it ([`IncomingBang::verify`]) anywhere and
+    /// give the result back with [`Self::verified`].
+    pub fn set_deferred_verification(&mut self, on: bool) {
+        self.defer = on;
+    }
+
+    /// The next incoming BANG to verify (deferred verification).
+    pub fn poll_verification(&mut self) -> Option<IncomingBang> {
+        self.jobs.pop_front()
+    }
+
+    /// Incoming BANGs checked but not yet adopted (deferred verification).
+    pub fn verifying(&self) -> usize {
+        self.verifying.len()
+    }
+
+    /// The outcome of a job from [`Self::poll_verification`]: the session is adopted
+    /// ([`Event::Call`]) and the frames held for it are applied in order, or it is refused
+    /// (HANGUP(error) queued, [`Event::CallRefused`]) and they are dropped. An outcome for a
+    /// session not being verified here is ignored.
+    pub fn verified(&mut self, v: VerifiedBang, now: SystemTime) {
+        let id = *v.id();
+        let Some(held) = self.verifying.remove(&id) else {
+            return;
+        };
+        match self.calls.adopt_incoming(v, now) {
+            Ok(id) => {
+                self.events.push_back(Event::Call(id));
+                for f in held {
+                    self.call_frame(&f, now);
+                }
+            }
+            Err(e) => self.refuse(&id, HangupReason::Error, e),
+        }
+    }
+
+    /// A job from [`Self::poll_verification`] that will not finish (its worker failed): the
+    /// session is refused as in [`Self::verified`].
+    pub fn verification_lost(&mut self, id: &SessionId) {
+        if self.verifying.remove(id).is_some() {
+            self.refuse(
+                id,
+                HangupReason::Error,
+                Error::Frame("incoming call verification failed"),
+            );
+        }
+    }
+
+    fn refuse(&mut self, id: &SessionId, reason: HangupReason, e: Error) {
+        self.out.push_back(hangup_frame(id, reason));
+        self.events.push_back(Event::CallRefused(e));
+    }
+
+    /// A call frame: BANGs checked (then verified inline, or handed out as a job), frames for
+    /// sessions being verified held, the others applied.
+    fn call_frame(&mut self, f: &Frame, now: SystemTime) {
+        let id = f
+            .get(tag::SESSION_ID)
+            .and_then(|v| <SessionId>::try_from(v).ok());
+        if let Some(held) = id.and_then(|id| self.verifying.get_mut(&id)) {
+            if f.kind == FrameType::Bang {
+                self.out
+                    .extend(id.map(|id| hangup_frame(&id, HangupReason::Error)));
+                self.events
+                    .push_back(Event::CallRefused(Error::Frame("session id in use")));
+            } else if held.len() < HELD_PER_SESSION {
+                held.push(f.clone());
+            }
+            return;
+        }
+        if let (FrameType::Bang, true, Some(id)) = (f.kind, self.defer, id) {
+            if self.verifying.len() >= MAX_VERIFYING {
+                return self.refuse(
+                    &id,
+                    HangupReason::Unavailable,
+                    Error::Frame("too many incoming calls being verified"),
+                );
+            }
+            match self.calls.check_bang(f, now) {
+                Ok(job) => {
+                    self.verifying.insert(id, Vec::new());
+                    self.jobs.push_back(job);
+                }
+                Err(e) => self.refuse(&id, HangupReason::Error, e),
+            }
+            return;
+        }
+        match self.calls.on_frame(f, now) {
+            Ok(_) => self.events.extend(id.map(Event::Call)),
+            Err((e, reply)) => {
+                self.out.extend(reply);
+                self.events.push_back(Event::CallRefused(e));
+            }
         }
     }
 
@@ -108,18 +225,7 @@ impl ClientSession {
             | FrameType::Routed
             | FrameType::Growl
             | FrameType::Talk
-            | FrameType::Hangup => {
-                let id = f
-                    .get(tag::SESSION_ID)
-                    .and_then(|v| <SessionId>::try_from(v).ok());
-                match self.calls.on_frame(f, now) {
-                    Ok(_) => self.events.extend(id.map(Event::Call)),
-                    Err((e, reply)) => {
-                        self.out.extend(reply);
-                        self.events.push_back(Event::CallRefused(e));
-                    }
-                }
-            }
+            | FrameType::Hangup => self.call_frame(f, now),
             FrameType::Msg => {
                 let (ack, got) = self.messenger.handle_msg(f, now)?;
                 self.out.extend(ack);

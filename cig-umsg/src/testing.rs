@@ -154,6 +154,7 @@ mod driver {
                 kpak: self.community.kpak,
                 media: MediaConfig::default(),
                 store: StoreLimits::default(),
+                out_queue_bytes: switch::OUT_QUEUE_BYTES,
             }
         }
 

@@ -1,7 +1,9 @@
 //! Two clients and the switch core in memory: registration, call set-up A→B through the switch
 //! (BANG/ROUTED/GROWL/TALK/HANGUP), both ends derive the same SRTP keys; a BANG with a bad
 //! signature and a replayed I_MESSAGE are refused before SAKKE; the caller's answer timer on a
-//! virtual clock; ended sessions leave the client and switch tables.
+//! virtual clock; ended sessions leave the client and switch tables; deferred verification of
+//! incoming BANGs: frames for a session being verified applied in order after it, a forged BANG
+//! changing no state, a replay refused after verification while in flight and before it after.
 
 use std::time::{Duration, SystemTime};
 
@@ -331,4 +333,180 @@ fn answered_call_is_not_timed_out_and_ended_calls_leave_every_table() {
         assert_eq!(c.calls.table(net.now).len(), 1, "only the messaging row");
     }
     assert_eq!(net.sw.relay().len(), 0);
+}
+
+/// A BANG from tel:+1111 as the switch forwards it to tel:+8888 (MEDIA_ADDR set), and B's keys.
+fn bang_to_b() -> (KeyMaterial, cig_umsg::frame::Frame, SessionId) {
+    let now = SystemTime::now();
+    let unix = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = Community::generate("example.org", &mut OsRng).unwrap();
+    let (ka, kb) = (
+        material(&c, "tel:+1111", now),
+        material(&c, "tel:+8888", now),
+    );
+    let mut reg = Registrar::new(c.kpak);
+    for (conn, k) in [(1, &ka), (2, &kb)] {
+        let ch = reg.hello(conn, unix, &mut OsRng);
+        reg.register(conn, &register_frame(k, &ch, &mut OsRng).unwrap(), unix);
+    }
+    let offer = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 7,
+    };
+    let (id, bang) = Calls::new(ka, now)
+        .dial("tel:+8888", &offer, now, &mut OsRng)
+        .unwrap();
+    let out = CallRelay::new("203.0.113.7:40000".into()).on_frame(1, &bang, &reg);
+    (kb, only(out, 2), id)
+}
+
+fn with_session_id(f: &cig_umsg::frame::Frame, id: SessionId) -> cig_umsg::frame::Frame {
+    let mut f = f.clone();
+    f.fields
+        .iter_mut()
+        .find(|x| x.tag == tag::SESSION_ID)
+        .unwrap()
+        .value = id.to_vec();
+    f
+}
+
+fn deferred(kb: KeyMaterial) -> ClientSession {
+    let mut s = ClientSession::new(kb, SystemTime::now());
+    s.set_deferred_verification(true);
+    assert_eq!(s.poll_transmit().map(|f| f.kind), Some(FrameType::Hello));
+    s
+}
+
+fn events(s: &mut ClientSession) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+#[test]
+fn deferred_bang_then_hangup_are_applied_in_order() {
+    let (kb, bang, id) = bang_to_b();
+    let now = SystemTime::now();
+    let mut b = deferred(kb);
+    b.handle_frame(&bang, now, &mut OsRng).unwrap();
+    // Checked, not verified: no session, no event, one job.
+    assert!(b.calls.get(&id).is_none());
+    assert!(events(&mut b).is_empty());
+    let job = b.poll_verification().unwrap();
+    assert_eq!(job.id(), &id);
+    assert!(b.poll_verification().is_none());
+    // The caller cancels while the BANG is being verified: the HANGUP is held.
+    let hangup = cig_umsg::frame::Frame::new(FrameType::Hangup)
+        .with(tag::SESSION_ID, id)
+        .with(tag::REASON, [HangupReason::Normal as u8]);
+    b.handle_frame(&hangup, now, &mut OsRng).unwrap();
+    assert!(b.calls.get(&id).is_none() && events(&mut b).is_empty());
+    assert_eq!(b.verifying(), 1);
+    // Verified (as a worker would) and adopted: the BANG, then the HANGUP, in that order.
+    let v = job.verify();
+    assert!(v.is_ok());
+    b.verified(v, now);
+    let got = events(&mut b);
+    assert!(
+        matches!(got[..], [Event::Call(x), Event::Call(y)] if x == id && y == id),
+        "{got:?}"
+    );
+    let c = b.calls.get(&id).unwrap();
+    assert_eq!(
+        (c.state, c.reason),
+        (CallState::Hangup, Some(HangupReason::Normal))
+    );
+    assert_eq!((b.calls.len(), b.verifying()), (0, 0));
+    assert!(b.poll_transmit().is_none(), "nothing to answer");
+}
+
+#[test]
+fn deferred_bad_signature_changes_no_state() {
+    let (kb, bang, id) = bang_to_b();
+    let now = SystemTime::now();
+    let mut forged = bang.clone();
+    let im = forged
+        .fields
+        .iter_mut()
+        .find(|f| f.tag == tag::IMESSAGE)
+        .unwrap();
+    let n = im.value.len();
+    im.value[n - 40] ^= 1;
+    let mut b = deferred(kb);
+    b.handle_frame(&forged, now, &mut OsRng).unwrap();
+    let v = b.poll_verification().unwrap().verify();
+    assert!(!v.is_ok());
+    b.verified(v, now);
+    let got = events(&mut b);
+    assert!(
+        matches!(
+            &got[..],
+            [Event::CallRefused(Error::Crypto(
+                cig_mikey_sakke::Error::BadSignature
+            ))]
+        ),
+        "{got:?}"
+    );
+    let reply = b.poll_transmit().unwrap();
+    assert_eq!(reply.kind, FrameType::Hangup);
+    assert_eq!(
+        reply.get(tag::REASON),
+        Some(&[HangupReason::Error as u8][..])
+    );
+    assert!(b.calls.get(&id).is_none());
+    assert_eq!((b.calls.len(), b.verifying()), (0, 0));
+    // Nothing was recorded against replay: the genuine BANG with the same T, RAND and CSB ID
+    // and the same session id is accepted.
+    b.handle_frame(&bang, now, &mut OsRng).unwrap();
+    let v = b.poll_verification().unwrap().verify();
+    b.verified(v, now);
+    assert!(matches!(events(&mut b)[..], [Event::Call(x)] if x == id));
+    assert_eq!(b.calls.get(&id).unwrap().state, CallState::Bang);
+}
+
+#[test]
+fn replay_is_refused_after_verification_and_then_before_it() {
+    let (kb, bang, id) = bang_to_b();
+    let now = SystemTime::now();
+    let mut b = deferred(kb);
+    // Two copies of one I_MESSAGE under two session ids, both checked before either is
+    // verified: both pass the cheap checks (the replay cache is only updated after a
+    // signature verifies)...
+    let copy = with_session_id(&bang, [9; 12]);
+    b.handle_frame(&bang, now, &mut OsRng).unwrap();
+    b.handle_frame(&copy, now, &mut OsRng).unwrap();
+    let (first, second) = (
+        b.poll_verification().unwrap(),
+        b.poll_verification().unwrap(),
+    );
+    // ...verified in parallel, the second to finish is refused as a replay when adopted.
+    let (v2, v1) = std::thread::scope(|s| {
+        let h = s.spawn(|| second.verify());
+        (h.join().unwrap(), first.verify())
+    });
+    b.verified(v1, now);
+    b.verified(v2, now);
+    let got = events(&mut b);
+    assert!(
+        matches!(&got[..], [Event::Call(x), Event::CallRefused(Error::Crypto(cig_mikey_sakke::Error::Replay))] if *x == id),
+        "{got:?}"
+    );
+    assert_eq!(b.calls.len(), 1);
+    assert!(b.calls.get(&[9; 12]).is_none());
+    // A third copy is refused by the cheap check, before any public-key work: no job.
+    b.handle_frame(&with_session_id(&bang, [8; 12]), now, &mut OsRng)
+        .unwrap();
+    assert!(b.poll_verification().is_none());
+    let got = events(&mut b);
+    assert!(
+        matches!(
+            &got[..],
+            [Event::CallRefused(Error::Crypto(
+                cig_mikey_sakke::Error::Replay
+            ))]
+        ),
+        "{got:?}"
+    );
 }

@@ -3,18 +3,22 @@
 //! length, a peer that stalls or closes mid-handshake, failover and reconnect, a call with
 //! SRTP-like datagrams through the switch's media relay (a stray source does not take a leg
 //! over), ended calls leaving every table, a stored message, a message re-sent to a recipient
-//! that dropped before acknowledging it, and frames queued just before a shutdown.
+//! that dropped before acknowledging it, frames queued just before a shutdown, incoming BANGs
+//! verified off the frame reader (a PING answered while they are verified, a cancel right behind
+//! a BANG applied after it), and the switch's output queue bounded in bytes.
 
 #![cfg(feature = "driver")]
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use cig_umsg::call::{CallState, HangupReason, Media, SessionId};
+use cig_umsg::call::{CallState, Calls, HangupReason, Media, SessionId};
 use cig_umsg::client::{ClientSession, Event};
 use cig_umsg::driver::client::{self, ClientEvent, ClientHandle, LinkState};
-use cig_umsg::driver::{FrameReader, client_tls, write_frames};
+use cig_umsg::driver::{FrameReader, client_tls, server_tls, write_frames};
+use cig_umsg::frame::{Frame, FrameType, tag};
 use cig_umsg::message::{AckStatus, Body};
+use cig_umsg::register::Registrar;
 use cig_umsg::testing::{TestDomain as Domain, WAIT, client_config, next_where, registered};
 use rand_core::OsRng;
 use rustls::pki_types::ServerName;
@@ -634,5 +638,173 @@ async fn recipient_dropping_before_its_ack_gets_the_message_again_once() {
     }
     a.shutdown().await;
     b.shutdown().await;
+    sw.shutdown().await;
+}
+
+/// A hand-driven switch for one client: TLS with the domain's switch certificate, HELLO →
+/// CHALLENGE → REGISTER → REGISTERED through a [`Registrar`]; then the test writes and reads
+/// raw frames.
+struct FakeSwitch {
+    reader: FrameReader<tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>>,
+    writer: tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>,
+}
+
+impl FakeSwitch {
+    async fn accept(d: &Domain, listener: &TcpListener) -> FakeSwitch {
+        let cert = std::fs::read(d.path("switch/127.0.0.1.pem")).unwrap();
+        let key = std::fs::read(d.path("switch/127.0.0.1.key")).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_tls(&cert, &key).unwrap());
+        let (tcp, _) = listener.accept().await.unwrap();
+        let (r, w) = tokio::io::split(acceptor.accept(tcp).await.unwrap());
+        let mut sw = FakeSwitch {
+            reader: FrameReader::new(r),
+            writer: w,
+        };
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut reg = Registrar::new(d.community.kpak);
+        assert_eq!(sw.next().await.kind, FrameType::Hello);
+        sw.send(vec![reg.hello(1, unix, &mut OsRng)]).await;
+        let register = sw.next().await;
+        let out = reg.register(1, &register, unix);
+        sw.send(out.into_iter().map(|t| t.frame).collect()).await;
+        sw
+    }
+
+    async fn next(&mut self) -> Frame {
+        timeout(WAIT, self.reader.next())
+            .await
+            .expect("frame in time")
+            .unwrap()
+            .expect("client still connected")
+    }
+
+    async fn send(&mut self, frames: Vec<Frame>) {
+        write_frames(&mut self.writer, frames).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_bangs_are_verified_off_the_reader() {
+    let d = Domain::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (h, mut rx) = client::start(client_config(d.keys("tel:+200", &[]), &[addr]));
+    let mut sw = FakeSwitch::accept(&d, &listener).await;
+    registered(&mut rx).await;
+
+    // BANGs from tel:+100 as the switch forwards them (the caller's crypto done up front).
+    let mut caller = Calls::new(d.keys("tel:+100", &[]), SystemTime::now());
+    let offer = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 1,
+    };
+    let mut bang = || {
+        let (id, f) = caller
+            .dial("tel:+200", &offer, SystemTime::now(), &mut OsRng)
+            .unwrap();
+        (id, f.with(tag::MEDIA_ADDR, b"127.0.0.1:40000".to_vec()))
+    };
+    const N: usize = 6;
+    let bangs: Vec<(SessionId, Frame)> = (0..N).map(|_| bang()).collect();
+    let (cancelled, cancelled_bang) = bang();
+    // N BANGs, one more cancelled right behind it, then a PING, in one write.
+    let mut burst: Vec<Frame> = bangs.iter().map(|(_, f)| f.clone()).collect();
+    burst.push(cancelled_bang);
+    burst.push(
+        Frame::new(FrameType::Hangup)
+            .with(tag::SESSION_ID, cancelled)
+            .with(tag::REASON, [HangupReason::Normal as u8]),
+    );
+    burst.push(Frame::new(FrameType::Ping));
+    sw.send(burst).await;
+    // The PONG comes back while the BANGs are still being verified (N + 1 verifications of
+    // ~4 ms, at most one per core at a time): the reader was not held up by them.
+    loop {
+        if sw.next().await.kind == FrameType::Pong {
+            break;
+        }
+    }
+    let mut seen = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let ClientEvent::Core(Event::Call(id)) = e {
+            seen.push(id);
+        }
+    }
+    assert!(
+        seen.len() < N,
+        "PONG only after {} of {N} BANGs were verified",
+        seen.len()
+    );
+    // Every BANG is adopted in the end; the cancelled one shows BANG then HANGUP.
+    while seen.len() < N + 2 {
+        seen.push(call_event(&mut rx).await);
+    }
+    for (id, _) in &bangs {
+        let state = h.with(|s, _| s.calls.get(id).map(|c| c.state)).flatten();
+        assert_eq!(state, Some(CallState::Bang));
+    }
+    assert_eq!(seen.iter().filter(|id| **id == cancelled).count(), 2);
+    let ended = h
+        .with(|s, _| s.calls.get(&cancelled).map(|c| (c.state, c.reason)))
+        .flatten();
+    assert_eq!(ended, Some((CallState::Hangup, Some(HangupReason::Normal))));
+    assert_eq!(h.with(|s, _| (s.calls.len(), s.verifying())), Some((N, 0)));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn output_queue_is_bounded_in_bytes() {
+    let d = Domain::new();
+    // 400 bytes: registration frames and ROUTED fit, a forwarded BANG (an I_MESSAGE of
+    // ~0.5 KiB) does not.
+    let mut cfg = d.switch_config(SocketAddr::from(([127, 0, 0, 1], 0)));
+    cfg.out_queue_bytes = 400;
+    let (sw, mut log) = cig_umsg::driver::switch::start(cfg).await.unwrap();
+    let addrs = [sw.local_addr()];
+    let (a, mut arx) = client::start(client_config(d.keys("tel:+100", &[]), &addrs));
+    let (_b, mut brx) = client::start(client_config(d.keys("tel:+200", &[]), &addrs));
+    registered(&mut arx).await;
+    registered(&mut brx).await;
+    let offer = Media {
+        codecs: vec![8],
+        dtmf_pt: 101,
+        ssrc: 1,
+    };
+    let id = a
+        .with(|s, now| {
+            let (id, f) = s.calls.dial("tel:+200", &offer, now, &mut OsRng)?;
+            s.send(f);
+            Ok::<_, cig_umsg::Error>(id)
+        })
+        .unwrap()
+        .unwrap();
+    let why = next_where(&mut brx, |e| match e {
+        ClientEvent::Disconnected { reason } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(why.contains("closed"), "{why}");
+    let line = timeout(WAIT, async {
+        loop {
+            let l = log.recv().await.unwrap();
+            if l.contains("output queue full") {
+                return l;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(line.contains("bytes unread"), "{line}");
+    // The caller's call ends: its callee's connection is gone.
+    until_state(&a, &mut arx, CallState::Hangup).await;
+    assert_eq!(
+        a.with(|s, _| s.calls.get(&id).and_then(|c| c.reason))
+            .flatten(),
+        Some(HangupReason::Unavailable)
+    );
     sw.shutdown().await;
 }

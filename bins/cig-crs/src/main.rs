@@ -56,6 +56,10 @@ struct Cli {
     /// Most messages held for one offline recipient (at most --store-limit).
     #[arg(long, default_value_t = 256)]
     store_per_identity: usize,
+    /// Bytes of frames queued towards one connection that has not read them yet; a client
+    /// that falls further behind is disconnected ("too slow reading").
+    #[arg(long, default_value_t = cig_umsg::driver::switch::OUT_QUEUE_BYTES)]
+    out_queue_bytes: usize,
     /// Log file (appended); default: standard error.
     #[arg(long)]
     log: Option<PathBuf>,
@@ -116,6 +120,7 @@ fn config(cli: &Cli) -> Result<SwitchConfig, String> {
             per_identity: cli.store_per_identity.min(cli.store_limit),
             total: cli.store_limit,
         },
+        out_queue_bytes: cli.out_queue_bytes,
     })
 }
 

@@ -22,6 +22,6 @@ pub use payload::{
 };
 pub use profile::{KeyPeriod, McxPeriods, Profile, mcx_uid, split_rfc6509_identifier};
 pub use receive::{
-    Accepted, KeyLookup, Receiver, ReceiverConfig, ReplayCache, VerifiedIMessage,
+    Accepted, Checked, KeyLookup, Receiver, ReceiverConfig, ReplayCache, VerifiedIMessage,
     receiver_identity, sender_identity, verify,
 };

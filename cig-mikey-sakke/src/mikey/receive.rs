@@ -154,6 +154,66 @@ pub struct Accepted {
     pub srtp: Vec<(u8, SrtpKeys)>,
 }
 
+impl Accepted {
+    /// Decapsulates a verified message encapsulated to `receiver_id` (one of ours) and derives
+    /// the SRTP keys of every crypto session of its CS ID map.
+    fn decapsulate(
+        message: VerifiedIMessage,
+        receiver_id: Vec<u8>,
+        keys: &impl KeyLookup,
+    ) -> Result<Self, Error> {
+        let rsk = keys
+            .rsk(&receiver_id)
+            .ok_or_else(|| Error::NoKey(String::from_utf8_lossy(&receiver_id).into_owned()))?;
+        let ssv = message.decapsulate(keys.zpub(), &receiver_id, rsk)?;
+        let srtp = message
+            .message()
+            .header
+            .cs_map
+            .cs_ids()
+            .into_iter()
+            .map(|cs| message.srtp_keys(&ssv, cs).map(|k| (cs, k)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            message,
+            receiver_id,
+            ssv,
+            srtp,
+        })
+    }
+}
+
+/// An I_MESSAGE that passed [`Receiver::check`]: parsed, T inside the skew window, not a replay
+/// of a recorded message, encapsulated to an identifier we hold the RSK of. Its signature is not
+/// checked yet.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    msg: IMessage,
+    sender_id: Vec<u8>,
+    receiver_id: Vec<u8>,
+}
+
+impl Checked {
+    /// The parsed message (not yet authenticated).
+    pub fn message(&self) -> &IMessage {
+        &self.msg
+    }
+
+    /// The identifier the message says it is signed by (not yet verified).
+    pub fn sender_id(&self) -> &[u8] {
+        &self.sender_id
+    }
+
+    /// The costly part, needing no receiver state: verifies the ECCSI signature, then (only
+    /// if it holds) decapsulates the SSV and derives the SRTP keys. Record the result with
+    /// [`Receiver::record`] before using it: a replay arriving while this runs is only refused
+    /// there.
+    pub fn accept(self, keys: &impl KeyLookup) -> Result<Accepted, Error> {
+        let verified = verify(self.msg, keys.kpak(), &self.sender_id)?;
+        Accepted::decapsulate(verified, self.receiver_id, keys)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ReplayKey {
     timestamp: u64,
@@ -224,6 +284,8 @@ impl ReplayCache {
 pub struct Receiver {
     config: ReceiverConfig,
     cache: ReplayCache,
+    /// The `oldest` of the last purge (NTP seconds): the cache is purged at most once a second.
+    purged_to: u64,
 }
 
 impl Receiver {
@@ -232,6 +294,7 @@ impl Receiver {
         Self {
             config,
             cache: ReplayCache::new(config.replay_capacity),
+            purged_to: 0,
         }
     }
 
@@ -243,45 +306,64 @@ impl Receiver {
         Ok(())
     }
 
+    /// The cheap checks, before any public-key work: parses `bytes`, checks T against `now`
+    /// and the skew window, refuses a message already recorded against replay, and finds the
+    /// sender's and receiver's identifiers and our RSK for the latter. Nothing is recorded:
+    /// [`Checked::accept`] does the costly part (no receiver state needed, so it can run
+    /// outside whatever lock guards the receiver), then [`Self::record`] records it.
+    pub fn check(
+        &self,
+        bytes: &[u8],
+        now: SystemTime,
+        keys: &impl KeyLookup,
+    ) -> Result<Checked, Error> {
+        let msg = IMessage::parse(bytes)?;
+        self.check_time(&msg, ntp_seconds(now))?;
+        if self.cache.contains(&msg) {
+            return Err(Error::Replay);
+        }
+        let sender_id = sender_identity(&msg)?;
+        let receiver_id = receiver_identity(&msg)?;
+        if keys.rsk(&receiver_id).is_none() {
+            return Err(Error::NoKey(
+                String::from_utf8_lossy(&receiver_id).into_owned(),
+            ));
+        }
+        Ok(Checked {
+            msg,
+            sender_id,
+            receiver_id,
+        })
+    }
+
+    /// Records a verified message against replay (entries older than the skew window at `now`
+    /// are dropped first); refuses a replay or a full cache. Only a [`VerifiedIMessage`] can be
+    /// recorded, so a forged message never changes the receiver's state.
+    pub fn record(&mut self, msg: &VerifiedIMessage, now: SystemTime) -> Result<(), Error> {
+        let oldest = ntp_seconds(now).saturating_sub(self.config.max_skew.as_secs());
+        // A purge walks every entry: once per second of `now` is enough (an entry up to a
+        // second past the window is still refused by the time check first).
+        if oldest != self.purged_to || self.cache.len() >= self.config.replay_capacity {
+            self.cache.purge(oldest);
+            self.purged_to = oldest;
+        }
+        self.cache.insert(msg.message())
+    }
+
     /// Parses, checks freshness, verifies the signature, records the message against replay,
-    /// decapsulates and derives the SRTP keys. On error, [`super::ErrorCode::for_error`] gives
-    /// the MIKEY error code to answer with.
+    /// decapsulates and derives the SRTP keys — [`Self::check`], [`verify`], [`Self::record`]
+    /// and the decapsulation in one step. On error, [`super::ErrorCode::for_error`] gives the
+    /// MIKEY error code to answer with.
     pub fn receive(
         &mut self,
         bytes: &[u8],
         now: SystemTime,
         keys: &impl KeyLookup,
     ) -> Result<Accepted, Error> {
-        let msg = IMessage::parse(bytes)?;
-        let now_ntp = ntp_seconds(now);
-        self.check_time(&msg, now_ntp)?;
-        if self.cache.contains(&msg) {
-            return Err(Error::Replay);
-        }
-        let sender_id = sender_identity(&msg)?;
-        let receiver_id = receiver_identity(&msg)?;
-        let rsk = keys
-            .rsk(&receiver_id)
-            .ok_or_else(|| Error::NoKey(String::from_utf8_lossy(&receiver_id).into_owned()))?;
-        let verified = verify(msg, keys.kpak(), &sender_id)?;
-        self.cache
-            .purge(now_ntp.saturating_sub(self.config.max_skew.as_secs()));
-        self.cache.insert(verified.message())?;
-        let ssv = verified.decapsulate(keys.zpub(), &receiver_id, rsk)?;
-        let srtp = verified
-            .message()
-            .header
-            .cs_map
-            .cs_ids()
-            .into_iter()
-            .map(|cs| verified.srtp_keys(&ssv, cs).map(|k| (cs, k)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Accepted {
-            message: verified,
-            receiver_id,
-            ssv,
-            srtp,
-        })
+        let checked = self.check(bytes, now, keys)?;
+        let verified = verify(checked.msg, keys.kpak(), &checked.sender_id)?;
+        self.record(&verified, now)?;
+        Accepted::decapsulate(verified, checked.receiver_id, keys)
     }
 
     /// Messages currently remembered against replay.

@@ -111,22 +111,51 @@ crate::secret_traits!(MasterSecret, 0);
 
 /// The KMS public key Z = [z]P, `04 || x || y` (257 octets).
 ///
-/// The fixed-base table for Z (2.3 MiB) is built on first use and shared by clones. Recipients
-/// encapsulated to more than once get a table of their own `[b]P + Z` (the second time; at most
-/// [`RECIPIENT_TABLES`] kept), which halves the cost of later encapsulations to them.
+/// The fixed-base table for Z (2.3 MiB) is built on first use and shared by every clone, even
+/// one made before it was built. Recipients encapsulated to more than once get a table of their
+/// own `[b]P + Z` (the second time; at most [`RECIPIENT_TABLES`] kept), which halves the cost
+/// of later encapsulations to them; it is built once per recipient, by one encapsulation, while
+/// concurrent encapsulations to the same recipient go on without it (see
+/// [`Self::prepare_recipient`] to build it off the call path).
 #[derive(Clone)]
 pub struct KmsPublicKey {
     bytes: [u8; POINT_LEN],
     point: fast::curve::Affine,
-    table: OnceLock<Arc<fast::curve::FixedBaseTable>>,
+    table: Arc<OnceLock<fast::curve::FixedBaseTable>>,
     recipients: Arc<Mutex<RecipientCache>>,
 }
 
 /// How many per-recipient tables a [`KmsPublicKey`] keeps (2.3 MiB each).
 pub const RECIPIENT_TABLES: usize = 4;
 
-/// Identifiers seen by [`encapsulate`], most recent last, with a table once seen twice.
-type RecipientCache = Vec<(Vec<u8>, Option<Arc<fast::curve::FixedBaseTable>>)>;
+/// A recipient seen by [`encapsulate`].
+struct Recipient {
+    id: Vec<u8>,
+    table: RecipientTable,
+}
+
+enum RecipientTable {
+    /// Seen once: no table yet.
+    None,
+    /// Seen again: one caller is building the table (others go without it meanwhile).
+    Building,
+    /// Built.
+    Built(Arc<fast::curve::FixedBaseTable>),
+}
+
+/// Recipients seen by [`encapsulate`], most recent last (at most `2 * RECIPIENT_TABLES`, at most
+/// [`RECIPIENT_TABLES`] of them with a table).
+type RecipientCache = Vec<Recipient>;
+
+/// What the cache says about a recipient on one encapsulation.
+enum Lookup {
+    /// Use this table.
+    Table(Arc<fast::curve::FixedBaseTable>),
+    /// Go without a table (first sight, or another caller is building it).
+    Without,
+    /// This caller builds the table.
+    Build,
+}
 
 impl KmsPublicKey {
     /// Parses `04 || x || y`; the point must lie on the curve.
@@ -137,7 +166,7 @@ impl KmsPublicKey {
         Ok(Self {
             bytes: arr,
             point,
-            table: OnceLock::new(),
+            table: Arc::default(),
             recipients: Arc::default(),
         })
     }
@@ -149,51 +178,109 @@ impl KmsPublicKey {
     pub fn prepare(&self) {
         self.table();
     }
-    /// The table of `[b]P + Z` for a recipient seen before (building it the second time).
+    /// Builds the table of `[b]P + Z` for recipient identifier `id` now (about 0.1 s of CPU,
+    /// 2.3 MiB), unless it is built or being built, so that the encapsulations to `id` after
+    /// this one find it: for an application that knows its frequent recipients, or that builds
+    /// tables on a background thread. Counts as a sighting for the [`RECIPIENT_TABLES`] bound.
+    /// Whether a table was built by this call.
+    pub fn prepare_recipient(&self, id: &[u8]) -> bool {
+        match self.lookup(id, true) {
+            Lookup::Build => self.build_recipient(id).is_some(),
+            Lookup::Table(_) | Lookup::Without => false,
+        }
+    }
+
+    /// Whether the table of recipient `id` is built.
+    pub fn has_recipient_table(&self, id: &[u8]) -> bool {
+        let cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .iter()
+            .any(|r| r.id == id && matches!(r.table, RecipientTable::Built(_)))
+    }
+
+    /// The table of `[b]P + Z` for a recipient seen before, building it the second time it
+    /// is seen — by this caller only; callers meanwhile go without it.
     fn recipient_table(&self, id: &[u8]) -> Option<Arc<fast::curve::FixedBaseTable>> {
-        let seen = {
-            let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
-            match cache.iter().position(|(known, _)| known == id) {
-                Some(i) => {
-                    let entry = cache.remove(i);
-                    let table = entry.1.clone();
-                    cache.push(entry);
-                    if table.is_some() {
-                        return table;
-                    }
-                    true
+        match self.lookup(id, false) {
+            Lookup::Table(t) => Some(t),
+            Lookup::Without => None,
+            Lookup::Build => self.build_recipient(id),
+        }
+    }
+
+    /// Marks a sighting of `id` (most recent last) and says what to do; `build_now` claims the
+    /// build at the first sighting too.
+    fn lookup(&self, id: &[u8], build_now: bool) -> Lookup {
+        let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match cache.iter().position(|r| r.id == id) {
+            Some(i) => {
+                let entry = cache.remove(i);
+                cache.push(entry);
+                cache.last_mut()
+            }
+            None => {
+                // keep at most RECIPIENT_TABLES tables and as many bare identifiers
+                if cache.len() == 2 * RECIPIENT_TABLES {
+                    cache.remove(0);
                 }
-                None => {
-                    // keep at most RECIPIENT_TABLES tables and as many bare identifiers
-                    if cache.len() == 2 * RECIPIENT_TABLES {
-                        cache.remove(0);
-                    }
-                    cache.push((id.to_vec(), None));
-                    false
+                cache.push(Recipient {
+                    id: id.to_vec(),
+                    table: RecipientTable::None,
+                });
+                if !build_now {
+                    return Lookup::Without;
                 }
+                cache.last_mut()
             }
         };
-        if !seen {
-            return None;
-        }
-        let table = Arc::new(fast::curve::FixedBaseTable::new(&fast::id_point(
-            &self.point,
-            id,
-        )?));
-        let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.iter().filter(|(_, t)| t.is_some()).count() == RECIPIENT_TABLES {
-            if let Some(oldest) = cache.iter_mut().find(|(_, t)| t.is_some()) {
-                oldest.1 = None;
+        let Some(entry) = entry else {
+            return Lookup::Without;
+        };
+        match &entry.table {
+            RecipientTable::Built(t) => Lookup::Table(t.clone()),
+            RecipientTable::Building => Lookup::Without,
+            RecipientTable::None => {
+                entry.table = RecipientTable::Building;
+                Lookup::Build
             }
         }
-        if let Some(entry) = cache.iter_mut().find(|(known, _)| known == id) {
-            entry.1 = Some(table.clone());
+    }
+
+    /// Builds the table the caller claimed in [`Self::lookup`] and stores it (dropping the
+    /// oldest table beyond [`RECIPIENT_TABLES`]).
+    fn build_recipient(&self, id: &[u8]) -> Option<Arc<fast::curve::FixedBaseTable>> {
+        let table =
+            fast::id_point(&self.point, id).map(|a| Arc::new(fast::curve::FixedBaseTable::new(&a)));
+        let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = cache.iter().position(|r| r.id == id) else {
+            // Pushed out of the cache while building: used once, not kept.
+            return table;
+        };
+        let Some(table) = table else {
+            cache[i].table = RecipientTable::None;
+            return None;
+        };
+        let built = cache
+            .iter()
+            .filter(|r| matches!(r.table, RecipientTable::Built(_)))
+            .count();
+        if built >= RECIPIENT_TABLES {
+            if let Some(oldest) = cache
+                .iter_mut()
+                .find(|r| matches!(r.table, RecipientTable::Built(_)))
+            {
+                oldest.table = RecipientTable::None;
+            }
+        }
+        if let Some(entry) = cache.iter_mut().find(|r| r.id == id) {
+            entry.table = RecipientTable::Built(table.clone());
         }
         Some(table)
     }
+
     fn table(&self) -> &fast::curve::FixedBaseTable {
         self.table
-            .get_or_init(|| Arc::new(fast::curve::FixedBaseTable::new(&self.point)))
+            .get_or_init(|| fast::curve::FixedBaseTable::new(&self.point))
     }
 }
 
@@ -213,13 +300,14 @@ impl core::fmt::Debug for KmsPublicKey {
 
 /// A Receiver Secret Key K_b = [(b + z)^-1]P, `04 || x || y` (257 octets).
 ///
-/// Its Miller-loop lines (about 390 KiB) are computed on first use and shared by clones.
+/// Its Miller-loop lines (about 390 KiB) and its identifier's table are computed on first use
+/// and shared by every clone, even one made before they were computed.
 #[derive(Clone)]
 pub struct Rsk {
     bytes: [u8; POINT_LEN],
     point: fast::curve::Affine,
-    prepared: OnceLock<Arc<fast::PreparedRsk>>,
-    own: OnceLock<Arc<OwnIdTable>>,
+    prepared: Arc<OnceLock<fast::PreparedRsk>>,
+    own: Arc<OnceLock<Option<OwnIdTable>>>,
 }
 
 /// The fixed-base table of `[b]P + Z` for the identifier and KMS key an RSK belongs to, built by
@@ -240,8 +328,8 @@ impl Rsk {
         Ok(Self {
             bytes: arr,
             point,
-            prepared: OnceLock::new(),
-            own: OnceLock::new(),
+            prepared: Arc::default(),
+            own: Arc::default(),
         })
     }
     /// The 257-octet encoding (secret: handle with care).
@@ -252,18 +340,25 @@ impl Rsk {
     pub fn prepare(&self) {
         self.prepared();
     }
+    /// [`Self::prepare`], and builds the table of `[b]P + Z` for the identifier `id` this RSK
+    /// belongs to under `zpub` (used by the decapsulation's R check) now rather than on the
+    /// first decapsulation.
+    pub fn prepare_for(&self, zpub: &KmsPublicKey, id: &[u8]) {
+        self.prepare();
+        let _ = self.own_table(zpub, id);
+    }
     /// The per-identifier table when it is built for this `(zpub, id)`, building it on first use.
     fn own_table(&self, zpub: &KmsPublicKey, id: &[u8]) -> Option<&fast::curve::FixedBaseTable> {
-        if self.own.get().is_none() {
-            let a = fast::id_point(&zpub.point, id)?;
-            let _ = self.own.set(Arc::new(OwnIdTable {
-                id: id.to_vec(),
-                zpub: zpub.bytes,
-                table: fast::curve::FixedBaseTable::new(&a),
-            }));
-        }
+        // Built once: concurrent first uses wait for the one build.
         self.own
-            .get()
+            .get_or_init(|| {
+                fast::id_point(&zpub.point, id).map(|a| OwnIdTable {
+                    id: id.to_vec(),
+                    zpub: zpub.bytes,
+                    table: fast::curve::FixedBaseTable::new(&a),
+                })
+            })
+            .as_ref()
             .filter(|o| o.id == id && o.zpub == zpub.bytes)
             .map(|o| &o.table)
     }
@@ -275,7 +370,7 @@ impl Rsk {
     }
     fn prepared(&self) -> &fast::PreparedRsk {
         self.prepared
-            .get_or_init(|| Arc::new(fast::PreparedRsk::new(&self.point)))
+            .get_or_init(|| fast::PreparedRsk::new(&self.point))
     }
 }
 

@@ -179,3 +179,78 @@ fn fast_path_rejections() {
     assert_eq!(format!("{rsk:?}"), "Rsk(<redacted>)");
     assert_eq!(format!("{ssv:?}"), "Ssv(<redacted>)");
 }
+
+#[test]
+fn recipient_table_is_built_once_under_concurrent_encapsulations() {
+    let (_, zpub, id, ssv, rsk) = appendix();
+    // First sighting: no table.
+    assert!(zpub.recipient_table(&id).is_none());
+    // Second sighting by eight encapsulations at once, each on its own clone of the key (as a
+    // gateway's dialling threads hold them): one of them builds the table, the others go
+    // without it, and every table handed out is that one table.
+    let start = std::sync::Barrier::new(8);
+    let tables: Vec<Option<Arc<fast::curve::FixedBaseTable>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (zpub, id, ssv, rsk, start) = (zpub.clone(), &id, &ssv, &rsk, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let t = zpub.recipient_table(id);
+                    let sed = encapsulate(&zpub, id, ssv).unwrap();
+                    assert_eq!(sed.as_bytes().to_vec(), v("SED"));
+                    assert_eq!(decapsulate(&zpub, id, rsk, &sed), Ok(ssv.clone()));
+                    t
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let built: Vec<_> = tables.into_iter().flatten().collect();
+    assert!(!built.is_empty(), "one encapsulation built the table");
+    let kept = zpub.recipient_table(&id).unwrap();
+    assert!(
+        built.iter().all(|t| Arc::ptr_eq(t, &kept)),
+        "a single table was built and shared"
+    );
+    assert!(zpub.has_recipient_table(&id));
+    // Built already: preparing again builds nothing.
+    assert!(!zpub.prepare_recipient(&id));
+}
+
+#[test]
+fn tables_are_shared_by_clones_made_before_they_were_built() {
+    let (_, zpub, id, ssv, rsk) = appendix();
+    let (zpub2, rsk2) = (zpub.clone(), rsk.clone());
+    rsk.prepare_for(&zpub, &id);
+    assert!(
+        std::ptr::eq(zpub.table(), zpub2.table()),
+        "the Z table is one for both clones"
+    );
+    assert!(std::ptr::eq(rsk.prepared(), rsk2.prepared()));
+    assert!(std::ptr::eq(
+        rsk.own_table(&zpub, &id).unwrap(),
+        rsk2.own_table(&zpub2, &id).unwrap()
+    ));
+    // The recipient cache too: prepared through one clone, used through the other.
+    assert!(zpub.prepare_recipient(&id));
+    assert!(zpub2.has_recipient_table(&id));
+    let sed = encapsulate(&zpub2, &id, &ssv).unwrap();
+    assert_eq!(sed.as_bytes().to_vec(), v("SED"));
+}
+
+#[test]
+fn at_most_recipient_tables_are_kept() {
+    let (_, zpub, id, _, _) = appendix();
+    let ids: Vec<Vec<u8>> = (0..=RECIPIENT_TABLES as u8)
+        .map(|i| [&id[..], &[i]].concat())
+        .collect();
+    for i in &ids {
+        assert!(zpub.prepare_recipient(i));
+    }
+    let kept = ids.iter().filter(|i| zpub.has_recipient_table(i)).count();
+    assert_eq!(kept, RECIPIENT_TABLES);
+    assert!(
+        !zpub.has_recipient_table(&ids[0]),
+        "the oldest table went first"
+    );
+}

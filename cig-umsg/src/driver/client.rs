@@ -5,6 +5,12 @@
 //! messages carry over from one connection to the next (duplicate suppression of messages the
 //! switch re-sends), and a shutdown writes what the session queued before closing.
 //!
+//! An incoming BANG's ECCSI verification and SAKKE decapsulation (~4 ms) run on tokio's
+//! blocking pool, at most as many at once in the process as there are cores, outside the
+//! session lock: the frame reader goes on reading (a PING, another session's frames) meanwhile,
+//! and the session is adopted when its verification is done (the session core holds frames
+//! that arrive for it until then).
+//!
 //! The application works on the live session through [`ClientHandle::with`] and reads
 //! [`ClientEvent`]s from the channel returned by [`start`].
 
@@ -16,14 +22,15 @@ use rand_core::{OsRng, RngCore};
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout};
 use tokio_rustls::TlsConnector;
 
 use super::{ALPN, FrameReader, HANDSHAKE_TIMEOUT, REGISTER_TIMEOUT, client_tls, deadline};
 use super::{transport, write_frames};
 use crate::Error;
-use crate::call::ANSWER_TIMEOUT;
+use crate::call::{ANSWER_TIMEOUT, IncomingBang, SessionId, VerifiedBang};
 use crate::client::{ClientSession, Event};
 use crate::frame::Frame;
 use crate::message::{AckStatus, MessageId, SeenIds};
@@ -114,6 +121,37 @@ struct Shared {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Incoming BANGs being verified by one connection's driver: each a task that waits for one of
+/// the process's [`verifiers`] permits, then runs [`IncomingBang::verify`] on the blocking pool.
+/// Dropped with the connection (waiting tasks are aborted; their sessions went with it).
+type Verifications = JoinSet<(SessionId, Option<VerifiedBang>)>;
+
+/// Permits for BANG verifications running at once in this process: one per core, so a burst
+/// of incoming calls queues here instead of oversubscribing the CPU.
+fn verifiers() -> Arc<Semaphore> {
+    static SEM: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+    SEM.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Arc::new(Semaphore::new(cores))
+    })
+    .clone()
+}
+
+fn spawn_verification(set: &mut Verifications, bang: IncomingBang) {
+    let id = *bang.id();
+    set.spawn(async move {
+        let Ok(permit) = verifiers().acquire_owned().await else {
+            return (id, None);
+        };
+        let verified = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            bang.verify()
+        })
+        .await;
+        (id, verified.ok())
+    });
 }
 
 /// A handle on the running driver; cheap to clone.
@@ -323,6 +361,7 @@ impl Driver {
             session
                 .messenger
                 .set_seen(std::mem::take(&mut *lock(&self.shared.seen)));
+            session.set_deferred_verification(true);
             *live = Some(session);
         }
         self.set_state(LinkState::Registered {
@@ -334,7 +373,7 @@ impl Driver {
         let reason = self.registered(&mut reader, &mut w, stop).await;
         if reason.is_none() {
             // Shutdown: what the application queued last still goes out (bounded).
-            let _ = timeout(Duration::from_secs(2), self.flush(None, &mut w)).await;
+            let _ = timeout(Duration::from_secs(2), self.flush(None, &mut w, None)).await;
         }
         {
             let mut live = lock(&self.shared.session);
@@ -387,14 +426,20 @@ impl Driver {
         &self,
         session: Option<&mut ClientSession>,
         w: &mut W,
+        verifications: Option<&mut Verifications>,
     ) -> Result<(), String> {
-        let (frames, events) = match session {
+        let (frames, events, jobs) = match session {
             Some(s) => drain(s),
             None => match lock(&self.shared.session).as_mut() {
                 Some(s) => drain(s),
                 None => return Err("session gone".into()),
             },
         };
+        if let Some(set) = verifications {
+            for bang in jobs {
+                spawn_verification(set, bang);
+            }
+        }
         let mut close = None;
         for e in events {
             match e {
@@ -419,7 +464,7 @@ impl Driver {
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
-        self.flush(Some(&mut *session), w).await?;
+        self.flush(Some(&mut *session), w, None).await?;
         while !session.is_registered() {
             let f = reader
                 .next()
@@ -429,7 +474,7 @@ impl Driver {
             session
                 .handle_frame(&f, SystemTime::now(), &mut OsRng)
                 .map_err(|e| e.to_string())?;
-            self.flush(Some(&mut *session), w).await?;
+            self.flush(Some(&mut *session), w, None).await?;
         }
         Ok(())
     }
@@ -445,6 +490,7 @@ impl Driver {
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
+        let mut verifications = Verifications::new();
         loop {
             let timer = match lock(&self.shared.session).as_ref() {
                 Some(s) => deadline(s.poll_timeout()),
@@ -456,6 +502,16 @@ impl Driver {
                     Ok(None) => Err("switch closed the connection".into()),
                     Err(e) => Err(e.to_string()),
                 },
+                Some(done) = verifications.join_next(), if !verifications.is_empty() => {
+                    match (lock(&self.shared.session).as_mut(), done) {
+                        (Some(s), Ok((_, Some(v)))) => s.verified(v, SystemTime::now()),
+                        (Some(s), Ok((id, None))) => s.verification_lost(&id),
+                        // Only an aborted task has no id; tasks are aborted with the connection.
+                        (Some(_), Err(_)) => {}
+                        (None, _) => return Some("session gone".into()),
+                    }
+                    Ok(())
+                }
                 _ = sleep_until(timer) => {
                     if let Some(s) = lock(&self.shared.session).as_mut() {
                         s.handle_timeout(SystemTime::now());
@@ -468,7 +524,7 @@ impl Driver {
             if let Err(e) = step {
                 return Some(e);
             }
-            if let Err(e) = self.flush(None, w).await {
+            if let Err(e) = self.flush(None, w, Some(&mut verifications)).await {
                 return Some(e);
             }
         }
@@ -484,8 +540,9 @@ impl Driver {
     }
 }
 
-fn drain(s: &mut ClientSession) -> (Vec<Frame>, Vec<Event>) {
+fn drain(s: &mut ClientSession) -> (Vec<Frame>, Vec<Event>, Vec<IncomingBang>) {
     let frames = std::iter::from_fn(|| s.poll_transmit()).collect();
     let events = std::iter::from_fn(|| s.poll_event()).collect();
-    (frames, events)
+    let jobs = std::iter::from_fn(|| s.poll_verification()).collect();
+    (frames, events, jobs)
 }

@@ -1,5 +1,6 @@
 //! The switch driver: a TLS listener, one task per connection (TLS handshake with a timeout,
-//! frames in through [`FrameReader`], frames out through a bounded queue, idle close after
+//! frames in through [`FrameReader`], frames out through a queue bounded in bytes
+//! ([`SwitchConfig::out_queue_bytes`]) and written in batches, idle close after
 //! 90 s), and one task owning the [`SwitchCore`] that all connections feed. For each routed
 //! call the driver allocates a media relay ([`super::media`]) and writes its per-leg addresses
 //! into the MEDIA_ADDR of ROUTED and of the BANG to the callee. Every registration, call state
@@ -8,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -28,8 +30,12 @@ use crate::frame::{Frame, FrameType, tag};
 use crate::register::{ConnId, Transmit};
 use crate::switch::{StoreLimits, SwitchCore};
 
-/// Frames queued towards one connection; a connection that falls this far behind is closed.
-const OUT_QUEUE: usize = 256;
+/// Default of [`SwitchConfig::out_queue_bytes`]: 16 MiB — 64 frames of the largest size (a
+/// recipient's stored messages all go out when it registers) or about 24,000 BANGs (two minutes
+/// of a gateway's incoming calls at 200/s).
+pub const OUT_QUEUE_BYTES: usize = 16 << 20;
+/// Most bytes of queued frames written to a connection at once (one TLS write and flush).
+const WRITE_BATCH: usize = 64 * 1024;
 /// Longest wait for one write to a connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +52,9 @@ pub struct SwitchConfig {
     pub media: MediaConfig,
     /// Offline message store bounds.
     pub store: StoreLimits,
+    /// Bytes of frames queued towards one connection that has not read them yet; a connection
+    /// that falls further behind is closed ("too slow reading"). Default [`OUT_QUEUE_BYTES`].
+    pub out_queue_bytes: usize,
 }
 
 /// What a running switch holds (see [`SwitchHandle::counts`]).
@@ -109,6 +118,7 @@ pub async fn start(
     let (to_core, core_rx) = mpsc::channel(1024);
     let counts = Arc::new(Mutex::new(SwitchCounts::default()));
     let core = CoreTask {
+        out_limit: cfg.out_queue_bytes,
         core: SwitchCore::new(cfg.kpak, String::new(), cfg.store),
         pool: RelayPool::new(cfg.media),
         conns: HashMap::new(),
@@ -134,7 +144,7 @@ enum ToCore {
     Open {
         conn: ConnId,
         peer: SocketAddr,
-        out: mpsc::Sender<Out>,
+        out: OutQueue,
     },
     Frame {
         conn: ConnId,
@@ -150,6 +160,12 @@ enum ToCore {
 struct Out {
     bytes: Vec<u8>,
     close: bool,
+}
+
+/// The core's end of a connection's output queue: frames and the bytes not yet written.
+struct OutQueue {
+    tx: mpsc::UnboundedSender<Out>,
+    queued: Arc<AtomicUsize>,
 }
 
 async fn accept_loop(
@@ -213,12 +229,16 @@ async fn connection(
         let _ = log.send(format!("conn {conn} from {peer}: no ALPN umsg/1"));
         return;
     }
-    let (tx, mut rx) = mpsc::channel::<Out>(OUT_QUEUE);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    let queued = Arc::new(AtomicUsize::new(0));
     if to_core
         .send(ToCore::Open {
             conn,
             peer,
-            out: tx,
+            out: OutQueue {
+                tx,
+                queued: queued.clone(),
+            },
         })
         .await
         .is_err()
@@ -241,11 +261,18 @@ async fn connection(
                 Err(e) => break e.to_string(),
             },
             out = rx.recv() => match out {
-                Some(Out { bytes, close }) => {
+                Some(Out { mut bytes, mut close }) => {
+                    // What else is queued goes out in the same write (up to WRITE_BATCH).
+                    while !close && bytes.len() < WRITE_BATCH {
+                        let Ok(more) = rx.try_recv() else { break };
+                        bytes.extend_from_slice(&more.bytes);
+                        close = more.close;
+                    }
                     let wrote = timeout(WRITE_TIMEOUT, async {
                         w.write_all(&bytes).await?;
                         w.flush().await
                     }).await;
+                    queued.fetch_sub(bytes.len(), Ordering::Relaxed);
                     match wrote {
                         Ok(Ok(())) if close => break "closed by the switch".to_owned(),
                         Ok(Ok(())) => {}
@@ -277,7 +304,9 @@ struct CoreTask {
     core: SwitchCore,
     pool: RelayPool,
     /// Open connections: their output queue and the IP address they come from.
-    conns: HashMap<ConnId, (mpsc::Sender<Out>, IpAddr)>,
+    conns: HashMap<ConnId, (OutQueue, IpAddr)>,
+    /// [`SwitchConfig::out_queue_bytes`].
+    out_limit: usize,
     relays: HashMap<SessionId, RelayTask>,
     log: mpsc::UnboundedSender<String>,
     counts: Arc<Mutex<SwitchCounts>>,
@@ -535,16 +564,26 @@ impl CoreTask {
                 self.log(format!("conn {}: frame not sent: {e}", t.conn));
                 continue;
             }
-            let Some((sender, _)) = self.conns.get(&t.conn) else {
+            let Some((queue, _)) = self.conns.get(&t.conn) else {
                 continue;
             };
+            let len = bytes.len();
+            let queued = queue.queued.load(Ordering::Relaxed);
             let out = Out {
                 bytes,
                 close: t.close,
             };
-            if sender.try_send(out).is_err() {
-                self.log(format!("conn {}: output queue full, closing", t.conn));
+            if queued + len > self.out_limit {
+                self.log(format!(
+                    "conn {}: output queue full ({queued} bytes unread), closing",
+                    t.conn
+                ));
                 self.conns.remove(&t.conn);
+            } else {
+                queue.queued.fetch_add(len, Ordering::Relaxed);
+                if queue.tx.send(out).is_err() {
+                    self.conns.remove(&t.conn);
+                }
             }
         }
     }
