@@ -48,9 +48,15 @@ pub(crate) fn is_token_char(c: char) -> bool {
 
 /// Length of the run of octets of `class` at the start of `i`.
 pub(crate) fn span(i: &str, class: &Class) -> usize {
-    i.bytes()
-        .position(|b| !class[usize::from(b)])
-        .unwrap_or(i.len())
+    let b = i.as_bytes();
+    let mut n = 0;
+    while let Some(&c) = b.get(n) {
+        if !class[usize::from(c)] {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// One or more octets of `class` (which holds only ASCII, so the split is a char boundary).
@@ -74,7 +80,11 @@ pub(crate) fn is_wsp(c: char) -> bool {
 
 /// Optional white space (`SWS` after unfolding).
 pub(crate) fn sws(i: &str) -> &str {
-    &i[span(i, &WSP)..]
+    // Most separators have no white space around them: look at one octet first.
+    match i.as_bytes().first() {
+        Some(b' ' | b'\t') => &i[span(i, &WSP)..],
+        _ => i,
+    }
 }
 
 /// `$s` (a slice of `$src`) as a `ByteString`: one of the listed common words becomes a static
@@ -108,16 +118,6 @@ pub(crate) fn param_name(src: &ByteString, s: &str) -> ByteString {
             "transport"
         ]
     )
-}
-
-/// `i` without trailing SP and HTAB.
-pub(crate) fn trim_wsp_end(i: &str) -> &str {
-    let b = i.as_bytes();
-    let mut n = b.len();
-    while n > 0 && matches!(b[n - 1], b' ' | b'\t') {
-        n -= 1;
-    }
-    &i[..n]
 }
 
 /// Mandatory white space (`LWS` after unfolding).
@@ -312,32 +312,212 @@ impl fmt::Display for Params {
 /// `gen-value` characters other than a quoted string: token, host (with IPv6 brackets).
 const GEN_VALUE: Class = class(true, b"-.!%*_+`'~:[]");
 
+/// One header parameter `SWS ";" SWS token [SWS "=" SWS gen-value]` at the start of `i`;
+/// `Ok(None)` when `i` does not start with a `;`.
+pub(crate) fn header_param(i: &str) -> Result<Option<(&str, ParamRef<'_>)>, nom::Err<()>> {
+    let Some(rest) = sep(i, ';') else {
+        return Ok(None);
+    };
+    let (rest, name) = token(rest)?;
+    let (rest, value) = match sep(rest, '=') {
+        Some(r) => {
+            let (r, v) = if r.starts_with('"') {
+                quoted_string(r)?
+            } else {
+                take1(r, &GEN_VALUE)?
+            };
+            (r, Some(v))
+        }
+        None => (rest, None),
+    };
+    Ok(Some((rest, ParamRef { name, value })))
+}
+
+/// Scans the parameters at the start of `i` (header parameters, or URI parameters when `uri`),
+/// checking each with `check`; returns them as one validated, borrowed list.
+pub(crate) fn params_ref(
+    i: &str,
+    uri: bool,
+    mut check: impl FnMut(&ParamRef<'_>) -> bool,
+) -> PResult<'_, ParamsRef<'_>> {
+    let mut r = i;
+    while let Some((rest, p)) = param_step(r, uri)? {
+        if !check(&p) {
+            return fail();
+        }
+        r = rest;
+    }
+    let text = &i[..i.len() - r.len()];
+    Ok((r, ParamsOf { text, uri }))
+}
+
+fn param_step(i: &str, uri: bool) -> Result<Option<(&str, ParamRef<'_>)>, nom::Err<()>> {
+    if uri {
+        super::uri::uri_param(i)
+    } else {
+        header_param(i)
+    }
+}
+
 /// Header parameters: `*( SEMI generic-param )`. `src` is the header value that `i` lies in.
-pub(crate) fn header_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
-    if sep(i, ';').is_none() {
-        return Ok((i, Params::new()));
+pub(crate) fn header_params<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Params> {
+    let (rest, p) = params_ref(i, false, |_| true)?;
+    Ok((rest, p.own(src)))
+}
+
+/// A slice of a header value kept as offsets, so a parsed record borrows nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Sp {
+    start: u32,
+    end: u32,
+}
+
+impl Sp {
+    /// The offsets of `s`, a slice of `base` (which is at most `u32::MAX` octets long).
+    pub(crate) fn of(base: &str, s: &str) -> Sp {
+        let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        Sp {
+            start: start as u32,
+            end: start.wrapping_add(s.len()) as u32,
+        }
     }
-    let mut params = Vec::with_capacity(4);
-    while let Some(rest) = sep(i, ';') {
-        let (rest, name) = token(rest)?;
-        let (rest, value) = match sep(rest, '=') {
-            Some(r) => {
-                let (r, v) = if r.starts_with('"') {
-                    quoted_string(r)?
-                } else {
-                    take1(r, &GEN_VALUE)?
-                };
-                (r, Some(src.slice_ref(v)))
+
+    /// The text at these offsets of `base` (empty if they do not fit, which a record built
+    /// from `base` never does).
+    pub(crate) fn get(self, base: &str) -> &str {
+        base.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// A parameter list as written (`;name[=value]...`), its grammar checked when it was parsed,
+/// read by iterating over it (no allocation). `S` is `&str` for the borrowed view
+/// [`ParamsRef`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamsOf<S> {
+    text: S,
+    uri: bool,
+}
+
+/// A borrowed, validated parameter list: URI parameters or header parameters.
+pub type ParamsRef<'a> = ParamsOf<&'a str>;
+
+/// One parameter of a [`ParamsRef`], as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamRef<'a> {
+    /// Name as written.
+    pub name: &'a str,
+    /// Value as written (a quoted string keeps its quotes); `None` for a flag such as `lr`.
+    pub value: Option<&'a str>,
+}
+
+impl<S> ParamsOf<S> {
+    pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> ParamsOf<T> {
+        ParamsOf {
+            text: f(self.text),
+            uri: self.uri,
+        }
+    }
+}
+
+impl<'a> ParamsOf<&'a str> {
+    /// No parameters (of the given grammar).
+    pub(crate) fn empty(uri: bool) -> ParamsRef<'a> {
+        ParamsOf { text: "", uri }
+    }
+
+    /// The parameters as written, e.g. `;tag=1928301774;lr`.
+    pub fn as_str(&self) -> &'a str {
+        self.text
+    }
+
+    /// Iterates in order.
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter {
+            rest: self.text,
+            uri: self.uri,
+        }
+    }
+
+    /// The parameter called `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<ParamRef<'a>> {
+        self.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of `name` with quotes removed; `None` if absent or a flag.
+    pub fn value(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.get(name).and_then(|p| p.value).map(unquote)
+    }
+
+    /// Whether `name` is present (with or without a value).
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The owned list, its text shared with `src` (the value the list lies in).
+    pub(crate) fn own(&self, src: &ByteString) -> Params {
+        if self.is_empty() {
+            return Params::new();
+        }
+        let mut out = Vec::with_capacity(4);
+        for p in self.iter() {
+            let name = if self.uri {
+                word!(
+                    src,
+                    p.name,
+                    ["lr", "transport", "user", "maddr", "ttl", "method"]
+                )
+            } else {
+                param_name(src, p.name)
+            };
+            out.push(Param {
+                name,
+                value: p.value.map(|v| src.slice_ref(v)),
+            });
+        }
+        Params(out)
+    }
+}
+
+impl<'a> IntoIterator for ParamsRef<'a> {
+    type Item = ParamRef<'a>;
+    type IntoIter = ParamIter<'a>;
+    fn into_iter(self) -> ParamIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`ParamsRef`].
+#[derive(Clone, Debug)]
+pub struct ParamIter<'a> {
+    rest: &'a str,
+    uri: bool,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = ParamRef<'a>;
+    fn next(&mut self) -> Option<ParamRef<'a>> {
+        match param_step(self.rest, self.uri) {
+            Ok(Some((rest, p))) => {
+                self.rest = rest;
+                Some(p)
             }
-            None => (rest, None),
-        };
-        params.push(Param {
-            name: param_name(src, name),
-            value,
-        });
-        i = rest;
+            _ => {
+                self.rest = "";
+                None
+            }
+        }
     }
-    Ok((i, Params(params)))
 }
 
 /// `COMMA` between list elements: `Some(rest)` after a comma, `None` at the end of the value,
@@ -370,46 +550,36 @@ pub(crate) fn list<'a, T>(
     }
 }
 
-/// Token list such as Allow, Supported, Require (may be empty).
-pub(crate) fn token_list(
-    src: &ByteString,
-    value: &str,
-    out: &mut Vec<ByteString>,
-) -> Result<(), nom::Err<()>> {
-    if value.trim_matches(is_wsp).is_empty() {
-        return Ok(());
-    }
-    out.reserve(8);
-    let item = |t: &str| {
-        word!(
-            src,
-            t,
-            [
-                "INVITE",
-                "ACK",
-                "CANCEL",
-                "BYE",
-                "OPTIONS",
-                "UPDATE",
-                "PRACK",
-                "INFO",
-                "REFER",
-                "NOTIFY",
-                "SUBSCRIBE",
-                "MESSAGE",
-                "REGISTER",
-                "PUBLISH",
-                "timer",
-                "replaces",
-                "100rel",
-                "path",
-                "norefersub",
-                "outbound",
-                "gruu",
-            ]
-        )
-    };
-    list(value, |i| token(i).map(|(r, t)| (r, item(t))), out)
+/// A token of Allow, Supported, Require or Proxy-Require (a slice of `src`) as an owned
+/// string: the common methods and option tags static, others sliced from `src`.
+pub(crate) fn option_word(src: &ByteString, t: &str) -> ByteString {
+    word!(
+        src,
+        t,
+        [
+            "INVITE",
+            "ACK",
+            "CANCEL",
+            "BYE",
+            "OPTIONS",
+            "UPDATE",
+            "PRACK",
+            "INFO",
+            "REFER",
+            "NOTIFY",
+            "SUBSCRIBE",
+            "MESSAGE",
+            "REGISTER",
+            "PUBLISH",
+            "timer",
+            "replaces",
+            "100rel",
+            "path",
+            "norefersub",
+            "outbound",
+            "gruu",
+        ]
+    )
 }
 
 #[cfg(test)]

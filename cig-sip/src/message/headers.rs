@@ -4,13 +4,16 @@
 //! mutable access to the list drops both. Other typed views parse on demand.
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::mem::{Discriminant, discriminant};
+use std::ops::{Deref, DerefMut, Range};
 use std::sync::OnceLock;
 
 use bytestring::ByteString;
 
-use super::grammar::{self, sws};
-use super::typed::{AuthValue, CSeq, MediaType, NameAddr, Via};
+use super::grammar::{self, PResult, Sp, sws, token};
+use super::typed::{
+    AuthRef, AuthValue, CSeq, MediaType, NameAddr, NameAddrOf, NameAddrRef, Via, ViaOf, ViaRef,
+};
 use crate::{Error, Result};
 
 macro_rules! header_names {
@@ -289,17 +292,22 @@ impl HeaderList {
         }
     }
 
-    /// The lines that can hold `name`: its indexed span, else all of them.
-    fn candidates(&self, name: &HeaderName) -> &[Header] {
+    /// The positions of the lines that can hold `name`: its indexed span, else all of them.
+    fn candidate_range(&self, name: &HeaderName) -> Range<usize> {
         match name.id() {
             Some(id) if self.index.valid => {
                 let (first, end) = self.index.span[id];
-                self.lines
-                    .get(usize::from(first)..usize::from(end))
-                    .unwrap_or_default()
+                usize::from(first)..usize::from(end).min(self.lines.len())
             }
-            _ => &self.lines,
+            _ => 0..self.lines.len(),
         }
+    }
+
+    /// The lines that can hold `name`.
+    fn candidates(&self, name: &HeaderName) -> &[Header] {
+        self.lines
+            .get(self.candidate_range(name))
+            .unwrap_or_default()
     }
 }
 
@@ -366,26 +374,71 @@ impl<'a> IntoIterator for &'a mut HeaderList {
     }
 }
 
-/// The typed values of the headers `validate` checks, parsed once. `Err(())` marks a header
-/// that failed; its getter parses it again for the exact error (a rare path).
+/// A value of the header line `line`, kept as a record of offsets into that line's value.
+#[derive(Clone, Copy)]
+struct At<R> {
+    line: usize,
+    rec: R,
+}
+
+/// Up to `N` values inline, more on the heap (a message has one or two Via values and one
+/// Contact, so the cache allocates nothing for them).
+struct Few<T, const N: usize> {
+    inline: [Option<T>; N],
+    more: Vec<T>,
+}
+
+impl<T: Copy, const N: usize> Few<T, N> {
+    fn new() -> Self {
+        Few {
+            inline: [None; N],
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, v: T) {
+        match self.inline.iter_mut().find(|x| x.is_none()) {
+            Some(slot) => *slot = Some(v),
+            None => self.more.push(v),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> + Clone {
+        self.inline
+            .iter()
+            .map_while(Option::as_ref)
+            .chain(self.more.iter())
+    }
+}
+
+/// The headers `validate` checks, parsed once: Via, From, To and Contact as records of offsets
+/// into their lines (views are built from them on access, owned values copied from those), the
+/// others as values. `Err(())` marks a header that failed; its getter parses it again for the
+/// exact error (a rare path).
 struct Core {
-    via: Result<Vec<Via>, ()>,
-    from: Result<NameAddr, ()>,
-    to: Result<NameAddr, ()>,
+    via: Result<Few<At<ViaOf<Sp>>, 4>, ()>,
+    from: Result<At<NameAddrOf<Sp>>, ()>,
+    to: Result<At<NameAddrOf<Sp>>, ()>,
     /// The line of a well-formed Call-ID.
     call_id: Option<usize>,
     cseq: Result<CSeq, ()>,
     max_forwards: Result<Option<u8>, ()>,
     content_length: Result<Option<u32>, ()>,
-    contacts: Result<Vec<NameAddr>, ()>,
+    contacts: Result<Few<At<NameAddrOf<Sp>>, 2>, ()>,
 }
 
 impl Core {
     fn build(h: &Headers) -> Core {
+        let name_addr = |name: &HeaderName| {
+            h.name_addr_at(name).map_err(drop).map(|(line, v)| At {
+                line,
+                rec: v.map(&|s| Sp::of(h.value_at(line), s)),
+            })
+        };
         Core {
-            via: h.parse_via().map_err(drop),
-            from: h.name_addr(HeaderName::From).map_err(drop),
-            to: h.name_addr(HeaderName::To).map_err(drop),
+            via: h.records(h.via_items(), |base, v| v.map(&|s| Sp::of(base, s))),
+            from: name_addr(&HeaderName::From),
+            to: name_addr(&HeaderName::To),
             call_id: h
                 .parse_call_id()
                 .ok()
@@ -393,9 +446,93 @@ impl Core {
             cseq: h.parse_cseq().map_err(drop),
             max_forwards: h.parse_max_forwards().map_err(drop),
             content_length: h.parse_content_length().map_err(drop),
-            contacts: h.parse_contacts().map_err(drop),
+            contacts: if h.contact_is_wildcard() {
+                Ok(Few::new())
+            } else {
+                h.records(h.contact_items(), |base, v| v.map(&|s| Sp::of(base, s)))
+            },
         }
     }
+}
+
+/// The values of every line of a comma-separated list header, each parsed when it is read (no
+/// allocation): `Ok` values in order, then an `Err` at the first value that does not parse.
+struct Items<'a, T> {
+    lines: &'a [Header],
+    next: usize,
+    end: usize,
+    name: Discriminant<HeaderName>,
+    static_name: &'static str,
+    cur: Option<(usize, &'a str)>,
+    parse: fn(&'a str) -> PResult<'a, T>,
+    empty_ok: bool,
+    failed: bool,
+}
+
+impl<'a, T> Items<'a, T> {
+    /// The next value with the position of its line.
+    fn next_at(&mut self) -> Option<Result<(usize, T)>> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some((k, rest)) = self.cur {
+                let parsed = (self.parse)(rest)
+                    .ok()
+                    .and_then(|(r, v)| Some((grammar::list_next(r).ok()?, v)));
+                return Some(match parsed {
+                    Some((next, v)) => {
+                        self.cur = next.map(|n| (k, n));
+                        Ok((k, v))
+                    }
+                    None => {
+                        self.failed = true;
+                        Err(Error::header(self.static_name, "syntax"))
+                    }
+                });
+            }
+            let lines = self.lines;
+            let k = (self.next..self.end).find(|&k| {
+                lines
+                    .get(k)
+                    .is_some_and(|h| discriminant(&h.name) == self.name)
+            })?;
+            self.next = k + 1;
+            let v = sws(lines.get(k).map_or("", |h| &*h.value));
+            if v.len() > u32::MAX as usize {
+                self.failed = true;
+                return Some(Err(Error::header(self.static_name, "value too long")));
+            }
+            if !(self.empty_ok && v.is_empty()) {
+                self.cur = Some((k, v));
+            }
+        }
+    }
+}
+
+impl<'a, T> Iterator for Items<'a, T> {
+    type Item = Result<T>;
+    fn next(&mut self) -> Option<Result<T>> {
+        self.next_at().map(|r| r.map(|(_, v)| v))
+    }
+}
+
+fn contact_item(i: &str) -> PResult<'_, NameAddrRef<'_>> {
+    let (r, n) = NameAddrRef::parse(i, true)?;
+    let bad_expires = n.params.get("expires").is_some_and(|p| {
+        p.value
+            .and_then(|e| grammar::number(e, u64::from(u32::MAX)))
+            .is_none()
+    });
+    if bad_expires {
+        grammar::fail()
+    } else {
+        Ok((r, n))
+    }
+}
+
+fn route_item(i: &str) -> PResult<'_, NameAddrRef<'_>> {
+    NameAddrRef::parse(i, false)
 }
 
 /// All headers of a message, in order.
@@ -527,13 +664,31 @@ impl Headers {
         self.0.core.get_or_init(|| Box::new(Core::build(self)))
     }
 
-    /// The cache if it was built (by `validate` or a borrowing getter) and nothing changed since.
+    /// The cache if it was built (by `validate` or a getter) and nothing changed since.
     fn cached(&self) -> Option<&Core> {
         self.0.core.get().map(|c| &**c)
     }
 
-    fn single<'a>(&'a self, name: &'a HeaderName) -> Result<Option<&'a ByteString>> {
-        let mut it = self.get_all(name);
+    /// The value of line `k` (empty past the end).
+    fn value_at(&self, k: usize) -> &str {
+        self.0.lines.get(k).map_or("", |h| &*h.value)
+    }
+
+    /// The value of line `k` as the shared string owned values are sliced from.
+    fn src_at(&self, k: usize) -> &ByteString {
+        static EMPTY: ByteString = ByteString::from_static("");
+        self.0.lines.get(k).map_or(&EMPTY, |h| &h.value)
+    }
+
+    /// The positions of the `name` lines.
+    fn positions<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = usize> + 'a {
+        self.0
+            .candidate_range(name)
+            .filter(move |&k| self.0.lines.get(k).is_some_and(|h| &h.name == name))
+    }
+
+    fn single_at(&self, name: &HeaderName) -> Result<Option<usize>> {
+        let mut it = self.positions(name);
         let first = it.next();
         if it.next().is_some() {
             return Err(Error::MultipleValues(name.static_name()));
@@ -541,9 +696,17 @@ impl Headers {
         Ok(first)
     }
 
-    fn required<'a>(&'a self, name: &'a HeaderName) -> Result<&'a ByteString> {
-        self.single(name)?
+    fn single(&self, name: &HeaderName) -> Result<Option<&ByteString>> {
+        Ok(self.single_at(name)?.map(|k| self.src_at(k)))
+    }
+
+    fn required_at(&self, name: &HeaderName) -> Result<usize> {
+        self.single_at(name)?
             .ok_or(Error::MissingHeader(name.static_name()))
+    }
+
+    fn required(&self, name: &HeaderName) -> Result<&ByteString> {
+        Ok(self.src_at(self.required_at(name)?))
     }
 
     /// Parses every value of a comma-list header with `item` (all lines, in order).
@@ -559,95 +722,162 @@ impl Headers {
         Ok(out)
     }
 
-    fn name_addr(&self, name: HeaderName) -> Result<NameAddr> {
-        let v = self.required(&name)?;
-        match NameAddr::parse(v, v, true) {
-            Ok((rest, n)) if sws(rest).is_empty() => Ok(n),
-            _ => Err(Error::header(name.static_name(), "syntax")),
+    /// The values of the `name` lines, parsed with `parse` as they are read.
+    fn items<'a, T>(
+        &'a self,
+        name: &HeaderName,
+        empty_ok: bool,
+        parse: fn(&'a str) -> PResult<'a, T>,
+    ) -> Items<'a, T> {
+        let range = self.0.candidate_range(name);
+        Items {
+            lines: &self.0.lines,
+            next: range.start,
+            end: range.end,
+            name: discriminant(name),
+            static_name: name.static_name(),
+            cur: None,
+            parse,
+            empty_ok,
+            failed: false,
         }
     }
 
-    fn parse_via(&self) -> Result<Vec<Via>> {
-        self.list(&HeaderName::Via, |v, out| {
-            grammar::list(v, |i| Via::parse(v, i), out)
-        })
+    /// Records of every value of `items` (an `Err(())` if one fails).
+    fn records<'a, T, R: Copy, const N: usize>(
+        &'a self,
+        mut items: Items<'a, T>,
+        rec: impl Fn(&'a str, T) -> R,
+    ) -> std::result::Result<Few<At<R>, N>, ()> {
+        let mut out = Few::new();
+        while let Some(item) = items.next_at() {
+            let (line, v) = item.map_err(drop)?;
+            out.push(At {
+                line,
+                rec: rec(self.value_at(line), v),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Owned copies of every value of `items`.
+    fn owned<'a, T, O>(
+        &'a self,
+        mut items: Items<'a, T>,
+        own: impl Fn(&T, &'a ByteString) -> O,
+    ) -> Result<Vec<O>> {
+        let mut out = Vec::new();
+        while let Some(item) = items.next_at() {
+            let (line, v) = item?;
+            out.push(own(&v, self.src_at(line)));
+        }
+        Ok(out)
+    }
+
+    fn via_items(&self) -> Items<'_, ViaRef<'_>> {
+        self.items(&HeaderName::Via, false, ViaRef::parse)
+    }
+
+    fn contact_items(&self) -> Items<'_, NameAddrRef<'_>> {
+        self.items(&HeaderName::Contact, false, contact_item)
+    }
+
+    /// The exact error of a list header whose cached value failed.
+    fn first_error<T>(mut items: Items<'_, T>, name: &'static str) -> Error {
+        items
+            .find_map(Result::err)
+            .unwrap_or(Error::header(name, "syntax"))
     }
 
     /// All Via values, top first.
     pub fn via(&self) -> Result<Vec<Via>> {
-        match self.cached().map(|c| &c.via) {
-            Some(Ok(v)) => Ok(v.clone()),
-            _ => self.parse_via(),
-        }
+        Ok(self.via_at()?.map(|(k, v)| v.own(self.src_at(k))).collect())
     }
 
-    /// All Via values, top first, borrowed from the parse-once cache (no copy).
-    pub fn via_ref(&self) -> Result<&[Via]> {
+    fn via_at(&self) -> Result<impl Iterator<Item = (usize, ViaRef<'_>)> + Clone + '_> {
         match &self.core().via {
-            Ok(v) => Ok(v),
-            Err(()) => Err(self
-                .parse_via()
-                .err()
-                .unwrap_or(Error::header("Via", "syntax"))),
+            Ok(few) => Ok(few
+                .iter()
+                .map(|a| (a.line, a.rec.map(&|s| s.get(self.value_at(a.line)))))),
+            Err(()) => Err(Self::first_error(self.via_items(), "Via")),
         }
     }
 
-    /// The top Via value.
+    /// All Via values, top first, as views of the parse-once cache (no copy, no allocation).
+    pub fn via_ref(&self) -> Result<impl Iterator<Item = ViaRef<'_>> + Clone + '_> {
+        Ok(self.via_at()?.map(|(_, v)| v))
+    }
+
+    /// The top Via value (only the top value needs to be well-formed).
     pub fn top_via(&self) -> Result<Via> {
-        if let Some(Ok(v)) = self.cached().map(|c| &c.via) {
-            return v.first().cloned().ok_or(Error::MissingHeader("Via"));
+        if let Ok(mut all) = self.via_at() {
+            return all
+                .next()
+                .map(|(k, v)| v.own(self.src_at(k)))
+                .ok_or(Error::MissingHeader("Via"));
         }
-        let v = self
-            .get(&HeaderName::Via)
+        let k = self
+            .positions(&HeaderName::Via)
+            .next()
             .ok_or(Error::MissingHeader("Via"))?;
-        match Via::parse(v, sws(v)) {
-            Ok((rest, via)) if grammar::list_next(rest).is_ok() => Ok(via),
+        let v = self.value_at(k);
+        match ViaRef::parse(sws(v)) {
+            Ok((rest, via)) if grammar::list_next(rest).is_ok() => Ok(via.own(self.src_at(k))),
             _ => Err(Error::header("Via", "syntax")),
+        }
+    }
+
+    /// The From or To value at its line.
+    fn name_addr_at(&self, name: &HeaderName) -> Result<(usize, NameAddrRef<'_>)> {
+        let k = self.required_at(name)?;
+        match NameAddrRef::parse(self.value_at(k), true) {
+            Ok((rest, n)) if sws(rest).is_empty() => Ok((k, n)),
+            _ => Err(Error::header(name.static_name(), "syntax")),
+        }
+    }
+
+    fn cached_name_addr(
+        &self,
+        cached: &std::result::Result<At<NameAddrOf<Sp>>, ()>,
+        name: &HeaderName,
+    ) -> Result<(usize, NameAddrRef<'_>)> {
+        match cached {
+            Ok(a) => Ok((a.line, a.rec.map(&|s| s.get(self.value_at(a.line))))),
+            Err(()) => Err(self
+                .name_addr_at(name)
+                .err()
+                .unwrap_or(Error::header(name.static_name(), "syntax"))),
         }
     }
 
     /// From.
     pub fn from(&self) -> Result<NameAddr> {
-        match self.cached().map(|c| &c.from) {
-            Some(Ok(v)) => Ok(v.clone()),
-            _ => self.name_addr(HeaderName::From),
-        }
+        let (k, v) = self.cached_name_addr(&self.core().from, &HeaderName::From)?;
+        Ok(v.own(self.src_at(k)))
     }
 
-    /// From, borrowed from the parse-once cache.
-    pub fn from_ref(&self) -> Result<&NameAddr> {
-        match &self.core().from {
-            Ok(v) => Ok(v),
-            Err(()) => Err(self
-                .name_addr(HeaderName::From)
-                .err()
-                .unwrap_or(Error::header("From", "syntax"))),
-        }
+    /// From, a view of the parse-once cache.
+    pub fn from_ref(&self) -> Result<NameAddrRef<'_>> {
+        Ok(self
+            .cached_name_addr(&self.core().from, &HeaderName::From)?
+            .1)
     }
 
     /// To.
     pub fn to(&self) -> Result<NameAddr> {
-        match self.cached().map(|c| &c.to) {
-            Some(Ok(v)) => Ok(v.clone()),
-            _ => self.name_addr(HeaderName::To),
-        }
+        let (k, v) = self.cached_name_addr(&self.core().to, &HeaderName::To)?;
+        Ok(v.own(self.src_at(k)))
     }
 
-    /// To, borrowed from the parse-once cache.
-    pub fn to_ref(&self) -> Result<&NameAddr> {
-        match &self.core().to {
-            Ok(v) => Ok(v),
-            Err(()) => Err(self
-                .name_addr(HeaderName::To)
-                .err()
-                .unwrap_or(Error::header("To", "syntax"))),
-        }
+    /// To, a view of the parse-once cache.
+    pub fn to_ref(&self) -> Result<NameAddrRef<'_>> {
+        Ok(self.cached_name_addr(&self.core().to, &HeaderName::To)?.1)
     }
 
     fn parse_call_id(&self) -> Result<&ByteString> {
         let v = self.required(&HeaderName::CallId)?;
-        let ok = match v.split_once('@') {
-            Some((a, b)) => call_id_word(a) && call_id_word(b),
+        let ok = match v.bytes().position(|c| c == b'@') {
+            Some(k) => call_id_word(&v[..k]) && call_id_word(&v[k + 1..]),
             None => call_id_word(v),
         };
         if ok {
@@ -704,49 +934,34 @@ impl Headers {
         self.get(&HeaderName::Contact).is_some_and(|v| &**v == "*")
     }
 
-    fn parse_contacts(&self) -> Result<Vec<NameAddr>> {
-        if self.contact_is_wildcard() {
-            return Ok(Vec::new());
+    fn contacts_at(&self) -> Result<impl Iterator<Item = (usize, NameAddrRef<'_>)> + Clone + '_> {
+        match &self.core().contacts {
+            Ok(few) => Ok(few
+                .iter()
+                .map(|a| (a.line, a.rec.map(&|s| s.get(self.value_at(a.line)))))),
+            Err(()) => Err(Self::first_error(self.contact_items(), "Contact")),
         }
-        self.list(&HeaderName::Contact, |v, out| {
-            grammar::list(v, |i| NameAddr::parse(v, i, true), out)?;
-            let bad_expires = out.iter().any(|c| {
-                c.params.get("expires").is_some_and(|p| {
-                    p.value
-                        .as_deref()
-                        .and_then(|e| grammar::number(e, u64::from(u32::MAX)))
-                        .is_none()
-                })
-            });
-            if bad_expires { grammar::fail() } else { Ok(()) }
-        })
     }
 
     /// All Contact values (empty for `*`).
     pub fn contacts(&self) -> Result<Vec<NameAddr>> {
-        match self.cached().map(|c| &c.contacts) {
-            Some(Ok(v)) => Ok(v.clone()),
-            _ => self.parse_contacts(),
-        }
+        Ok(self
+            .contacts_at()?
+            .map(|(k, v)| v.own(self.src_at(k)))
+            .collect())
     }
 
-    /// All Contact values (empty for `*`), borrowed from the parse-once cache.
-    pub fn contacts_ref(&self) -> Result<&[NameAddr]> {
-        match &self.core().contacts {
-            Ok(v) => Ok(v),
-            Err(()) => Err(self
-                .parse_contacts()
-                .err()
-                .unwrap_or(Error::header("Contact", "syntax"))),
-        }
+    /// All Contact values (none for `*`), as views of the parse-once cache.
+    pub fn contacts_ref(&self) -> Result<impl Iterator<Item = NameAddrRef<'_>> + Clone + '_> {
+        Ok(self.contacts_at()?.map(|(_, v)| v))
     }
 
     /// The first Contact value.
     pub fn contact(&self) -> Result<Option<NameAddr>> {
-        if let Some(Ok(v)) = self.cached().map(|c| &c.contacts) {
-            return Ok(v.first().cloned());
-        }
-        Ok(self.parse_contacts()?.into_iter().next())
+        Ok(self
+            .contacts_at()?
+            .next()
+            .map(|(k, v)| v.own(self.src_at(k))))
     }
 
     fn parse_max_forwards(&self) -> Result<Option<u8>> {
@@ -773,11 +988,11 @@ impl Headers {
             .map(|v| v.map(|v| v as u32))
     }
 
-    /// Content-Length.
+    /// Content-Length (builds the parse-once cache: the framing reads it before `validate`).
     pub fn content_length(&self) -> Result<Option<u32>> {
-        match self.cached().map(|c| c.content_length) {
-            Some(Ok(v)) => Ok(v),
-            _ => self.parse_content_length(),
+        match self.core().content_length {
+            Ok(v) => Ok(v),
+            Err(()) => self.parse_content_length(),
         }
     }
 
@@ -792,16 +1007,28 @@ impl Headers {
 
     /// Route values in order.
     pub fn route(&self) -> Result<Vec<NameAddr>> {
-        self.list(&HeaderName::Route, |v, out| {
-            grammar::list(v, |i| NameAddr::parse(v, i, false), out)
-        })
+        self.owned(
+            self.items(&HeaderName::Route, false, route_item),
+            |v, src| v.own(src),
+        )
+    }
+
+    /// Route values in order, each parsed as it is read (an `Err` item ends a bad list).
+    pub fn route_ref(&self) -> impl Iterator<Item = Result<NameAddrRef<'_>>> + '_ {
+        self.items(&HeaderName::Route, false, route_item)
     }
 
     /// Record-Route values in order.
     pub fn record_route(&self) -> Result<Vec<NameAddr>> {
-        self.list(&HeaderName::RecordRoute, |v, out| {
-            grammar::list(v, |i| NameAddr::parse(v, i, false), out)
-        })
+        self.owned(
+            self.items(&HeaderName::RecordRoute, false, route_item),
+            |v, src| v.own(src),
+        )
+    }
+
+    /// Record-Route values in order, each parsed as it is read (an `Err` item ends a bad list).
+    pub fn record_route_ref(&self) -> impl Iterator<Item = Result<NameAddrRef<'_>>> + '_ {
+        self.items(&HeaderName::RecordRoute, false, route_item)
     }
 
     /// Content-Type.
@@ -826,58 +1053,91 @@ impl Headers {
         })
     }
 
+    fn tokens(&self, name: &HeaderName) -> Result<Vec<ByteString>> {
+        self.owned(self.items(name, true, token), |t, src| {
+            grammar::option_word(src, t)
+        })
+    }
+
     /// Allow (methods, as tokens).
     pub fn allow(&self) -> Result<Vec<ByteString>> {
-        self.list(&HeaderName::Allow, |v, out| grammar::token_list(v, v, out))
+        self.tokens(&HeaderName::Allow)
+    }
+
+    /// Allow, each token read as it is reached (an `Err` item ends a bad list).
+    pub fn allow_ref(&self) -> impl Iterator<Item = Result<&str>> + '_ {
+        self.items(&HeaderName::Allow, true, token)
     }
 
     /// Supported option tags.
     pub fn supported(&self) -> Result<Vec<ByteString>> {
-        self.list(&HeaderName::Supported, |v, out| {
-            grammar::token_list(v, v, out)
-        })
+        self.tokens(&HeaderName::Supported)
+    }
+
+    /// Supported option tags, each read as it is reached.
+    pub fn supported_ref(&self) -> impl Iterator<Item = Result<&str>> + '_ {
+        self.items(&HeaderName::Supported, true, token)
     }
 
     /// Require option tags.
     pub fn require(&self) -> Result<Vec<ByteString>> {
-        self.list(&HeaderName::Require, |v, out| {
-            grammar::token_list(v, v, out)
-        })
+        self.tokens(&HeaderName::Require)
+    }
+
+    /// Require option tags, each read as it is reached.
+    pub fn require_ref(&self) -> impl Iterator<Item = Result<&str>> + '_ {
+        self.items(&HeaderName::Require, true, token)
     }
 
     /// Proxy-Require option tags.
     pub fn proxy_require(&self) -> Result<Vec<ByteString>> {
-        self.list(&HeaderName::ProxyRequire, |v, out| {
-            grammar::token_list(v, v, out)
+        self.tokens(&HeaderName::ProxyRequire)
+    }
+
+    fn auth(&self, name: &HeaderName) -> Result<Vec<AuthValue>> {
+        self.owned(self.items(name, false, AuthRef::parse), |a, src| {
+            AuthValue::own(a, src)
         })
     }
 
     /// WWW-Authenticate challenges.
     pub fn www_authenticate(&self) -> Result<Vec<AuthValue>> {
-        self.list(&HeaderName::WwwAuthenticate, |v, out| {
-            AuthValue::parse_all(v, v, out)
-        })
+        self.auth(&HeaderName::WwwAuthenticate)
+    }
+
+    /// WWW-Authenticate challenges, each parsed as it is read.
+    pub fn www_authenticate_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
+        self.items(&HeaderName::WwwAuthenticate, false, AuthRef::parse)
     }
 
     /// Proxy-Authenticate challenges.
     pub fn proxy_authenticate(&self) -> Result<Vec<AuthValue>> {
-        self.list(&HeaderName::ProxyAuthenticate, |v, out| {
-            AuthValue::parse_all(v, v, out)
-        })
+        self.auth(&HeaderName::ProxyAuthenticate)
+    }
+
+    /// Proxy-Authenticate challenges, each parsed as it is read.
+    pub fn proxy_authenticate_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
+        self.items(&HeaderName::ProxyAuthenticate, false, AuthRef::parse)
     }
 
     /// Authorization credentials.
     pub fn authorization(&self) -> Result<Vec<AuthValue>> {
-        self.list(&HeaderName::Authorization, |v, out| {
-            AuthValue::parse_all(v, v, out)
-        })
+        self.auth(&HeaderName::Authorization)
+    }
+
+    /// Authorization credentials, each parsed as it is read.
+    pub fn authorization_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
+        self.items(&HeaderName::Authorization, false, AuthRef::parse)
     }
 
     /// Proxy-Authorization credentials.
     pub fn proxy_authorization(&self) -> Result<Vec<AuthValue>> {
-        self.list(&HeaderName::ProxyAuthorization, |v, out| {
-            AuthValue::parse_all(v, v, out)
-        })
+        self.auth(&HeaderName::ProxyAuthorization)
+    }
+
+    /// Proxy-Authorization credentials, each parsed as it is read.
+    pub fn proxy_authorization_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
+        self.items(&HeaderName::ProxyAuthorization, false, AuthRef::parse)
     }
 
     /// Sets the tag of the To header (appends `;tag=` when there is none, keeping the value as
@@ -909,6 +1169,7 @@ impl<'a> IntoIterator for &'a Headers {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{HostOf, UriOf};
     use super::*;
 
     #[test]
@@ -939,9 +1200,12 @@ mod tests {
         h.push(HeaderName::Via, "SIP/2.0/UDP a.example.com;branch=z9hG4bK1");
         h.push(HeaderName::From, "<sip:alice@example.com>;tag=1");
         h.push(HeaderName::CSeq, "1 INVITE");
-        assert_eq!(h.via_ref().unwrap().len(), 1);
+        assert_eq!(h.via_ref().unwrap().count(), 1);
         assert_eq!(h.from_ref().unwrap().tag(), Some("1"));
-        assert_eq!(h.via().unwrap(), h.via_ref().unwrap());
+        assert_eq!(
+            h.via().unwrap()[0].branch(),
+            h.via_ref().unwrap().next().unwrap().branch()
+        );
         assert!(matches!(h.to_ref(), Err(Error::MissingHeader("To"))));
         // A write through the public Vec drops the cache.
         h.0.insert(
@@ -952,12 +1216,15 @@ mod tests {
             },
         );
         assert_eq!(h.via().unwrap().len(), 2);
-        assert_eq!(h.via_ref().unwrap()[0].branch(), Some("z9hG4bK2"));
+        assert_eq!(
+            h.via_ref().unwrap().next().unwrap().branch(),
+            Some("z9hG4bK2")
+        );
         h.0[1].value = ByteString::from("SIP/2.0/UDP a.example.com;branch");
         assert!(h.via().is_err());
         assert_eq!(
-            h.via_ref().unwrap_err().to_string(),
-            h.via().unwrap_err().to_string()
+            h.via_ref().err().map(|e| e.to_string()),
+            h.via().err().map(|e| e.to_string())
         );
         assert_eq!(h.top_via().unwrap().branch(), Some("z9hG4bK2"));
         h.push(HeaderName::From, "<sip:eve@example.com>");
@@ -1011,12 +1278,120 @@ mod tests {
             assert_eq!(indexed.clone().via().ok(), plain.via().ok());
         }
         let mut h: Headers = lines.into();
-        assert_eq!(h.via_ref().unwrap().len(), 3);
+        assert_eq!(h.via_ref().unwrap().count(), 3);
         h.push(HeaderName::Via, "SIP/2.0/UDP d;branch=z9hG4bK4");
         assert_eq!(h.get_all(&HeaderName::Via).count(), 4);
         h.0.insert(0, line("From", "<sip:a@example.com>;tag=1"));
         assert_eq!(h.from().unwrap().tag(), Some("1"));
-        assert_eq!(h.via_ref().unwrap()[3].branch(), Some("z9hG4bK4"));
+        assert_eq!(
+            h.via_ref().unwrap().nth(3).unwrap().branch(),
+            Some("z9hG4bK4")
+        );
+    }
+
+    #[test]
+    fn views_hold_what_the_owned_values_hold() {
+        let mut h = Headers::new();
+        h.push(
+            HeaderName::Via,
+            "SIP / 2.0 / UDP a.example.com : 5070 ; branch = z9hG4bK1 ;rport, \
+             SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK2;received=192.0.2.1",
+        );
+        h.push(
+            HeaderName::From,
+            r#""A \"x\"" <sip:al%69ce:pw@example.com:5061;transport=tcp?Subject=hi>;tag=1"#,
+        );
+        h.push(HeaderName::To, "tel:+1-555-1234;p=1");
+        h.push(HeaderName::Contact, "<urn:x:y>;expires=60, <sip:192.0.2.9>");
+        let via = h.via().unwrap();
+        let views: Vec<_> = h.via_ref().unwrap().collect();
+        assert_eq!(views.len(), 2);
+        assert_eq!(
+            (views[0].protocol, views[0].version, views[0].transport),
+            ("SIP", "2.0", "UDP")
+        );
+        assert_eq!(views[0].host, HostOf::Domain("a.example.com"));
+        assert_eq!((views[0].port, views[0].rport()), (Some(5070), Some(None)));
+        assert_eq!(views[1].host.to_string(), via[1].host.to_string());
+        assert_eq!(views[1].received(), via[1].received());
+        for (v, o) in views.iter().zip(&via) {
+            assert_eq!(v.branch(), o.branch());
+            let names: Vec<_> = v.params.iter().map(|p| (p.name, p.value)).collect();
+            let owned: Vec<_> = o
+                .params
+                .iter()
+                .map(|p| (&*p.name, p.value.as_deref()))
+                .collect();
+            assert_eq!(names, owned);
+        }
+        let from = h.from_ref().unwrap();
+        assert_eq!(from.display_name().as_deref(), Some(r#"A "x""#));
+        assert_eq!(from.tag(), Some("1"));
+        let UriOf::Sip(u) = from.uri else {
+            panic!("not a SIP URI")
+        };
+        assert_eq!(
+            (u.user, u.password, u.port),
+            (Some("al%69ce"), Some("pw"), Some(5061))
+        );
+        assert_eq!(u.params.value("TRANSPORT").as_deref(), Some("tcp"));
+        assert_eq!(u.headers, Some("Subject=hi"));
+        assert_eq!(
+            h.from().unwrap().to_string(),
+            r#""A \"x\"" <sip:al%69ce:pw@example.com:5061;transport=tcp?Subject=hi>;tag=1"#
+        );
+        let to = h.to_ref().unwrap();
+        assert!(
+            matches!(to.uri, UriOf::Tel(t) if t.number == "+1-555-1234" && t.params.is_empty())
+        );
+        assert_eq!(to.params.get("p").and_then(|p| p.value), Some("1"));
+        let contacts: Vec<_> = h.contacts_ref().unwrap().collect();
+        assert!(matches!(contacts[0].uri, UriOf::Other(o) if (o.scheme, o.rest) == ("urn", "x:y")));
+        assert_eq!(
+            contacts[1].uri.as_sip().map(|u| u.host),
+            Some(HostOf::Ipv4([192, 0, 2, 9].into()))
+        );
+        assert_eq!(h.contacts().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn list_views_parse_as_read_and_end_at_an_error() {
+        let mut h = Headers::new();
+        h.push(
+            HeaderName::Route,
+            "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>",
+        );
+        h.push(HeaderName::Route, "<sip:p3.example.com;lr> junk");
+        let items: Vec<_> = h.route_ref().collect();
+        assert_eq!(items.len(), 3);
+        assert!(items[..2].iter().all(Result::is_ok));
+        assert!(matches!(items[2], Err(Error::Header { .. })));
+        assert!(h.route().is_err());
+        h.push(HeaderName::Allow, "INVITE, ACK");
+        h.push(HeaderName::Allow, "  ");
+        h.push(HeaderName::Allow, "X-NEW");
+        let allow: Vec<_> = h.allow_ref().collect::<Result<_>>().unwrap();
+        assert_eq!(allow, ["INVITE", "ACK", "X-NEW"]);
+        assert_eq!(h.allow().unwrap(), allow);
+        h.push(
+            HeaderName::ProxyAuthorization,
+            r#"Digest username="a\"b", realm=pbx, nc=00000001, Basic cred=abc"#,
+        );
+        let auth: Vec<_> = h.proxy_authorization_ref().collect::<Result<_>>().unwrap();
+        assert_eq!(auth.len(), 2);
+        assert!(auth[0].scheme_is("digest"));
+        assert_eq!(auth[0].param("USERNAME").as_deref(), Some(r#"a"b"#));
+        assert_eq!(auth[0].params().count(), 3);
+        assert_eq!(
+            (auth[1].scheme, auth[1].param("cred").as_deref()),
+            ("Basic", Some("abc"))
+        );
+        let owned = h.proxy_authorization().unwrap();
+        assert_eq!(
+            owned[0].to_string(),
+            r#"Digest username="a\"b", realm=pbx, nc=00000001"#
+        );
+        assert_eq!(owned[1].params.len(), 1);
     }
 
     #[test]

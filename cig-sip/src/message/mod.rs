@@ -3,9 +3,13 @@
 //! A parsed message keeps its bytes: header values, URI parts and bodies are slices of the
 //! received buffer ([`bytes::Bytes`] / [`bytestring::ByteString`]), so parsing copies nothing but
 //! folded header lines. The headers [`Message::validate`] checks (Via, From, To, Call-ID, CSeq,
-//! Max-Forwards, Content-Length, Contact) are parsed once and kept: `headers.via_ref()`,
-//! `from_ref()`, ... borrow them, `via()`, `from()`, ... return copies. Other typed views
-//! (`route()`, `allow()`, ...) parse on demand.
+//! Max-Forwards, Content-Length, Contact) are parsed once and kept as records of offsets into
+//! their lines: `headers.via_ref()`, `from_ref()`, ... return borrowed views built from them
+//! ([`ViaRef`], [`NameAddrRef`]: `&str` parts, parameter lists as validated [`ParamsRef`]s read
+//! by iterating), with no allocation and no reference counting; `via()`, `from()`, ... return
+//! owned values ([`Via`], [`NameAddr`]) copied from the views. Other list headers parse on
+//! demand, borrowed (`route_ref()`, `allow_ref()`, ...: iterators that parse each value as it
+//! is read) or owned (`route()`, `allow()`, ...).
 
 mod codec;
 mod grammar;
@@ -20,12 +24,16 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 pub use codec::{DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER, StreamCodec, StreamItem};
-pub use grammar::{Param, Params, quote, unquote};
+pub use grammar::{Param, ParamIter, ParamRef, Params, ParamsOf, ParamsRef, quote, unquote};
 pub use headers::{Header, HeaderList, HeaderName, Headers};
 pub use typed::{
-    AuthValue, BRANCH_MAGIC, CSeq, Challenge, Credentials, MediaType, Method, NameAddr, Via,
+    AuthRef, AuthValue, BRANCH_MAGIC, CSeq, Challenge, Credentials, MediaType, Method, NameAddr,
+    NameAddrOf, NameAddrRef, Via, ViaOf, ViaRef,
 };
-pub use uri::{Host, OtherUri, SipUri, TelUri, Uri, percent_decode};
+pub use uri::{
+    Host, HostOf, HostRef, OtherUri, OtherUriOf, SipUri, SipUriOf, SipUriRef, TelUri, TelUriOf,
+    TelUriRef, Uri, UriOf, UriRef, percent_decode,
+};
 
 use crate::{Error, Result};
 use parse::StartLine;
@@ -127,7 +135,7 @@ impl Message {
     /// headers are kept (parsed once): the getters return them without parsing again.
     pub fn validate(&self) -> Result<()> {
         let h = self.headers();
-        if h.via_ref()?.is_empty() {
+        if h.via_ref()?.next().is_none() {
             return Err(Error::MissingHeader("Via"));
         }
         h.from_ref()?;
@@ -141,7 +149,7 @@ impl Message {
         }
         h.max_forwards()?;
         h.content_length()?;
-        h.contacts_ref()?;
+        let _ = h.contacts_ref()?;
         if let Some(d) = h.get(&HeaderName::Date)
             && !parse::valid_date(d)
         {

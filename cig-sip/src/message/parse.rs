@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::grammar::{self, is_wsp, sws, trim_wsp_end};
+use super::grammar::{self, is_wsp, sws};
 use super::headers::{Header, HeaderName, Headers};
 use super::typed::Method;
 use super::uri::{self, Uri, UriCtx};
@@ -75,8 +75,14 @@ fn start_line(src: &ByteString, line: &str) -> Result<StartLine> {
             reason: src.slice_ref(reason),
         });
     }
-    let mut parts = line.splitn(3, ' ');
-    let (Some(m), Some(u), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+    // `METHOD SP Request-URI SP version`, split at the first two spaces.
+    let space = |t: &str| t.bytes().position(|c| c == b' ');
+    let Some((m, rest)) = space(line).map(|k| (&line[..k], &line[k + 1..])) else {
+        return Err(Error::StartLine(
+            "request line needs method, Request-URI and version",
+        ));
+    };
+    let Some((u, v)) = space(rest).map(|k| (&rest[..k], &rest[k + 1..])) else {
         return Err(Error::StartLine(
             "request line needs method, Request-URI and version",
         ));
@@ -104,8 +110,7 @@ fn start_line(src: &ByteString, line: &str) -> Result<StartLine> {
 }
 
 /// Finds the next CRLF; a lone CR or LF is an error.
-fn line_end(s: &str) -> Result<usize> {
-    let b = s.as_bytes();
+fn line_end(b: &[u8]) -> Result<usize> {
     let k = memchr::memchr2(b'\r', b'\n', b).ok_or(Error::Incomplete)?;
     if b[k] == b'\r' && b.get(k + 1) == Some(&b'\n') {
         Ok(k)
@@ -137,47 +142,64 @@ fn unfold(v: &str) -> String {
 pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
     let src = ByteString::try_from(head).map_err(|_| Error::Utf8)?;
     let s: &str = &src;
-    let e = line_end(s)?;
+    let e = line_end(s.as_bytes())?;
     let start = start_line(&src, &s[..e])?;
-    let mut rest = &s[e + 2..];
+    let b = s.as_bytes();
+    let mut pos = e + 2;
     // Room for every header of a typical message without counting its lines first (a header
     // line is rarely under 24 octets; a message of shorter ones regrows once or twice).
-    let mut headers = Vec::with_capacity(rest.len() / 24 + 1);
-    while !rest.is_empty() && !rest.starts_with("\r\n") {
-        if starts_wsp(rest) {
+    let mut headers = Vec::with_capacity((b.len() - pos) / 24 + 1);
+    // Octet offsets (all at ASCII octets, so every slice below is on a char boundary).
+    while pos < b.len() && b[pos] != b'\r' {
+        if is_wsp_octet(b[pos]) {
             return Err(Error::HeaderLine("continuation line without a header"));
         }
-        let mut end = line_end(rest)?;
-        let mut folded = false;
-        while starts_wsp(&rest[end + 2..]) {
-            folded = true;
-            end = end + 2 + line_end(&rest[end + 2..])?;
-        }
-        let field = &rest[..end];
-        rest = &rest[end + 2..];
-        let n = grammar::span(field, &grammar::TOKEN);
-        if n == 0 {
+        let name_end = pos + grammar::span(&s[pos..], &grammar::TOKEN);
+        if name_end == pos {
             return Err(Error::HeaderLine("empty header name"));
         }
-        let Some(value) = sws(&field[n..]).strip_prefix(':') else {
+        let mut end = name_end + line_end(&b[name_end..])?;
+        let mut folded = false;
+        while b.get(end + 2).copied().is_some_and(is_wsp_octet) {
+            folded = true;
+            end = end + 2 + line_end(&b[end + 2..])?;
+        }
+        let mut v = name_end;
+        while v < end && is_wsp_octet(b[v]) {
+            v += 1;
+        }
+        if b.get(v) != Some(&b':') || v >= end {
             return Err(Error::HeaderLine("missing colon"));
-        };
+        }
+        v += 1;
         let value = if folded {
-            ByteString::from(unfold(sws(value)))
+            ByteString::from(unfold(sws(&s[v..end])))
         } else {
-            src.slice_ref(trim_wsp_end(sws(value)))
+            while v < end && is_wsp_octet(b[v]) {
+                v += 1;
+            }
+            let mut ve = end;
+            while ve > v && is_wsp_octet(b[ve - 1]) {
+                ve -= 1;
+            }
+            src.slice_ref(&s[v..ve])
         };
         headers.push(Header {
-            name: HeaderName::from_wire(&src, &field[..n]),
+            name: HeaderName::from_wire(&src, &s[pos..name_end]),
             value,
         });
+        pos = end + 2;
+    }
+    // The loop stops at the end or at a CR starting a line: the blank line, or a bare CR.
+    if pos < b.len() && b.get(pos + 1) != Some(&b'\n') {
+        return Err(Error::HeaderLine("bare CR or LF"));
     }
     Ok((start, headers.into()))
 }
 
-/// Whether `i` starts with SP or HTAB.
-fn starts_wsp(i: &str) -> bool {
-    matches!(i.as_bytes().first(), Some(b' ' | b'\t'))
+/// Whether `c` is SP or HTAB.
+fn is_wsp_octet(c: u8) -> bool {
+    c == b' ' || c == b'\t'
 }
 
 /// Checks an RFC 3261 `SIP-date` (`rfc1123-date` in GMT).

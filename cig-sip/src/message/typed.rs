@@ -8,10 +8,10 @@ use std::fmt;
 use bytestring::ByteString;
 
 use super::grammar::{
-    self, Class, DIGIT, PResult, Params, class, fail, header_params, lws, quoted_string, sep, sws,
-    take1, token, word,
+    self, Class, DIGIT, PResult, Params, ParamsOf, class, fail, header_params, lws, params_ref,
+    quoted_string, sep, sws, take1, token, word,
 };
-use super::uri::{self, Host, Uri, UriCtx};
+use super::uri::{self, Host, HostOf, Uri, UriCtx, UriOf};
 
 /// Unquoted auth-param values: token characters and `/:=@`.
 const AUTH_PARAM_VALUE: Class = class(true, b"-.!%*_+`'~/:=@");
@@ -184,22 +184,100 @@ impl Via {
         self.transport.eq_ignore_ascii_case(t)
     }
 
+    #[cfg(test)]
     pub(crate) fn parse<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Via> {
+        let (i, v) = ViaRef::parse(i)?;
+        Ok((i, v.own(src)))
+    }
+}
+
+/// A Via value as a view (`S` = `&str`, [`ViaRef`]) or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ViaOf<S> {
+    /// Protocol name, normally `SIP`.
+    pub protocol: S,
+    /// Protocol version, normally `2.0`.
+    pub version: S,
+    /// Transport as written.
+    pub transport: S,
+    /// sent-by host.
+    pub host: HostOf<S>,
+    /// sent-by port.
+    pub port: Option<u16>,
+    /// Parameters (branch, received, rport, maddr, ttl, ...).
+    pub params: ParamsOf<S>,
+}
+
+/// A borrowed Via value: its parts are slices of the header value.
+pub type ViaRef<'a> = ViaOf<&'a str>;
+
+impl<S> ViaOf<S> {
+    pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> ViaOf<T> {
+        ViaOf {
+            protocol: f(self.protocol),
+            version: f(self.version),
+            transport: f(self.transport),
+            host: self.host.map(f),
+            port: self.port,
+            params: self.params.map(f),
+        }
+    }
+}
+
+impl<'a> ViaRef<'a> {
+    /// The branch parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.params.get("branch").and_then(|p| p.value)
+    }
+
+    /// The `received` parameter.
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").and_then(|p| p.value)
+    }
+
+    /// The `rport` parameter: `None` if absent, `Some(None)` if present without a value.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        let p = self.params.get("rport")?;
+        Some(
+            p.value
+                .and_then(|v| grammar::number(v, 65535))
+                .map(|v| v as u16),
+        )
+    }
+
+    /// Transport compared case-insensitively.
+    pub fn transport_is(&self, t: &str) -> bool {
+        self.transport.eq_ignore_ascii_case(t)
+    }
+
+    /// One Via value (`sent-protocol LWS sent-by *( SEMI via-params )`).
+    pub(crate) fn parse(i: &'a str) -> PResult<'a, ViaRef<'a>> {
         let (i, protocol) = token(i)?;
         let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
         let (i, version) = token(i)?;
         let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
         let (i, transport) = token(i)?;
         let (i, _) = lws(i)?;
-        let (i, host) = uri::host(src, i)?;
+        let (i, host) = uri::host_ref(i)?;
         let (i, port) = uri::port(i, true)?;
-        let (i, params) = header_params(src, i)?;
-        if params
-            .iter()
-            .any(|p| p.name.eq_ignore_ascii_case("branch") && p.value.is_none())
-        {
-            return fail();
-        }
+        let (i, params) = params_ref(i, false, |p| {
+            p.value.is_some() || !p.name.eq_ignore_ascii_case("branch")
+        })?;
+        Ok((
+            i,
+            ViaOf {
+                protocol,
+                version,
+                transport,
+                host,
+                port,
+                params,
+            },
+        ))
+    }
+
+    /// The owned value, its text shared with `src` (the header value the view lies in).
+    pub(crate) fn own(&self, src: &ByteString) -> Via {
         let s = |x: &str| {
             word!(
                 src,
@@ -207,17 +285,14 @@ impl Via {
                 ["SIP", "2.0", "UDP", "TCP", "TLS", "SCTP", "WS", "WSS"]
             )
         };
-        Ok((
-            i,
-            Via {
-                protocol: s(protocol),
-                version: s(version),
-                transport: s(transport),
-                host,
-                port,
-                params,
-            },
-        ))
+        Via {
+            protocol: s(self.protocol),
+            version: s(self.version),
+            transport: s(self.transport),
+            host: self.host.own(src),
+            port: self.port,
+            params: self.params.own(src),
+        }
     }
 }
 
@@ -278,11 +353,55 @@ impl NameAddr {
     }
 
     /// Parses one name-addr (or, when `addr_spec` is allowed, a bare URI) with its parameters.
+    #[cfg(test)]
     pub(crate) fn parse<'a>(
         src: &ByteString,
         i: &'a str,
         addr_spec: bool,
     ) -> PResult<'a, NameAddr> {
+        let (i, n) = NameAddrRef::parse(i, addr_spec)?;
+        Ok((i, n.own(src)))
+    }
+}
+
+/// A name-addr as a view (`S` = `&str`, [`NameAddrRef`]) or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NameAddrOf<S> {
+    /// Display name as written: a quoted string (with quotes) or tokens.
+    pub display: Option<S>,
+    /// The URI.
+    pub uri: UriOf<S>,
+    /// Header parameters after the URI (`tag`, `expires`, `q`, `lr`, ...).
+    pub params: ParamsOf<S>,
+}
+
+/// A borrowed name-addr (From, To, Contact, Route, Record-Route): its parts are slices of the
+/// header value.
+pub type NameAddrRef<'a> = NameAddrOf<&'a str>;
+
+impl<S> NameAddrOf<S> {
+    pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> NameAddrOf<T> {
+        NameAddrOf {
+            display: self.display.map(f),
+            uri: self.uri.map(f),
+            params: self.params.map(f),
+        }
+    }
+}
+
+impl<'a> NameAddrRef<'a> {
+    /// The display name with quotes and escapes removed.
+    pub fn display_name(&self) -> Option<Cow<'a, str>> {
+        self.display.map(grammar::unquote)
+    }
+
+    /// The `tag` parameter.
+    pub fn tag(&self) -> Option<&'a str> {
+        self.params.get("tag").and_then(|p| p.value)
+    }
+
+    /// Parses one name-addr (or, when `addr_spec` is allowed, a bare URI) with its parameters.
+    pub(crate) fn parse(i: &'a str, addr_spec: bool) -> PResult<'a, NameAddrRef<'a>> {
         let i = sws(i);
         let (i, display) = if i.starts_with('"') {
             let (r, q) = quoted_string(i)?;
@@ -300,11 +419,11 @@ impl NameAddr {
             if r.starts_with('<') && end.len() < i.len() {
                 (r, Some(&i[..i.len() - end.len()]))
             } else if addr_spec {
-                let (r, uri) = uri::uri(src, i, UriCtx::AddrSpec)?;
-                let (r, params) = header_params(src, r)?;
+                let (r, uri) = uri::uri_ref(i, UriCtx::AddrSpec)?;
+                let (r, params) = params_ref(r, false, |_| true)?;
                 return Ok((
                     r,
-                    NameAddr {
+                    NameAddrOf {
                         display: None,
                         uri,
                         params,
@@ -317,19 +436,28 @@ impl NameAddr {
         let Some(i) = i.strip_prefix('<') else {
             return fail();
         };
-        let (i, uri) = uri::uri(src, i, UriCtx::Bracketed)?;
+        let (i, uri) = uri::uri_ref(i, UriCtx::Bracketed)?;
         let Some(i) = i.strip_prefix('>') else {
             return fail();
         };
-        let (i, params) = header_params(src, i)?;
+        let (i, params) = params_ref(i, false, |_| true)?;
         Ok((
             i,
-            NameAddr {
-                display: display.map(|d| src.slice_ref(d)),
+            NameAddrOf {
+                display,
                 uri,
                 params,
             },
         ))
+    }
+
+    /// The owned value, its text shared with `src` (the header value the view lies in).
+    pub(crate) fn own(&self, src: &ByteString) -> NameAddr {
+        NameAddr {
+            display: self.display.map(|d| src.slice_ref(d)),
+            uri: self.uri.own(src),
+            params: self.params.own(src),
+        }
     }
 }
 
@@ -463,67 +591,129 @@ impl AuthValue {
             .push((ByteString::from(name), ByteString::from(value)));
     }
 
+    /// The owned value of a view, its text shared with `src` (the header value it lies in).
+    pub(crate) fn own(a: &AuthRef<'_>, src: &ByteString) -> AuthValue {
+        let mut params = Vec::with_capacity(8);
+        for (name, v) in a.params() {
+            let name = word!(
+                src,
+                name,
+                [
+                    "username",
+                    "realm",
+                    "nonce",
+                    "uri",
+                    "response",
+                    "algorithm",
+                    "qop",
+                    "nc",
+                    "cnonce",
+                    "opaque",
+                    "stale",
+                    "domain",
+                ]
+            );
+            params.push((name, src.slice_ref(v)));
+        }
+        AuthValue {
+            scheme: word!(src, a.scheme, ["Digest"]),
+            params,
+        }
+    }
+
     /// Parses one or more comma-separated challenges/credentials filling `value`.
-    pub(crate) fn parse_all(
+    #[cfg(test)]
+    fn parse_all(
         src: &ByteString,
         value: &str,
         out: &mut Vec<AuthValue>,
     ) -> Result<(), nom::Err<()>> {
-        let mut i = sws(value);
+        let mut refs = Vec::new();
+        grammar::list(value, AuthRef::parse, &mut refs)?;
+        out.extend(refs.iter().map(|a| AuthValue::own(a, src)));
+        Ok(())
+    }
+}
+
+/// A borrowed challenge or credentials value: the scheme and its `name=value` parameters as
+/// written, checked when parsed and read by iterating (no allocation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AuthRef<'a> {
+    /// Scheme, e.g. `Digest`.
+    pub scheme: &'a str,
+    /// The parameters as written (`name=value, name="value"`).
+    params: &'a str,
+}
+
+/// `auth-param = token EQUAL ( token / quoted-string )` (values kept as written).
+fn auth_param(i: &str) -> PResult<'_, (&str, &str)> {
+    let (after, name) = token(i)?;
+    let after = sep(after, '=').ok_or(nom::Err::Error(()))?;
+    let (after, v) = if after.starts_with('"') {
+        quoted_string(after)?
+    } else {
+        take1(after, &AUTH_PARAM_VALUE)?
+    };
+    Ok((after, (name, v)))
+}
+
+impl<'a> AuthRef<'a> {
+    /// Whether the scheme is `scheme` (case-insensitive).
+    pub fn scheme_is(&self, scheme: &str) -> bool {
+        self.scheme.eq_ignore_ascii_case(scheme)
+    }
+
+    /// The parameters in order, values as written (quoted strings keep their quotes).
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut rest = Some(self.params);
+        std::iter::from_fn(move || {
+            let (after, p) = auth_param(rest?).ok()?;
+            rest = grammar::list_next(after).ok().flatten();
+            Some(p)
+        })
+    }
+
+    /// The value of `name` (case-insensitive), unquoted.
+    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.params()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| grammar::unquote(v))
+    }
+
+    /// One challenge or credentials value: a scheme and its parameters, up to the end of the
+    /// value or the comma before the next scheme (a token, white space and a token).
+    pub(crate) fn parse(i: &'a str) -> PResult<'a, AuthRef<'a>> {
+        let (r, scheme) = token(i)?;
+        let (start, _) = lws(r)?;
+        let mut r = start;
         loop {
-            let (r, scheme) = token(i)?;
-            let (mut r, _) = lws(r)?;
-            let mut cur = AuthValue {
-                scheme: word!(src, scheme, ["Digest"]),
-                params: Vec::with_capacity(8),
-            };
-            loop {
-                let (after, name) = token(r)?;
-                let after = sep(after, '=').ok_or(nom::Err::Error(()))?;
-                let (after, v) = if after.starts_with('"') {
-                    quoted_string(after)?
-                } else {
-                    take1(after, &AUTH_PARAM_VALUE)?
-                };
-                let name = word!(
-                    src,
-                    name,
-                    [
-                        "username",
-                        "realm",
-                        "nonce",
-                        "uri",
-                        "response",
-                        "algorithm",
-                        "qop",
-                        "nc",
-                        "cnonce",
-                        "opaque",
-                        "stale",
-                        "domain",
-                    ]
-                );
-                cur.params.push((name, src.slice_ref(v)));
-                match grammar::list_next(after)? {
-                    None => {
-                        out.push(cur);
-                        return Ok(());
-                    }
-                    Some(next) => {
-                        // A token followed by white space and another token starts a new scheme.
-                        let new_scheme = token(next)
-                            .and_then(|(a, _)| lws(a))
-                            .and_then(|(b, _)| token(b))
-                            .is_ok();
-                        if new_scheme {
-                            out.push(cur);
-                            i = next;
-                            break;
-                        }
-                        r = next;
-                    }
+            let (after, _) = auth_param(r)?;
+            let next = match grammar::list_next(after) {
+                Ok(Some(next)) => next,
+                _ => {
+                    return Ok((
+                        after,
+                        AuthRef {
+                            scheme,
+                            params: &start[..start.len() - after.len()],
+                        },
+                    ));
                 }
+            };
+            let new_scheme = token(next)
+                .and_then(|(a, _)| lws(a))
+                .and_then(|(b, _)| token(b))
+                .is_ok();
+            if new_scheme {
+                return Ok((
+                    after,
+                    AuthRef {
+                        scheme,
+                        params: &start[..start.len() - after.len()],
+                    },
+                ));
             }
+            r = next;
         }
     }
 }

@@ -10,7 +10,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytestring::ByteString;
 
-use super::grammar::{Class, DIGIT, PResult, Params, class, fail, span, take1, word};
+use super::grammar::{
+    Class, DIGIT, PResult, ParamRef, Params, ParamsOf, class, fail, params_ref, span, take1,
+};
 use crate::Error;
 
 /// A URI as found in a Request-URI or a name-addr.
@@ -192,11 +194,11 @@ fn ipv4(h: &str) -> Option<Ipv4Addr> {
 }
 
 /// Parses a host (`hostname`, IPv4 or `[IPv6]`).
-pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
+pub(crate) fn host_ref(i: &str) -> PResult<'_, HostRef<'_>> {
     if let Some(r) = i.strip_prefix('[') {
         let end = r.find(']').ok_or(nom::Err::Error(()))?;
         let a: Ipv6Addr = r[..end].parse().map_err(|_| nom::Err::Error(()))?;
-        return Ok((&r[end + 1..], Host::Ipv6(a)));
+        return Ok((&r[end + 1..], HostOf::Ipv6(a)));
     }
     let (rest, h) = take1(i, &HOST)?;
     let first = h.as_bytes().first().copied().unwrap_or(b'.');
@@ -205,14 +207,14 @@ pub(crate) fn host<'a>(src: &ByteString, i: &'a str) -> PResult<'a, Host> {
     }
     if first.is_ascii_digit() {
         if let Some(a) = ipv4(h) {
-            return Ok((rest, Host::Ipv4(a)));
+            return Ok((rest, HostOf::Ipv4(a)));
         }
         // Digits and dots only, yet not a dotted quad: neither an address nor a name.
         if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return fail();
         }
     }
-    Ok((rest, Host::Domain(src.slice_ref(h))))
+    Ok((rest, HostOf::Domain(h)))
 }
 
 /// `[":" port]`, with white space allowed around the colon when `lws` (Via sent-by).
@@ -228,43 +230,32 @@ pub(crate) fn port(i: &str, lws: bool) -> PResult<'_, Option<u16>> {
     Ok((rest, Some(p as u16)))
 }
 
-/// URI parameters `*( ";" pname [ "=" pvalue ] )` (no white space).
-fn uri_params<'a>(src: &ByteString, mut i: &'a str) -> PResult<'a, Params> {
-    if !i.starts_with(';') {
-        return Ok((i, Params::new()));
-    }
-    let mut params = Params(Vec::with_capacity(4));
-    while let Some(r) = i.strip_prefix(';') {
-        let (r, name) = take1(r, &PARAM)?;
-        let (r, value) = match r.strip_prefix('=') {
-            Some(r) => {
-                let (r, v) = take1(r, &PARAM)?;
-                (r, Some(v))
-            }
-            None => (r, None),
-        };
-        if !escapes_ok(name) || !value.is_none_or(escapes_ok) {
-            return fail();
+/// One URI parameter `";" pname [ "=" pvalue ]` (no white space) at the start of `i`;
+/// `Ok(None)` when `i` does not start with a `;`.
+pub(crate) fn uri_param(i: &str) -> Result<Option<(&str, ParamRef<'_>)>, nom::Err<()>> {
+    let Some(r) = i.strip_prefix(';') else {
+        return Ok(None);
+    };
+    let (r, name) = take1(r, &PARAM)?;
+    let (r, value) = match r.strip_prefix('=') {
+        Some(r) => {
+            let (r, v) = take1(r, &PARAM)?;
+            (r, Some(v))
         }
-        params.0.push(super::grammar::Param {
-            name: word!(
-                src,
-                name,
-                ["lr", "transport", "user", "maddr", "ttl", "method"]
-            ),
-            value: value.map(|v| src.slice_ref(v)),
-        });
-        i = r;
+        None => (r, None),
+    };
+    if !escapes_ok(name) || !value.is_none_or(escapes_ok) {
+        return fail();
     }
-    Ok((i, params))
+    Ok(Some((r, ParamRef { name, value })))
 }
 
-fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResult<'a, SipUri> {
+fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
     let (user, password, i) = {
         let n = span(i, &USERINFO);
-        if i[n..].starts_with('@') {
+        if i.as_bytes().get(n) == Some(&b'@') {
             let info = &i[..n];
-            let (u, p) = match info.find(':') {
+            let (u, p) = match info.bytes().position(|c| c == b':') {
                 Some(k) => (&info[..k], Some(&info[k + 1..])),
                 None => (info, None),
             };
@@ -274,21 +265,17 @@ fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResu
             {
                 return fail();
             }
-            (
-                Some(src.slice_ref(u)),
-                p.map(|p| src.slice_ref(p)),
-                &i[n + 1..],
-            )
+            (Some(u), p, &i[n + 1..])
         } else {
             (None, None, i)
         }
     };
-    let (i, host) = host(src, i)?;
+    let (i, host) = host_ref(i)?;
     let (i, port) = port(i, false)?;
     let (i, params) = if ctx == UriCtx::AddrSpec {
-        (i, Params::new())
+        (i, ParamsOf::empty(true))
     } else {
-        uri_params(src, i)?
+        params_ref(i, true, |_| true)?
     };
     let (i, headers) = match i.strip_prefix('?') {
         Some(_) if ctx == UriCtx::AddrSpec => return fail(),
@@ -297,13 +284,13 @@ fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResu
             if !escapes_ok(h) {
                 return fail();
             }
-            (r, Some(src.slice_ref(h)))
+            (r, Some(h))
         }
         None => (i, None),
     };
     Ok((
         i,
-        SipUri {
+        SipUriOf {
             secure,
             user,
             password,
@@ -315,7 +302,7 @@ fn sip_uri<'a>(src: &ByteString, i: &'a str, secure: bool, ctx: UriCtx) -> PResu
     ))
 }
 
-fn tel_uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, TelUri> {
+fn tel_uri(i: &str, ctx: UriCtx) -> PResult<'_, TelUriRef<'_>> {
     let (i, number) = take1(i, &TEL)?;
     if number[1..].contains('+')
         || (number.starts_with('+') && !number.bytes().any(|b| b.is_ascii_digit()))
@@ -323,21 +310,15 @@ fn tel_uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, TelUri>
         return fail();
     }
     let (i, params) = if ctx == UriCtx::AddrSpec {
-        (i, Params::new())
+        (i, ParamsOf::empty(true))
     } else {
-        uri_params(src, i)?
+        params_ref(i, true, |_| true)?
     };
-    Ok((
-        i,
-        TelUri {
-            number: src.slice_ref(number),
-            params,
-        },
-    ))
+    Ok((i, TelUriOf { number, params }))
 }
 
-/// Parses a URI at the start of `i` (a slice of `src`).
-pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, Uri> {
+/// Parses a URI at the start of `i` into a borrowed view.
+pub(crate) fn uri_ref(i: &str, ctx: UriCtx) -> PResult<'_, UriRef<'_>> {
     let (rest, scheme) = take1(i, &SCHEME)?;
     let Some(rest) = rest.strip_prefix(':') else {
         return fail();
@@ -346,11 +327,11 @@ pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, 
         return fail();
     }
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        let (r, u) = sip_uri(src, rest, scheme.len() == 4, ctx)?;
-        Ok((r, Uri::Sip(u)))
+        let (r, u) = sip_uri(rest, scheme.len() == 4, ctx)?;
+        Ok((r, UriOf::Sip(u)))
     } else if scheme.eq_ignore_ascii_case("tel") {
-        let (r, u) = tel_uri(src, rest, ctx)?;
-        Ok((r, Uri::Tel(u)))
+        let (r, u) = tel_uri(rest, ctx)?;
+        Ok((r, UriOf::Tel(u)))
     } else {
         let (r, body) = take1(
             rest,
@@ -363,13 +344,182 @@ pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, 
         if !escapes_ok(body) {
             return fail();
         }
-        Ok((
-            r,
-            Uri::Other(OtherUri {
-                scheme: src.slice_ref(scheme),
-                rest: src.slice_ref(body),
+        Ok((r, UriOf::Other(OtherUriOf { scheme, rest: body })))
+    }
+}
+
+/// Parses a URI at the start of `i` (a slice of `src`).
+pub(crate) fn uri<'a>(src: &ByteString, i: &'a str, ctx: UriCtx) -> PResult<'a, Uri> {
+    let (r, u) = uri_ref(i, ctx)?;
+    Ok((r, u.own(src)))
+}
+
+/// A host as a view (`S` = `&str`, [`HostRef`]) or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostOf<S> {
+    /// A host name as written.
+    Domain(S),
+    /// An IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address (written in brackets).
+    Ipv6(Ipv6Addr),
+}
+
+/// A borrowed host.
+pub type HostRef<'a> = HostOf<&'a str>;
+
+impl<S> HostOf<S> {
+    pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> HostOf<T> {
+        match self {
+            HostOf::Domain(d) => HostOf::Domain(f(d)),
+            HostOf::Ipv4(a) => HostOf::Ipv4(a),
+            HostOf::Ipv6(a) => HostOf::Ipv6(a),
+        }
+    }
+}
+
+impl HostRef<'_> {
+    /// Case-insensitive host comparison (names) or address equality with an owned host.
+    pub fn matches(&self, other: &Host) -> bool {
+        match (self, other) {
+            (HostOf::Domain(a), Host::Domain(b)) => a.eq_ignore_ascii_case(b),
+            (HostOf::Ipv4(a), Host::Ipv4(b)) => a == b,
+            (HostOf::Ipv6(a), Host::Ipv6(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn own(&self, src: &ByteString) -> Host {
+        match *self {
+            HostOf::Domain(d) => Host::Domain(src.slice_ref(d)),
+            HostOf::Ipv4(a) => Host::Ipv4(a),
+            HostOf::Ipv6(a) => Host::Ipv6(a),
+        }
+    }
+}
+
+impl fmt::Display for HostRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostOf::Domain(d) => f.write_str(d),
+            HostOf::Ipv4(a) => write!(f, "{a}"),
+            HostOf::Ipv6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A URI as a view (`S` = `&str`, [`UriRef`]) or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UriOf<S> {
+    /// `sip:` or `sips:`.
+    Sip(SipUriOf<S>),
+    /// `tel:` (RFC 3966).
+    Tel(TelUriOf<S>),
+    /// Any other scheme, kept opaque.
+    Other(OtherUriOf<S>),
+}
+
+/// A borrowed URI: its parts are slices of the header value (or start line) it was read from.
+pub type UriRef<'a> = UriOf<&'a str>;
+
+/// A `sip:` / `sips:` URI as a view or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SipUriOf<S> {
+    /// `sips:` rather than `sip:`.
+    pub secure: bool,
+    /// User part, escapes kept.
+    pub user: Option<S>,
+    /// Password, escapes kept.
+    pub password: Option<S>,
+    /// Host.
+    pub host: HostOf<S>,
+    /// Port, if written.
+    pub port: Option<u16>,
+    /// URI parameters.
+    pub params: ParamsOf<S>,
+    /// Headers part after `?`, as written.
+    pub headers: Option<S>,
+}
+
+/// A borrowed `sip:` / `sips:` URI.
+pub type SipUriRef<'a> = SipUriOf<&'a str>;
+
+/// A `tel:` URI as a view or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TelUriOf<S> {
+    /// The number with visual separators as written.
+    pub number: S,
+    /// Parameters.
+    pub params: ParamsOf<S>,
+}
+
+/// A borrowed `tel:` URI.
+pub type TelUriRef<'a> = TelUriOf<&'a str>;
+
+/// A URI of another scheme as a view or a record of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OtherUriOf<S> {
+    /// Scheme as written.
+    pub scheme: S,
+    /// Everything after the `:`.
+    pub rest: S,
+}
+
+impl<S> UriOf<S> {
+    pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> UriOf<T> {
+        match self {
+            UriOf::Sip(u) => UriOf::Sip(SipUriOf {
+                secure: u.secure,
+                user: u.user.map(f),
+                password: u.password.map(f),
+                host: u.host.map(f),
+                port: u.port,
+                params: u.params.map(f),
+                headers: u.headers.map(f),
             }),
-        ))
+            UriOf::Tel(t) => UriOf::Tel(TelUriOf {
+                number: f(t.number),
+                params: t.params.map(f),
+            }),
+            UriOf::Other(o) => UriOf::Other(OtherUriOf {
+                scheme: f(o.scheme),
+                rest: f(o.rest),
+            }),
+        }
+    }
+}
+
+impl<'a> UriRef<'a> {
+    /// The SIP URI inside, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUriRef<'a>> {
+        match self {
+            UriOf::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The owned URI, its text shared with `src` (the value the view lies in).
+    pub(crate) fn own(&self, src: &ByteString) -> Uri {
+        let s = |x: &str| src.slice_ref(x);
+        match self {
+            UriOf::Sip(u) => Uri::Sip(SipUri {
+                secure: u.secure,
+                user: u.user.map(s),
+                password: u.password.map(s),
+                host: u.host.own(src),
+                port: u.port,
+                params: u.params.own(src),
+                headers: u.headers.map(s),
+            }),
+            UriOf::Tel(t) => Uri::Tel(TelUri {
+                number: s(t.number),
+                params: t.params.own(src),
+            }),
+            UriOf::Other(o) => Uri::Other(OtherUri {
+                scheme: s(o.scheme),
+                rest: s(o.rest),
+            }),
+        }
     }
 }
 
