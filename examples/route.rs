@@ -1,5 +1,7 @@
 //! Routes calls through a cig.conf with `cig-route`, the way a gateway would: build the
-//! `Router` once, then ask it about each call.
+//! `Router` once, then ask it about each call with `Router::route_into` and one `RouteBuf`
+//! reused for every call (the new URIs are written into it; no allocation per call once it
+//! has grown).
 //!
 //! `cargo run -p cig-examples --example route -- [CONFIG] [tel|sip FROM TO]`
 //!
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cig_core::conf::InterfaceKind;
-use cig_route::Router;
+use cig_route::{RouteBuf, Router};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,13 +56,14 @@ fn main() -> ExitCode {
             (InterfaceKind::Tel, "tel:+4670123456", "tel:+8888w101"),
         ],
     };
+    let mut uris = RouteBuf::default();
     for (on, from, to) in calls {
         println!("call on {on} from {from} to {to}");
-        match router.route(on, from, to) {
+        match router.route_into(on, from, to, &mut uris) {
             Ok(r) => {
                 println!(
                     "  leaves on {} from {} to {}",
-                    r.out_interface, r.from, r.to
+                    r.out_interface, uris.from, uris.to
                 );
                 println!(
                     "  to-URI by {}, from-URI by {} ({} maps)",
@@ -68,7 +71,7 @@ fn main() -> ExitCode {
                     r.from_match,
                     r.from_maps.as_str()
                 );
-                if let Some(auth) = &r.auth {
+                if let Some(auth) = r.auth {
                     println!("  digest credentials: auth {auth}");
                 }
             }

@@ -1,6 +1,7 @@
 //! `route/lookup_1k`, `route/lookup_10k`, `route/lookup_100k`: one routed call (to-URI and
 //! from-URI) through a dial plan whose extension map and source map each hold 1k / 10k / 100k
-//! entries, with the naive linear walk (`route/linear_*`) measured in the same run as the
+//! entries — `Router::route_into` with one `RouteBuf` reused across calls, the path the
+//! gateway takes (the new URIs written into the buffer, the rest borrowed) — with the naive linear walk (`route/linear_*`) measured in the same run as the
 //! anchor, and a memory-latency anchor (`route/hashmap_get_*`: one std
 //! `HashMap<String, u32>` lookup of a to-URI in a map of as many URIs) that shows how loaded
 //! the shared machine was during the run.
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cig_core::Template;
 use cig_core::conf::{Config, Interface, InterfaceKind, Map, MapEntry};
-use cig_route::{Router, reference};
+use cig_route::{RouteBuf, Router, reference};
 use criterion::{Criterion, criterion_group};
 
 /// Dial plan sizes and their bench id suffixes.
@@ -115,10 +116,17 @@ fn bench(c: &mut Criterion) {
         let config = plan(n);
         let router = Router::from_config(&config).unwrap();
         let calls = calls(n);
+        let mut uris = RouteBuf::default();
         for (from, to) in &calls {
-            let r = router.route(InterfaceKind::Sip, from, to).unwrap();
+            let r = router
+                .route_into(InterfaceKind::Sip, from, to, &mut uris)
+                .unwrap();
             assert!(
                 r.to_match.entry().starts_with("out") && r.from_match.entry().starts_with("src")
+            );
+            assert_eq!(
+                Some(r.into_routed(uris.clone())),
+                router.route(InterfaceKind::Sip, from, to).ok()
             );
         }
         let mut k = 0;
@@ -138,7 +146,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 k = (k + 1) % calls.len();
                 let (from, to) = &calls[k];
-                black_box(router.route(InterfaceKind::Sip, black_box(from), black_box(to)))
+                black_box(
+                    router
+                        .route_into(
+                            InterfaceKind::Sip,
+                            black_box(from),
+                            black_box(to),
+                            &mut uris,
+                        )
+                        .ok(),
+                );
+                black_box(&uris);
             })
         });
         group.sample_size(10);
@@ -186,14 +204,21 @@ fn best_of_report() {
             .map(|k| format!("sip:9{}0000@secure.com", series(k.wrapping_mul(7919) % n)))
             .collect();
         let mut k = 0;
+        let mut uris = RouteBuf::default();
         let lookup = best_of(|| {
             k = (k + 1) % calls.len();
             let (from, to) = &calls[k];
             black_box(
                 router
-                    .route(InterfaceKind::Sip, black_box(from), black_box(to))
+                    .route_into(
+                        InterfaceKind::Sip,
+                        black_box(from),
+                        black_box(to),
+                        &mut uris,
+                    )
                     .ok(),
             );
+            black_box(&uris);
         });
         let get = best_of(|| {
             k = (k + 1) % probes.len();

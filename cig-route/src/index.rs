@@ -353,15 +353,15 @@ impl PrefixIndex {
             .map(|(s, slot)| (s, slot.first_rule))
     }
 
-    /// The slot of the key equal to the first `len` bytes of `subject`, if any;
-    /// `prefix_of(slot, id)` is the key of rule `id`, the first rule of `slot`.
+    /// The slot of the key equal to the first `len` bytes of `subject`, if any, with its
+    /// contents; `prefix_of(slot, id)` is the key of rule `id`, the first rule of `slot`.
     fn probe<'a>(
         &self,
         subject: &Subject<'_>,
         h: u64,
         len: usize,
         prefix_of: impl Fn(u32, u32) -> &'a [u8],
-    ) -> Option<u32> {
+    ) -> Option<(u32, Slot)> {
         let mask = self.slots.len() - 1;
         let tag = tag(h);
         let mut s = self.home(h);
@@ -374,7 +374,7 @@ impl PrefixIndex {
                 let key = prefix_of(s as u32, slot.first_rule);
                 key.len() == len && subject.starts_with(key)
             } {
-                return Some(s as u32);
+                return Some((s as u32, slot));
             }
             s = (s + 1) & mask;
         }
@@ -469,10 +469,7 @@ impl PrefixIndex {
                 self.probe(&subject, h, len as usize, &prefix_of)
             });
         let mut best = NONE;
-        while let Some(s) = key {
-            let Some(slot) = self.slots.get(s as usize) else {
-                break;
-            };
+        while let Some((s, slot)) = key {
             // The first rule from the slot; the rest of the list only if that one fails.
             if slot.first_rule < best {
                 if is_match(slot.first_rule, Some(s)) {
@@ -494,7 +491,10 @@ impl PrefixIndex {
             if slot.ancestors_min >= best {
                 break;
             }
-            key = (slot.parent != NONE).then_some(slot.parent);
+            key = self
+                .slots
+                .get(slot.parent as usize)
+                .map(|parent| (slot.parent, parent));
         }
         (best != NONE).then_some(best)
     }

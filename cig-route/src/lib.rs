@@ -3,12 +3,16 @@
 //! routing, translate maps for messaging, and a prefix-indexed first-match router that stays
 //! fast on dial plans of 100 000 entries.
 //!
-//! Build a [`Router`] once from a parsed [`Config`] and ask it about each call:
+//! Build a [`Router`] once from a parsed [`Config`] and ask it about each call. A gateway
+//! keeps one [`RouteBuf`] and routes with [`Router::route_into`]: the new URIs are written
+//! into the buffer's strings (reused from call to call) and the rest of the answer borrows the
+//! router, so routing a call allocates nothing. [`Router::route`] answers the same with owned
+//! results.
 //!
 //! ```
 //! use cig_core::conf::{Config, Interface, InterfaceKind, Map, MapEntry};
 //! use cig_core::Template;
-//! use cig_route::{Rejected, Router};
+//! use cig_route::{Rejected, RouteBuf, Router};
 //!
 //! let t = |s: &str| Some(Template::parse(s).unwrap());
 //! let entry = |name: &str, sip, tel| MapEntry { name: name.into(), sip, tel, auth: None };
@@ -23,22 +27,30 @@
 //! config.interfaces.sip = Some(Interface { extension_maps: vec!["mapsip2tel".into()], ..Default::default() });
 //!
 //! let router = Router::from_config(&config).unwrap();
-//! let routed = router
-//!     .route(InterfaceKind::Sip, "sip:101@pbx.com", "sip:94670123456@secure.com")
+//! let mut uris = RouteBuf::default(); // reused for every call
+//! let route = router
+//!     .route_into(InterfaceKind::Sip, "sip:101@pbx.com", "sip:94670123456@secure.com", &mut uris)
 //!     .unwrap();
-//! assert_eq!(routed.out_interface, InterfaceKind::Tel);
-//! assert_eq!(routed.to, "tel:+4670123456");
-//! assert_eq!(routed.from, "tel:+8888;101"); // tel has no source maps: its extension maps serve
-//! assert_eq!(routed.to_match.entry(), "sipext2tel");
+//! assert_eq!(route.out_interface, InterfaceKind::Tel);
+//! assert_eq!(uris.to, "tel:+4670123456");
+//! assert_eq!(uris.from, "tel:+8888;101"); // tel has no source maps: its extension maps serve
+//! assert_eq!(route.to_match.entry(), "sipext2tel");
+//! assert_eq!(route.auth, None);
 //!
 //! // "w" and ";" are the same wait-for-connect mark.
-//! let back = router.route(InterfaceKind::Tel, "tel:+4670123456", "tel:+8888w101").unwrap();
-//! assert_eq!(back.to, "sip:101@pbx.com");
+//! router.route_into(InterfaceKind::Tel, "tel:+4670123456", "tel:+8888w101", &mut uris).unwrap();
+//! assert_eq!(uris.to, "sip:101@pbx.com");
 //!
 //! assert_eq!(
-//!     router.route(InterfaceKind::Sip, "sip:101@pbx.com", "sip:555@elsewhere.com").unwrap_err(),
+//!     router
+//!         .route_into(InterfaceKind::Sip, "sip:101@pbx.com", "sip:555@elsewhere.com", &mut uris)
+//!         .unwrap_err(),
 //!     Rejected::NoExtensionMatch { interface: InterfaceKind::Sip },
 //! );
+//!
+//! // The same lookup with owned results, for a caller that keeps them.
+//! let routed = router.route(InterfaceKind::Sip, "sip:101@pbx.com", "sip:94670123456@secure.com");
+//! assert_eq!(routed.unwrap().to, "tel:+4670123456");
 //! ```
 //!
 //! Modules: [`pattern`] owns template matching and expansion; the crate root owns the routing
@@ -105,6 +117,13 @@ pub enum RouteError {
     /// A dial plan has more rules than the index can number.
     #[error("more than {max} routing rules in one table")]
     TooManyRules {
+        /// The limit.
+        max: usize,
+    },
+    /// A routing table's output templates hold more distinct literal text (beyond what repeats
+    /// the match side) than it can address.
+    #[error("more than {max} bytes of distinct output text in one routing table")]
+    TooMuchText {
         /// The limit.
         max: usize,
     },
@@ -200,33 +219,22 @@ impl fmt::Display for Untranslated {
     }
 }
 
-/// The map entry a routing step used. The names live in their routing table's names string,
-/// shared with the router, so a result costs one reference-count increment per entry and owns
-/// no borrow.
-#[derive(Clone, Debug)]
-pub struct EntryRef {
+/// The map entry a routing step used, borrowed from the [`Router`]: its map and entry names
+/// are sliced out of the routing table's names string only when asked for.
+#[derive(Clone, Copy)]
+pub struct Entry<'r> {
     /// Holds `map` + `entry`, concatenated, at `start..end`.
-    names: Arc<str>,
-    start: usize,
+    names: &'r Arc<str>,
+    start: u32,
     /// Where the map name ends and the entry name starts.
-    split: usize,
-    end: usize,
+    split: u32,
+    end: u32,
 }
 
-impl EntryRef {
-    /// Names entry `entry` of map `map`.
-    pub fn new(map: &str, entry: &str) -> EntryRef {
-        EntryRef::in_table(
-            Arc::from(format!("{map}{entry}")),
-            0,
-            map.len(),
-            map.len() + entry.len(),
-        )
-    }
-
+impl<'r> Entry<'r> {
     /// The names at `names[start..split]` (map) and `names[split..end]` (entry).
-    pub(crate) fn in_table(names: Arc<str>, start: usize, split: usize, end: usize) -> EntryRef {
-        EntryRef {
+    pub(crate) fn in_table(names: &'r Arc<str>, start: u32, split: u32, end: u32) -> Entry<'r> {
+        Entry {
             names,
             start,
             split,
@@ -235,19 +243,100 @@ impl EntryRef {
     }
 
     /// The map's name.
+    pub fn map(&self) -> &'r str {
+        let names: &'r str = self.names;
+        names
+            .get(self.start as usize..self.split as usize)
+            .unwrap_or_default()
+    }
+
+    /// The entry's name.
+    pub fn entry(&self) -> &'r str {
+        let names: &'r str = self.names;
+        names
+            .get(self.split as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq for Entry<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.map() == other.map() && self.entry() == other.entry()
+    }
+}
+
+impl Eq for Entry<'_> {}
+
+impl fmt::Display for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.map(), self.entry())
+    }
+}
+
+impl fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("map", &self.map())
+            .field("entry", &self.entry())
+            .finish()
+    }
+}
+
+/// The map entry a routing step used, owned: the names stay in their routing table's names
+/// string, shared with the router by one reference count.
+#[derive(Clone)]
+pub struct EntryRef {
+    /// Holds `map` + `entry`, concatenated, at `start..end`.
+    names: Arc<str>,
+    start: u32,
+    /// Where the map name ends and the entry name starts.
+    split: u32,
+    end: u32,
+}
+
+impl EntryRef {
+    /// Names entry `entry` of map `map`.
+    pub fn new(map: &str, entry: &str) -> EntryRef {
+        let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX);
+        let split = len(map);
+        EntryRef {
+            names: Arc::from(format!("{map}{entry}")),
+            start: 0,
+            split,
+            end: split.saturating_add(len(entry)),
+        }
+    }
+
+    /// The borrowed form.
+    fn borrowed(&self) -> Entry<'_> {
+        Entry::in_table(&self.names, self.start, self.split, self.end)
+    }
+
+    /// The map's name.
     pub fn map(&self) -> &str {
-        self.names.get(self.start..self.split).unwrap_or_default()
+        self.borrowed().map()
     }
 
     /// The entry's name.
     pub fn entry(&self) -> &str {
-        self.names.get(self.split..self.end).unwrap_or_default()
+        self.borrowed().entry()
+    }
+}
+
+impl From<Entry<'_>> for EntryRef {
+    fn from(entry: Entry<'_>) -> EntryRef {
+        EntryRef {
+            names: Arc::clone(entry.names),
+            start: entry.start,
+            split: entry.split,
+            end: entry.end,
+        }
     }
 }
 
 impl PartialEq for EntryRef {
     fn eq(&self, other: &Self) -> bool {
-        self.map() == other.map() && self.entry() == other.entry()
+        self.borrowed() == other.borrowed()
     }
 }
 
@@ -261,11 +350,64 @@ impl std::hash::Hash for EntryRef {
 
 impl fmt::Display for EntryRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.map(), self.entry())
+        self.borrowed().fmt(f)
     }
 }
 
-/// A routed call: where it leaves and with which URIs.
+impl fmt::Debug for EntryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntryRef")
+            .field("map", &self.map())
+            .field("entry", &self.entry())
+            .finish()
+    }
+}
+
+/// The new URIs of a routed call, written by [`Router::route_into`]. Keep one per thread (or
+/// per task) and pass it to every lookup: each lookup replaces both strings in place, so once
+/// they have grown to the longest URIs seen, routing allocates nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteBuf {
+    /// The new from-URI (empty after a rejection).
+    pub from: String,
+    /// The new to-URI (empty after a rejection).
+    pub to: String,
+}
+
+/// A routed call as [`Router::route_into`] answers it: where it leaves and which entries
+/// decided, borrowed from the router (no allocation, no reference counting); the new URIs are
+/// in the caller's [`RouteBuf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Route<'r> {
+    /// The outgoing interface (always the other one than the incoming).
+    pub out_interface: InterfaceKind,
+    /// The `auth` of the extension entry that gave the to-URI, if it names one.
+    pub auth: Option<&'r str>,
+    /// The extension map entry that gave the to-URI.
+    pub to_match: Entry<'r>,
+    /// The map entry that gave the from-URI.
+    pub from_match: Entry<'r>,
+    /// Which maps the from-URI entry came from.
+    pub from_maps: FromMaps,
+}
+
+impl Route<'_> {
+    /// The owned [`Routed`] of this route and the URIs it wrote to `uris`.
+    pub fn into_routed(self, uris: RouteBuf) -> Routed {
+        Routed {
+            out_interface: self.out_interface,
+            from: uris.from,
+            to: uris.to,
+            auth: self.auth.map(Arc::from),
+            to_match: self.to_match.into(),
+            from_match: self.from_match.into(),
+            from_maps: self.from_maps,
+        }
+    }
+}
+
+/// A routed call, owned: where it leaves and with which URIs ([`Router::route`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Routed {
@@ -308,8 +450,9 @@ struct Side {
 
 /// The routing tables of one configuration: call routing and translate maps.
 ///
-/// Built once per configuration (and rebuilt on reload); [`Router::route`] and
-/// [`Router::translate`] take `&self`, allocate only their output strings, and give the same
+/// Built once per configuration (and rebuilt on reload); [`Router::route_into`],
+/// [`Router::route`] and [`Router::translate`] take `&self`, allocate at most their output
+/// strings ([`Router::route_into`] not even those once its buffer has grown), and give the same
 /// answers as walking the maps entry by entry ([`reference`](mod@reference) does exactly that).
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -409,7 +552,33 @@ impl Router {
     /// new to-URI (its other side) and the outgoing interface; the first entry of the outgoing
     /// interface's source maps (its extension maps when it has none) whose `on`-side template
     /// matches `from` gives the new from-URI.
-    pub fn route(&self, on: InterfaceKind, from: &str, to: &str) -> Result<Routed, Rejected> {
+    ///
+    /// The new URIs replace what `uris` held (both are left empty on a rejection); the rest of
+    /// the answer borrows the router. With a `uris` reused from call to call a lookup
+    /// allocates nothing; [`Self::route`] is the same lookup with owned results.
+    pub fn route_into<'r>(
+        &'r self,
+        on: InterfaceKind,
+        from: &str,
+        to: &str,
+        uris: &mut RouteBuf,
+    ) -> Result<Route<'r>, Rejected> {
+        let route = self.lookup(on, from, to, uris);
+        if route.is_err() {
+            uris.from.clear();
+            uris.to.clear();
+        }
+        route
+    }
+
+    /// [`Self::route_into`] without clearing `uris` on a rejection.
+    fn lookup<'r>(
+        &'r self,
+        on: InterfaceKind,
+        from: &str,
+        to: &str,
+        uris: &mut RouteBuf,
+    ) -> Result<Route<'r>, Rejected> {
         let out = on.other();
         let side = |k: InterfaceKind| {
             self.sides[slot(k)]
@@ -424,35 +593,42 @@ impl Router {
         outgoing.from.touch(&from_lookup);
         let to_hit = incoming
             .to
-            .apply_prepared(&to_lookup)
+            .apply_prepared(&to_lookup, &mut uris.to)
             .ok_or(Rejected::NoExtensionMatch { interface: on })?;
-        let from_hit =
-            outgoing
-                .from
-                .apply_prepared(&from_lookup)
-                .ok_or(Rejected::NoSourceMatch {
-                    interface: out,
-                    maps: outgoing.from_maps,
-                })?;
-        Ok(Routed {
+        let from_hit = outgoing
+            .from
+            .apply_prepared(&from_lookup, &mut uris.from)
+            .ok_or(Rejected::NoSourceMatch {
+                interface: out,
+                maps: outgoing.from_maps,
+            })?;
+        Ok(Route {
             out_interface: out,
             auth: to_hit.auth(),
             to_match: to_hit.entry(),
             from_match: from_hit.entry(),
-            from: from_hit.uri,
-            to: to_hit.uri,
             from_maps: outgoing.from_maps,
         })
+    }
+
+    /// [`Self::route_into`] with owned results: two new strings per call (and the map and
+    /// entry names shared by reference count). For a program that keeps the result; a gateway
+    /// routing many calls reuses a [`RouteBuf`] instead.
+    pub fn route(&self, on: InterfaceKind, from: &str, to: &str) -> Result<Routed, Rejected> {
+        let mut uris = RouteBuf::default();
+        let route = self.lookup(on, from, to, &mut uris)?;
+        Ok(route.into_routed(uris))
     }
 
     /// Translates `uri` with translate map `map`: the first rule whose `match` template matches
     /// gives the expanded `translation`.
     pub fn translate(&self, map: &str, uri: &str) -> Result<Translated, Untranslated> {
         let table = self.translate.get(map).ok_or(Untranslated::UnknownMap)?;
-        let hit = table.apply(uri).ok_or(Untranslated::NoMatch)?;
+        let mut out = String::new();
+        let hit = table.apply(uri, &mut out).ok_or(Untranslated::NoMatch)?;
         Ok(Translated {
             rule: hit.rule(),
-            uri: hit.uri,
+            uri: out,
         })
     }
 }

@@ -393,19 +393,24 @@ pub(crate) enum OutPiece {
     Capture(u8),
 }
 
-/// Expands output `pieces` (literals from `lits`, captures of `uri` in `caps`) into one
-/// allocation sized for the common case (the URI plus all literal bytes; only an output that
-/// repeats a capture can outgrow it). `None` only if `lits` is not the UTF-8 a rule was compiled
-/// from.
-pub(crate) fn expand(
+/// Writes output `pieces` (literals from `lits`, captures of `uri` in `caps`) to `out`,
+/// replacing what it held and reusing its allocation (it grows only when the URI plus all
+/// literal bytes outgrow its capacity). `None` only if `lits` is not the UTF-8 a rule was
+/// compiled from (`out` is then empty).
+pub(crate) fn expand_into(
     pieces: impl Iterator<Item = OutPiece>,
     lits: &[u8],
     uri: &str,
     caps: &CaptureBuf,
-) -> Option<String> {
-    let mut out = Vec::with_capacity(uri.len() + lits.len());
+    out: &mut String,
+) -> Option<()> {
+    // The buffer as bytes (a move, no copy), so the output is validated once as a whole —
+    // cheaper than one check per literal piece.
+    let mut bytes = std::mem::take(out).into_bytes();
+    bytes.clear();
+    bytes.reserve(uri.len() + lits.len());
     for piece in pieces {
-        out.extend_from_slice(match piece {
+        bytes.extend_from_slice(match piece {
             OutPiece::Literal(start, end) => lits.get(usize::from(start)..usize::from(end))?,
             OutPiece::Capture(i) => caps
                 .get(usize::from(i))
@@ -414,8 +419,8 @@ pub(crate) fn expand(
                 .unwrap_or_default(),
         });
     }
-    // One validation of the whole output (cheaper than one per literal piece).
-    String::from_utf8(out).ok()
+    *out = String::from_utf8(bytes).ok()?;
+    Some(())
 }
 
 /// A match template paired with an output template: one direction of a map entry, or a
@@ -501,7 +506,9 @@ impl Rule {
             return None;
         }
         let lits = self.pattern.lits.as_bytes();
-        expand(self.pieces.iter().copied(), lits, uri, &caps)
+        let mut out = String::new();
+        expand_into(self.pieces.iter().copied(), lits, uri, &caps, &mut out)?;
+        Some(out)
     }
 }
 

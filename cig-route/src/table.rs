@@ -14,18 +14,22 @@
 //! of the same number together, and a key that sits in its home slot (most do: the index is at
 //! most half full) costs one round of misses.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::index::{PrefixIndex, Prefixes};
 use crate::pages::Pages;
-use crate::pattern::{self, MAX_PARAMS, OutPiece, PatternView, Rule, Subject};
-use crate::{EntryRef, RouteError};
+use crate::pattern::{
+    self, CaptureBuf, MAX_PARAMS, MAX_PIECES, OutPiece, PatternView, Rule, Subject,
+};
+use crate::{Entry, RouteError};
 
 /// Record header bytes: names start (u32), map name length (u16), entry name length (u16),
 /// auth index + 1 (u16, 0 = none), literal bytes (u16), flags (u8: parameter count in bits
 /// 0–4, [`TEL`], [`IN_LINE`]), piece count (u8). Then the `k + 2` literal bounds (u16 each),
-/// the output pieces (two u16 each) and the literal bytes: under 64 bytes for a typical
-/// dial-plan entry.
+/// the output pieces ([`PIECE`] bytes each) and the match side's literal bytes: under 64 bytes
+/// for a typical dial-plan entry.
 const HEADER: usize = 14;
 /// Flags bit: a TEL template.
 const TEL: u8 = 0x20;
@@ -36,8 +40,20 @@ const IN_LINE: u8 = 0x40;
 const K_MASK: u8 = 0x1f;
 /// Records start at multiples of this, so a short record sits in one cache line.
 const ALIGN: usize = 64;
-/// A piece whose first half is this is a capture; the second half is its index.
-const CAPTURE: u16 = u16::MAX;
+/// Bytes per output piece: a kind byte, a byte and two little-endian u16s.
+const PIECE: usize = 6;
+/// Piece kind: capture `[_, index, _, _]`.
+const CAPTURE: u8 = 0;
+/// Piece kind: the subject's bytes under match literal `[_, literal, offset, length]` (what the
+/// match compared equal to that part of the literal, so validated text of the subject).
+const SUBJECT: u8 = 1;
+/// Piece kind: the table's text `[_, start bits 16–23, start bits 0–15, length]`.
+const TEXT: u8 = 2;
+/// Output text runs of at least this many bytes that repeat a match literal are copied from
+/// the subject (shorter ones would only split a text piece).
+const MIN_COPY: usize = 4;
+/// Output text the table stores: its start must fit 24 bits.
+const MAX_TEXT: usize = 1 << 24;
 
 /// One rule as the router sees it: the compiled rule, its map entry and its `auth`.
 #[derive(Debug)]
@@ -55,19 +71,18 @@ pub(crate) struct Prepared<'u> {
     prefixes: Prefixes,
 }
 
-/// A matched rule.
+/// A matched rule; its expanded output went to the caller's buffer.
 #[derive(Debug)]
 pub(crate) struct Hit<'t> {
     /// The rule's id (its record offset).
     id: u32,
-    /// The expanded output template.
-    pub(crate) uri: String,
     table: &'t Table,
-    names: (usize, usize, usize),
+    /// Where the map name starts, where the entry name starts and where it ends.
+    names: (u32, u32, u32),
     auth: u16,
 }
 
-impl Hit<'_> {
+impl<'t> Hit<'t> {
     /// The rule's number in the table (a binary search: translate results only).
     pub(crate) fn rule(&self) -> usize {
         // Records are in rule order.
@@ -75,15 +90,15 @@ impl Hit<'_> {
     }
 
     /// The map entry the rule came from.
-    pub(crate) fn entry(&self) -> EntryRef {
+    pub(crate) fn entry(&self) -> Entry<'t> {
         let (start, split, end) = self.names;
-        EntryRef::in_table(Arc::clone(&self.table.names), start, split, end)
+        Entry::in_table(&self.table.names, start, split, end)
     }
 
     /// The entry's `auth`.
-    pub(crate) fn auth(&self) -> Option<Arc<str>> {
+    pub(crate) fn auth(&self) -> Option<&'t str> {
         let i = usize::from(self.auth).checked_sub(1)?;
-        self.table.auths.get(i).cloned()
+        self.table.auths.get(i).map(|a| &**a)
     }
 }
 
@@ -93,9 +108,9 @@ struct Record<'a> {
     header: &'a [u8; HEADER],
     /// `k + 2` little-endian u16 literal bounds.
     bounds: &'a [u8],
-    /// Output pieces, two little-endian u16s each.
+    /// Output pieces, [`PIECE`] bytes each.
     pieces: &'a [u8],
-    /// Literal bytes: match side, then output side.
+    /// The match side's literal bytes.
     lits: &'a [u8],
 }
 
@@ -108,7 +123,7 @@ impl<'a> Record<'a> {
             .split_first_chunk::<HEADER>()?;
         let k = usize::from(header[12] & K_MASK).min(MAX_PARAMS);
         let (bounds, rest) = rest.split_at_checked(2 * (k + 2))?;
-        let (pieces, rest) = rest.split_at_checked(4 * usize::from(header[13]))?;
+        let (pieces, rest) = rest.split_at_checked(PIECE * usize::from(header[13]))?;
         let lits = rest.get(..usize::from(u16::from_le_bytes([header[10], header[11]])))?;
         Some(Record {
             header,
@@ -140,19 +155,168 @@ impl<'a> Record<'a> {
         self.pattern().lit(0)
     }
 
-    fn pieces(&self) -> impl Iterator<Item = OutPiece> + Clone + 'a {
-        self.pieces.chunks_exact(4).map(|p| {
+    /// Writes the output of a match of `uri` (captures in `caps`) to `out`, replacing what it
+    /// held. Every piece is a `str` already: a capture or a repeated literal is a slice of the
+    /// URI, other text a slice of the table's `text`, so nothing is validated again. `None`
+    /// only if the record is not what [`Table::new`] packed.
+    fn expand(&self, uri: &str, caps: &CaptureBuf, text: &str, out: &mut String) -> Option<()> {
+        out.clear();
+        for piece in self.pieces.chunks_exact(PIECE) {
             let (a, b) = (
-                u16::from_le_bytes([p[0], p[1]]),
-                u16::from_le_bytes([p[2], p[3]]),
+                usize::from(u16::from_le_bytes([piece[2], piece[3]])),
+                usize::from(u16::from_le_bytes([piece[4], piece[5]])),
             );
-            if a == CAPTURE {
-                OutPiece::Capture(b as u8)
-            } else {
-                OutPiece::Literal(a, b)
-            }
-        })
+            let part = match piece[0] {
+                CAPTURE => caps
+                    .get(usize::from(piece[1]))
+                    .and_then(|&(start, end)| uri.get(start..end))
+                    .unwrap_or_default(),
+                SUBJECT => {
+                    // Literal `j` starts where capture `j - 1` ends (see `match_with`).
+                    let lit_start = match usize::from(piece[1]).checked_sub(1) {
+                        None => 0,
+                        Some(i) => caps.get(i)?.1,
+                    };
+                    uri.get(lit_start + a..lit_start + a + b)?
+                }
+                _ => {
+                    let start = usize::from(piece[1]) << 16 | a;
+                    text.get(start..start + b)?
+                }
+            };
+            out.push_str(part);
+        }
+        Some(())
     }
+}
+
+/// A piece of an output template as a table stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// The subject's bytes under match literal `lit` at `offset`, `len` of them.
+    Subject { lit: u8, offset: u16, len: u16 },
+    /// Bytes `start..end` of the output literal being split.
+    Text(usize, usize),
+}
+
+/// Splits output literal `out` into runs that repeat an ASCII run of at least [`MIN_COPY`]
+/// bytes of one of the match literals `lits` (copied from the subject at lookup: the match
+/// compared them equal) and the text between them. TEL templates' `;` bytes are not copied: the
+/// subject may have its wait mark `w` there. Longest run first, left to right; a search over
+/// very long literals is skipped (all text), and so is every search without `search`.
+fn split_output(out: &[u8], lits: &[&[u8]], tel: bool, search: bool, parts: &mut Vec<Part>) {
+    let copyable = |b: u8| b.is_ascii() && !(tel && b == b';');
+    let total: usize = lits.iter().map(|l| l.len()).sum();
+    let search = search && out.len().saturating_mul(total) <= 1 << 14;
+    let (mut p, mut text_from) = (0, 0);
+    while p < out.len() {
+        let mut best = (0, 0, 0);
+        for (j, lit) in lits
+            .iter()
+            .enumerate()
+            .take(usize::from(u8::MAX))
+            .filter(|_| search)
+        {
+            for offset in 0..lit.len().min(usize::from(u16::MAX)) {
+                let run = out[p..]
+                    .iter()
+                    .zip(&lit[offset..])
+                    .take_while(|&(&o, &l)| o == l && copyable(o))
+                    .count()
+                    .min(usize::from(u16::MAX));
+                if run > best.0 {
+                    best = (run, j, offset);
+                }
+            }
+        }
+        let (run, j, offset) = best;
+        if run < MIN_COPY {
+            p += 1;
+            continue;
+        }
+        if text_from < p {
+            parts.push(Part::Text(text_from, p));
+        }
+        // Bounded by the `take` and `min`s above.
+        parts.push(Part::Subject {
+            lit: j as u8,
+            offset: offset as u16,
+            len: run as u16,
+        });
+        p += run;
+        text_from = p;
+    }
+    if text_from < out.len() {
+        parts.push(Part::Text(text_from, out.len()));
+    }
+}
+
+/// A table's output text being built: each distinct run once.
+#[derive(Default)]
+struct TextStore {
+    text: String,
+    interned: HashMap<Box<[u8]>, usize>,
+}
+
+impl TextStore {
+    /// The start of `run` in the text, appended the first time it is seen.
+    fn intern(&mut self, run: &[u8]) -> Result<usize, RouteError> {
+        if let Some(&at) = self.interned.get(run) {
+            return Ok(at);
+        }
+        let too_much = || RouteError::TooMuchText { max: MAX_TEXT };
+        // Runs end at ASCII bytes or the literal's ends, so they are whole characters.
+        let run_text = std::str::from_utf8(run).map_err(|_| too_much())?;
+        let at = self.text.len();
+        if at + run.len() > MAX_TEXT {
+            return Err(too_much());
+        }
+        self.text.push_str(run_text);
+        self.interned.insert(run.into(), at);
+        Ok(at)
+    }
+}
+
+/// Appends the output pieces of `rule` to `pieces`: captures, and its output literals split
+/// by [`split_output`] (match literals `literals`) into subject copies and interned text.
+fn pack_output(
+    rule: &Rule,
+    literals: &[&[u8]],
+    search: bool,
+    text: &mut TextStore,
+    parts: &mut Vec<Part>,
+    pieces: &mut Vec<[u8; PIECE]>,
+) -> Result<(), RouteError> {
+    let view = rule.pattern().view();
+    for piece in rule.pieces() {
+        let (start, end) = match *piece {
+            OutPiece::Capture(i) => {
+                pieces.push([CAPTURE, i, 0, 0, 0, 0]);
+                continue;
+            }
+            OutPiece::Literal(start, end) => (usize::from(start), usize::from(end)),
+        };
+        let out = view.lits.get(start..end).unwrap_or_default();
+        parts.clear();
+        split_output(out, literals, view.tel, search, parts);
+        for part in parts.iter() {
+            pieces.push(match *part {
+                Part::Subject { lit, offset, len } => {
+                    let [o0, o1] = offset.to_le_bytes();
+                    let [l0, l1] = len.to_le_bytes();
+                    [SUBJECT, lit, o0, o1, l0, l1]
+                }
+                Part::Text(from, to) => {
+                    let run = out.get(from..to).unwrap_or_default();
+                    // Below MAX_TEXT (24 bits); a literal is at most 65535 bytes.
+                    let [a0, a1, a2, _] = (text.intern(run)? as u32).to_le_bytes();
+                    let [l0, l1] = (run.len() as u16).to_le_bytes();
+                    [TEXT, a2, a0, a1, l0, l1]
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An ordered list of rules with its first-match index.
@@ -170,6 +334,9 @@ pub(crate) struct Table {
     names: Arc<str>,
     /// The distinct `auth` names.
     auths: Vec<Arc<str>>,
+    /// Output literal text that is not copied from the subject, each distinct run once (a
+    /// few short strings such as `tel:+` in a typical plan, so it stays in cache).
+    text: Box<str>,
 }
 
 impl Table {
@@ -182,6 +349,9 @@ impl Table {
         let mut names = String::new();
         let mut auths: Vec<Arc<str>> = Vec::new();
         let mut ids: Vec<u32> = Vec::new();
+        // Output text that is not a copy of the subject, each distinct run stored once.
+        let mut text = TextStore::default();
+        let mut parts = Vec::new();
         for spec in rules {
             let too_many = || RouteError::TooManyRules {
                 max: u32::MAX as usize,
@@ -214,7 +384,34 @@ impl Table {
                 }
             };
             let view = spec.rule.pattern().view();
-            let lits = view.lits;
+            // The match side's literals; the output literals follow them in the rule.
+            let match_lits = match view.bounds.last_chunk::<2>() {
+                Some(&end) => view.lits.get(..usize::from(u16::from_le_bytes(end))),
+                None => None,
+            }
+            .unwrap_or_default();
+            let literals: Vec<&[u8]> = (0..=view.k()).map(|i| view.lit(i)).collect();
+            let mut pieces: Vec<[u8; PIECE]> = Vec::new();
+            // Split output literals into copies and text unless that makes too many pieces.
+            for search in [true, false] {
+                pieces.clear();
+                pack_output(
+                    &spec.rule,
+                    &literals,
+                    search,
+                    &mut text,
+                    &mut parts,
+                    &mut pieces,
+                )?;
+                if pieces.len() <= MAX_PIECES {
+                    break;
+                }
+            }
+            let piece_count =
+                u8::try_from(pieces.len()).map_err(|_| RouteError::TemplateTooLarge {
+                    template: format!("{}{}", spec.entry.0, spec.entry.1),
+                    max_params: MAX_PARAMS,
+                })?;
             let header = [
                 &names_start.to_le_bytes()[..],
                 &u16::try_from(map.len())
@@ -224,26 +421,18 @@ impl Table {
                     .map_err(|_| too_many())?
                     .to_le_bytes(),
                 &auth.to_le_bytes(),
-                &(lits.len() as u16).to_le_bytes(),
-                &[
-                    view.k() as u8 | if view.tel { TEL } else { 0 },
-                    // At most MAX_PIECES.
-                    spec.rule.pieces().len() as u8,
-                ],
+                // At most the rule's literals, which fit a u16.
+                &(match_lits.len() as u16).to_le_bytes(),
+                &[view.k() as u8 | if view.tel { TEL } else { 0 }, piece_count],
             ];
             for part in header {
                 arena.extend_from_slice(part);
             }
             arena.extend_from_slice(view.bounds);
-            for piece in spec.rule.pieces() {
-                let (a, b) = match *piece {
-                    OutPiece::Literal(a, b) => (a, b),
-                    OutPiece::Capture(i) => (CAPTURE, u16::from(i)),
-                };
-                arena.extend_from_slice(&a.to_le_bytes());
-                arena.extend_from_slice(&b.to_le_bytes());
+            for piece in &pieces {
+                arena.extend_from_slice(piece);
             }
-            arena.extend_from_slice(lits);
+            arena.extend_from_slice(match_lits);
         }
         let arena: Box<[u8]> = arena.into();
         let index = PrefixIndex::new(
@@ -271,6 +460,7 @@ impl Table {
             index,
             names: names.into(),
             auths,
+            text: text.text.into(),
         })
     }
 
@@ -318,15 +508,19 @@ impl Table {
         }
     }
 
-    /// The first rule that matches `uri`, with its expanded output.
-    pub(crate) fn apply(&self, uri: &str) -> Option<Hit<'_>> {
+    /// The first rule that matches `uri`; its expanded output replaces what `out` held.
+    pub(crate) fn apply(&self, uri: &str, out: &mut String) -> Option<Hit<'_>> {
         let prepared = self.prepare(uri);
         self.touch(&prepared);
-        self.apply_prepared(&prepared)
+        self.apply_prepared(&prepared, out)
     }
 
-    /// [`Self::apply`] of a prepared lookup.
-    pub(crate) fn apply_prepared(&self, prepared: &Prepared<'_>) -> Option<Hit<'_>> {
+    /// [`Self::apply`] of a prepared lookup (`out` is left alone when no rule matches).
+    pub(crate) fn apply_prepared(
+        &self,
+        prepared: &Prepared<'_>,
+        out: &mut String,
+    ) -> Option<Hit<'_>> {
         let Prepared { subject, prefixes } = prepared;
         let subject = *subject;
         let uri = subject.uri;
@@ -336,12 +530,22 @@ impl Table {
         let mut clobbered = false;
         // The record of the last rule that matched: the one `first_match` returns.
         let mut best = None;
-        let prefix_of = |slot, id| self.record(id, Some(slot)).map_or(&[][..], |r| r.prefix());
+        // The record the key check read last: usually the one tried first next.
+        let verified = Cell::new(None);
+        let prefix_of = |slot, id| {
+            let rec = self.record(id, Some(slot));
+            verified.set(rec.map(|rec| (slot, rec)));
+            rec.map_or(&[][..], |r| r.prefix())
+        };
         let id = self
             .index
             .first_match(subject, prefixes, prefix_of, |id, slot| {
-                let Some(rec) = self.record(id, slot) else {
-                    return false;
+                let rec = match (slot, verified.get()) {
+                    (Some(s), Some((verified_slot, rec))) if s == verified_slot => rec,
+                    _ => match self.record(id, slot) {
+                        Some(rec) => rec,
+                        None => return false,
+                    },
                 };
                 let hit = rec.pattern().match_after_head(subject, &mut caps);
                 if hit {
@@ -354,15 +558,14 @@ impl Table {
         if clobbered && !rec.pattern().match_after_head(subject, &mut caps) {
             return None;
         }
-        let uri = pattern::expand(rec.pieces(), rec.lits, uri, &caps)?;
-        let start = u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]])
-            as usize;
-        let split = start + usize::from(rec.u16_at(4));
+        rec.expand(uri, &caps, &self.text, out)?;
+        let start =
+            u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]]);
+        let split = start.saturating_add(u32::from(rec.u16_at(4)));
         Some(Hit {
             id,
-            uri,
             table: self,
-            names: (start, split, split + usize::from(rec.u16_at(6))),
+            names: (start, split, split.saturating_add(u32::from(rec.u16_at(6)))),
             auth: rec.u16_at(8),
         })
     }

@@ -5,7 +5,7 @@ mod common;
 
 use cig_core::conf::{Config, InterfaceKind};
 use cig_route::pattern::{Pattern, Rule};
-use cig_route::{Router, reference};
+use cig_route::{RouteBuf, Router, reference};
 use common::*;
 use proptest::prelude::*;
 
@@ -121,9 +121,18 @@ proptest! {
         calls in prop::collection::vec((any::<bool>(), uri(), uri()), 1..24),
     ) {
         let router = Router::from_config(&config).unwrap();
+        // One buffer for all calls, as a gateway keeps it: what a call left in it never
+        // shows in the next answer.
+        let mut uris = RouteBuf::default();
         for (on_tel, from, to) in calls {
             let on = if on_tel { InterfaceKind::Tel } else { InterfaceKind::Sip };
-            prop_assert_eq!(router.route(on, &from, &to), reference::route(&config, on, &from, &to));
+            let expected = reference::route(&config, on, &from, &to);
+            let borrowed = router.route_into(on, &from, &to, &mut uris);
+            if borrowed.is_err() {
+                prop_assert_eq!(&uris, &RouteBuf::default());
+            }
+            prop_assert_eq!(borrowed.map(|r| r.into_routed(uris.clone())), expected.clone());
+            prop_assert_eq!(router.route(on, &from, &to), expected);
         }
     }
 }
@@ -281,4 +290,107 @@ fn failed_later_attempt_keeps_the_winners_captures() {
         (got.to.as_str(), got.to_match.entry()),
         ("tel:+1x2@h", "narrow")
     );
+}
+
+/// A reused buffer keeps its allocations: once both strings have grown to the longest URIs,
+/// further calls write into the same memory.
+#[test]
+fn route_into_reuses_the_buffer() {
+    let config = config(
+        vec![map(
+            "m",
+            vec![entry("e", "sip:{x}@pbx.com", "tel:+8888;{x}", Some("acc"))],
+        )],
+        iface(&["m"], &[]),
+        iface(&["m"], &[]),
+    );
+    let router = Router::from_config(&config).unwrap();
+    let mut uris = RouteBuf::default();
+    router
+        .route_into(
+            InterfaceKind::Sip,
+            "sip:123456@pbx.com",
+            "sip:1234567@pbx.com",
+            &mut uris,
+        )
+        .unwrap();
+    let (from_at, to_at) = (uris.from.as_ptr(), uris.to.as_ptr());
+    for (from, to) in [
+        ("sip:1@pbx.com", "sip:22@pbx.com"),
+        ("sip:333@pbx.com", "sip:4@pbx.com"),
+    ] {
+        let route = router
+            .route_into(InterfaceKind::Sip, from, to, &mut uris)
+            .unwrap();
+        assert_eq!((route.to_match.map(), route.to_match.entry()), ("m", "e"));
+        assert_eq!(route.auth, Some("acc"));
+        assert_eq!(
+            Some(uris.clone()),
+            router
+                .route(InterfaceKind::Sip, from, to)
+                .ok()
+                .map(|r| RouteBuf {
+                    from: r.from,
+                    to: r.to
+                })
+        );
+        assert_eq!((uris.from.as_ptr(), uris.to.as_ptr()), (from_at, to_at));
+    }
+    assert_eq!(uris.to, "tel:+8888;4");
+    assert!(
+        router
+            .route_into(
+                InterfaceKind::Sip,
+                "sip:1@pbx.com",
+                "sip:1@other",
+                &mut uris
+            )
+            .is_err()
+    );
+    assert_eq!(uris, RouteBuf::default());
+}
+
+/// Output literals that repeat the match side are copied from the URI at lookup: never across
+/// a TEL wait mark (the caller's `w` must not replace the template's `;`), and non-ASCII text
+/// stays whole.
+#[test]
+fn copied_output_literals_keep_the_templates_text() {
+    let config = config(
+        vec![map(
+            "m",
+            vec![
+                entry("wait", "sip:8888;{x}@pbx.se", "tel:+8888;{x}", None),
+                entry("åsa", "sip:åsa.{x}@bü.se", "tel:+46åsa.bü.se{x}", None),
+            ],
+        )],
+        iface(&["m"], &[]),
+        iface(&["m"], &[]),
+    );
+    let router = Router::from_config(&config).unwrap();
+    let mut uris = RouteBuf::default();
+    for (on, from, to, expect) in [
+        (
+            InterfaceKind::Tel,
+            "tel:+8888w1",
+            "tel:+8888w101",
+            "sip:8888;101@pbx.se",
+        ),
+        (
+            InterfaceKind::Tel,
+            "tel:+8888;1",
+            "tel:+8888W101",
+            "sip:8888;101@pbx.se",
+        ),
+        (
+            InterfaceKind::Sip,
+            "sip:åsa.1@bü.se",
+            "sip:åsa.77@bü.se",
+            "tel:+46åsa.bü.se77",
+        ),
+    ] {
+        let expected = reference::route(&config, on, from, to);
+        assert_eq!(expected.as_ref().map(|r| r.to.as_str()), Ok(expect));
+        let got = router.route_into(on, from, to, &mut uris);
+        assert_eq!(got.map(|r| r.into_routed(uris.clone())), expected);
+    }
 }
