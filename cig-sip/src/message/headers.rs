@@ -439,10 +439,7 @@ impl Core {
             via: h.records(h.via_items(), |base, v| v.map(&|s| Sp::of(base, s))),
             from: name_addr(&HeaderName::From),
             to: name_addr(&HeaderName::To),
-            call_id: h
-                .parse_call_id()
-                .ok()
-                .and_then(|v| h.0.iter().position(|l| std::ptr::eq(&l.value, v))),
+            call_id: h.parse_call_id().ok(),
             cseq: h.parse_cseq().map_err(drop),
             max_forwards: h.parse_max_forwards().map_err(drop),
             content_length: h.parse_content_length().map_err(drop),
@@ -827,6 +824,31 @@ impl Headers {
         }
     }
 
+    /// Checks a header `validate` needs (Via, From, To or Contact) against the parse-once
+    /// cache without building a view; the getter gives the exact error of a bad one.
+    pub(crate) fn check(&self, name: &HeaderName) -> Result<()> {
+        let c = self.core();
+        let ok = match name {
+            HeaderName::Via => match &c.via {
+                Ok(v) if v.iter().next().is_none() => return Err(Error::MissingHeader("Via")),
+                v => v.is_ok(),
+            },
+            HeaderName::From => c.from.is_ok(),
+            HeaderName::To => c.to.is_ok(),
+            HeaderName::Contact => c.contacts.is_ok(),
+            _ => true,
+        };
+        if ok {
+            return Ok(());
+        }
+        match name {
+            HeaderName::Via => self.via_ref().map(drop),
+            HeaderName::From => self.from_ref().map(drop),
+            HeaderName::To => self.to_ref().map(drop),
+            _ => self.contacts_ref().map(drop),
+        }
+    }
+
     /// The From or To value at its line.
     fn name_addr_at(&self, name: &HeaderName) -> Result<(usize, NameAddrRef<'_>)> {
         let k = self.required_at(name)?;
@@ -874,14 +896,16 @@ impl Headers {
         Ok(self.cached_name_addr(&self.core().to, &HeaderName::To)?.1)
     }
 
-    fn parse_call_id(&self) -> Result<&ByteString> {
-        let v = self.required(&HeaderName::CallId)?;
+    /// The line of a well-formed Call-ID.
+    fn parse_call_id(&self) -> Result<usize> {
+        let k = self.required_at(&HeaderName::CallId)?;
+        let v = self.value_at(k);
         let ok = match v.bytes().position(|c| c == b'@') {
             Some(k) => call_id_word(&v[..k]) && call_id_word(&v[k + 1..]),
             None => call_id_word(v),
         };
         if ok {
-            Ok(v)
+            Ok(k)
         } else {
             Err(Error::header("Call-ID", "syntax"))
         }
@@ -896,7 +920,7 @@ impl Headers {
         {
             return Ok(&line.value);
         }
-        self.parse_call_id()
+        self.parse_call_id().map(|k| self.src_at(k))
     }
 
     fn parse_cseq(&self) -> Result<CSeq> {

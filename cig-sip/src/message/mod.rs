@@ -135,11 +135,9 @@ impl Message {
     /// headers are kept (parsed once): the getters return them without parsing again.
     pub fn validate(&self) -> Result<()> {
         let h = self.headers();
-        if h.via_ref()?.next().is_none() {
-            return Err(Error::MissingHeader("Via"));
-        }
-        h.from_ref()?;
-        h.to_ref()?;
+        h.check(&HeaderName::Via)?;
+        h.check(&HeaderName::From)?;
+        h.check(&HeaderName::To)?;
         h.call_id()?;
         let cseq = h.cseq_ref()?;
         if let Message::Request(r) = self
@@ -149,7 +147,7 @@ impl Message {
         }
         h.max_forwards()?;
         h.content_length()?;
-        let _ = h.contacts_ref()?;
+        h.check(&HeaderName::Contact)?;
         if let Some(d) = h.get(&HeaderName::Date)
             && !parse::valid_date(d)
         {
