@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cig_gateway::engine::{Action, CallState, Engine, EngineConfig, Invite, SipCommand};
-use cig_media::control::{Command, LegId, LegStats, LocalPorts, Reply, SessionStats};
+use cig_media::control::{Command, Direction, LegId, LegStats, LocalPorts, Reply, SessionStats};
 use cig_mikey_sakke::keystore::KeyMaterial;
 use cig_mikey_sakke::kms::Community;
 use cig_mikey_sakke::mikey::KeyPeriod;
@@ -757,6 +757,22 @@ fn logs(actions: &[Action]) -> Vec<&str> {
         .collect()
 }
 
+/// The direction of the one relay update in `actions` if it changes nothing else on leg B.
+fn b_direction_only(actions: &[Action]) -> Option<Direction> {
+    match relay_cmds(actions)[..] {
+        [
+            Command::UpdateSession {
+                a: None,
+                b: Some(u),
+                ..
+            },
+        ] if u.remote.is_none() && u.codec.is_none() && u.telephone_event_pt.is_none() => {
+            u.direction
+        }
+        _ => None,
+    }
+}
+
 fn timeout_b(w: &mut World) {
     w.engine.on_relay_event(
         Reply::MediaTimeout {
@@ -784,10 +800,11 @@ fn hold_and_resume_from_the_pbx_keep_the_call_and_follow_the_pbx_leg() {
     w.pump();
     w.take();
 
-    // Hold (sendonly, same address): nothing changes at the relay, the hold is logged.
+    // Hold (sendonly, same address): the relay stops sending to the PBX (it plays `recvonly`
+    // on leg B, the PBX's music still reaches the phone); the hold is logged.
     w.sip(reoffer(h, "192.0.2.50", 40000, "sendonly", "recvonly"));
     let a = w.take();
-    assert!(relay_cmds(&a).is_empty(), "{a:?}");
+    assert_eq!(b_direction_only(&a), Some(Direction::RecvOnly), "{a:?}");
     assert!(
         logs(&a)
             .iter()
@@ -796,22 +813,24 @@ fn hold_and_resume_from_the_pbx_keep_the_call_and_follow_the_pbx_leg() {
     );
     // The PBX leg falls silent while held (inactive): the call is kept.
     w.sip(reoffer(h, "192.0.2.50", 40000, "inactive", "inactive"));
+    assert_eq!(b_direction_only(&w.take()), Some(Direction::Inactive));
     timeout_b(&mut w);
     let a = w.take();
     assert!(sip_cmds(&a).is_empty(), "{a:?}");
     assert_eq!(w.states(), [CallState::Answer]);
     assert_eq!(w.phone_state(&id).0, UmsgState::Talk);
     // An RFC 2543 hold (c=0.0.0.0): the relay keeps the address it has (0.0.0.0 would be
-    // this host).
+    // this host) and does not send to the PBX.
     w.sip(reoffer(h, "0.0.0.0", 40000, "sendrecv", "sendrecv"));
-    assert!(relay_cmds(&w.take()).is_empty());
+    assert_eq!(b_direction_only(&w.take()), Some(Direction::RecvOnly));
 
-    // Resume from a new address: leg B follows, the resume is logged.
+    // Resume from a new address: leg B follows and sends again, the resume is logged.
     w.sip(reoffer(h, "192.0.2.60", 41000, "sendrecv", "sendrecv"));
     let a = w.take();
     assert!(
         matches!(relay_cmds(&a)[..], [Command::UpdateSession { a: None, b: Some(u), .. }]
-            if u.remote == Some("192.0.2.60:41000".parse().unwrap()) && u.codec.is_none()),
+            if u.remote == Some("192.0.2.60:41000".parse().unwrap()) && u.codec.is_none()
+                && u.direction == Some(Direction::SendRecv)),
         "{a:?}"
     );
     assert!(

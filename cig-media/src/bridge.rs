@@ -13,6 +13,15 @@
 //!
 //! [`Session::poll_timeout`] reports a leg that has been silent for the media timeout once;
 //! [`Session::next_timeout`] says when to call it next.
+//!
+//! Each leg has a [`Direction`] ([`Session::set_direction`], e.g. a PBX's hold): RTP is sent to
+//! a leg only while it `sends`, and RTP from a leg is forwarded only while it `receives`. A
+//! packet held back this way is still unprotected and authenticated (the SRTP receive state,
+//! the learned peer and the media-timeout clock move as usual) and counted in
+//! [`LegStats::withheld`]; the outgoing sequence numbers continue without a gap at the next
+//! packet sent (marker bit set, timestamps kept on the source's clock, like a talkspurt after
+//! silence), so the receiver's SRTP rollover counter stays in step. RTCP flows whatever the
+//! direction (RFC 3264 §5.1). A leg that does not receive is not reported silent.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -45,6 +54,37 @@ impl Leg {
             Leg::A => Leg::B,
             Leg::B => Leg::A,
         }
+    }
+}
+
+/// The media direction of a leg as the relay plays it: the direction attribute of the SDP the
+/// controller sent to that leg's peer (`recvonly` when the peer put the call on hold with
+/// `sendonly`). Absent in a control message means `sendrecv`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Media both ways.
+    #[default]
+    SendRecv,
+    /// The relay sends to the leg's peer; what the peer sends is not forwarded.
+    SendOnly,
+    /// The relay forwards what the peer sends and sends it nothing (the peer holds the call).
+    RecvOnly,
+    /// Nothing either way.
+    Inactive,
+}
+
+impl Direction {
+    /// Whether RTP is sent to the leg's peer.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether RTP from the leg's peer is forwarded (and its silence reported).
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
 }
 
@@ -143,6 +183,9 @@ pub enum DropReason {
     PayloadType(u8),
     /// The other leg has no known address yet.
     NoDestination,
+    /// A valid packet held back by the legs' [`Direction`]s (hold): the leg it came from does
+    /// not receive, or the leg it would go to does not send.
+    Direction,
     /// Protecting for the other leg failed (e.g. the buffer has no room for the tag).
     Protect(Error),
 }
@@ -173,6 +216,9 @@ pub struct LegStats {
     pub rtcp_rx_packets: u64,
     /// Packets received on this leg and dropped.
     pub dropped: u64,
+    /// Valid RTP packets received on this leg and not forwarded because of the legs'
+    /// [`Direction`]s (hold); not counted in `dropped`.
+    pub withheld: u64,
 }
 
 /// Keeps the sequence numbers and timestamps sent on a leg continuous across changes of the
@@ -184,29 +230,37 @@ struct Rewriter {
     ts_delta: u32,
     last_seq: u16,
     last_ts: u32,
+    /// Packets of the same source may have been held back ([`Direction`]): the next one
+    /// continues the sequence from the last one sent.
+    resume: bool,
 }
 
 impl Rewriter {
-    /// The outgoing (sequence, timestamp, source changed) for an incoming packet.
+    /// The outgoing (sequence, timestamp, new talkspurt: mark it) for an incoming packet.
     fn map(&mut self, ssrc: u32, seq: u16, ts: u32) -> (u16, u32, bool) {
         let changed = self.in_ssrc != Some(ssrc);
+        let resumed = std::mem::take(&mut self.resume) && self.in_ssrc.is_some();
         if changed {
             if self.in_ssrc.is_some() {
                 self.seq_delta = self.last_seq.wrapping_add(1).wrapping_sub(seq);
                 self.ts_delta = self.last_ts.wrapping_add(FRAME_UNITS).wrapping_sub(ts);
             }
             self.in_ssrc = Some(ssrc);
+        } else if resumed {
+            // No gap for the receiver (its SRTP rollover guess stays right); the timestamp
+            // keeps the source's clock, so the pause shows as silence.
+            self.seq_delta = self.last_seq.wrapping_add(1).wrapping_sub(seq);
         }
         let out = (
             seq.wrapping_add(self.seq_delta),
             ts.wrapping_add(self.ts_delta),
         );
         // Keep the newest (serial-number arithmetic) as the base for the next change.
-        if changed || (out.0.wrapping_sub(self.last_seq) as i16) > 0 {
+        if changed || resumed || (out.0.wrapping_sub(self.last_seq) as i16) > 0 {
             self.last_seq = out.0;
             self.last_ts = out.1;
         }
-        (out.0, out.1, changed)
+        (out.0, out.1, changed || resumed)
     }
 }
 
@@ -234,6 +288,7 @@ struct LegState {
     out: Rewriter,
     last_rx: Instant,
     timed_out: bool,
+    direction: Direction,
     stats: LegStats,
 }
 
@@ -253,6 +308,7 @@ impl LegState {
             out: Rewriter::default(),
             last_rx: now,
             timed_out: false,
+            direction: Direction::SendRecv,
             stats: LegStats::default(),
         };
         leg.set_srtp(cfg.srtp.as_ref());
@@ -378,6 +434,27 @@ impl Session {
         (state.law, state.payload_type, state.dtmf_payload_type)
     }
 
+    /// Sets the direction the relay plays on `leg` (see the [module documentation](self)).
+    /// A leg that starts receiving again counts its media timeout from `now`; packets held
+    /// back meanwhile leave no gap in the outgoing sequence numbers.
+    pub fn set_direction(&mut self, leg: Leg, direction: Direction, now: Instant) {
+        let (state, other) = self.legs_mut(leg);
+        let was = std::mem::replace(&mut state.direction, direction);
+        if direction.sends() && !was.sends() {
+            state.out.resume = true;
+        }
+        if direction.receives() && !was.receives() {
+            other.out.resume = true;
+            state.last_rx = now;
+            state.timed_out = false;
+        }
+    }
+
+    /// The direction the relay plays on `leg`.
+    pub fn direction(&self, leg: Leg) -> Direction {
+        self.leg(leg).direction
+    }
+
     /// Replaces a leg's SRTP keys (`None`: plain RTP from now on). Stream state restarts.
     pub fn set_srtp(&mut self, leg: Leg, keys: Option<&LegSrtp>) {
         self.legs_mut(leg).0.set_srtp(keys);
@@ -419,6 +496,10 @@ impl Session {
         let (from, to) = self.legs_mut(leg);
         match relay_rtp(from, (to, leg.other()), src, buf, len, now) {
             Ok(action) => action,
+            Err(DropReason::Direction) => {
+                from.stats.withheld += 1;
+                Action::Drop(DropReason::Direction)
+            }
             Err(reason) => {
                 from.stats.dropped += 1;
                 Action::Drop(reason)
@@ -443,7 +524,10 @@ impl Session {
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Event> {
         let timeout = self.media_timeout;
         for (leg, state) in [(Leg::A, &mut self.a), (Leg::B, &mut self.b)] {
-            if !state.timed_out && now.saturating_duration_since(state.last_rx) >= timeout {
+            if state.direction.receives()
+                && !state.timed_out
+                && now.saturating_duration_since(state.last_rx) >= timeout
+            {
                 state.timed_out = true;
                 return Some(Event::MediaTimeout { leg });
             }
@@ -451,12 +535,12 @@ impl Session {
         None
     }
 
-    /// When [`poll_timeout`](Self::poll_timeout) next has something to say (`None` while both
-    /// legs are timed out and silent).
+    /// When [`poll_timeout`](Self::poll_timeout) next has something to say (`None` while
+    /// neither leg is receiving and not yet reported silent).
     pub fn next_timeout(&self) -> Option<Instant> {
         [&self.a, &self.b]
             .into_iter()
-            .filter(|l| !l.timed_out)
+            .filter(|l| !l.timed_out && l.direction.receives())
             .map(|l| l.last_rx + self.media_timeout)
             .min()
     }
@@ -484,6 +568,9 @@ fn relay_rtp(
     from.peer_ssrc = Some(hdr.ssrc);
     from.stats.rx_packets += 1;
     from.stats.rx_bytes += wire_len as u64;
+    if !from.direction.receives() || !to.direction.sends() {
+        return Err(DropReason::Direction);
+    }
 
     let out_pt = if hdr.payload_type == from.payload_type {
         g711::transcode(from.law, to.law, &mut buf[hdr.header_len..payload_end]);

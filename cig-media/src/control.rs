@@ -26,6 +26,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+pub use crate::bridge::Direction;
+
 /// The protocol version this module speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame body either side accepts, in bytes.
@@ -278,6 +280,11 @@ pub struct LegUpdate {
     /// A new telephone-event payload type.
     #[serde(default)]
     pub telephone_event_pt: Option<u8>,
+    /// The direction the relay plays on the leg from now on (the direction of the SDP the
+    /// controller sent to the leg's peer: `recvonly` while a PBX holds with `sendonly`);
+    /// unchanged when absent. Sessions start `sendrecv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
 }
 
 /// The SRTP protection profile names of RFC 4568 / RFC 7714.
@@ -396,6 +403,10 @@ pub struct LegStats {
     pub bytes_in: u64,
     /// Packets dropped (authentication, replay, malformed, no destination yet...).
     pub dropped: u64,
+    /// Valid packets received on this leg and not forwarded because of the legs' directions
+    /// (hold); not in `dropped`.
+    #[serde(default)]
+    pub withheld: u64,
     /// The peer address learnt or configured, if any.
     pub peer: Option<SocketAddr>,
 }
@@ -768,6 +779,30 @@ mod tests {
         dec.push(&frame[3..]);
         assert_eq!(dec.next_message::<Request>().unwrap(), Some(req));
         assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn leg_direction_is_optional_and_lowercase_on_the_wire() {
+        let old: LegUpdate = serde_json::from_str(r#"{"remote":"10.0.0.1:4000"}"#).unwrap();
+        assert_eq!(old.direction, None);
+        let held: LegUpdate = serde_json::from_str(r#"{"direction":"recvonly"}"#).unwrap();
+        assert_eq!(held.direction, Some(Direction::RecvOnly));
+        assert!(!Direction::RecvOnly.sends() && Direction::RecvOnly.receives());
+        let back = LegUpdate {
+            direction: Some(Direction::SendRecv),
+            ..LegUpdate::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            r#"{"remote":null,"srtp":null,"codec":null,"payload_type":null,"telephone_event_pt":null,"direction":"sendrecv"}"#
+        );
+        assert!(serde_json::from_str::<LegUpdate>(r#"{"direction":"hold"}"#).is_err());
+        // An old relay's stats (no `withheld`) still parse.
+        let st: LegStats = serde_json::from_str(
+            r#"{"packets_in":1,"packets_out":1,"bytes_in":172,"dropped":0,"peer":null}"#,
+        )
+        .unwrap();
+        assert_eq!(st.withheld, 0);
     }
 
     #[test]

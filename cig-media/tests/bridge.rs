@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use cig_media::bridge::{
-    Action, DropReason, Event, Leg, LegConfig, LegSrtp, MAX_OVERHEAD, Session, SessionConfig,
+    Action, Direction, DropReason, Event, Leg, LegConfig, LegSrtp, MAX_OVERHEAD, Session,
+    SessionConfig,
 };
 use cig_media::dtmf::TelephoneEvent;
 use cig_media::g711::{self, Law};
@@ -469,4 +470,116 @@ fn a_codec_change_mid_call_changes_the_transcoding_and_keeps_continuity() {
     assert_eq!((h.payload_type, &payload[..]), (110, &back[..]));
     // The dropped packet leaves its gap in the outgoing sequence, as a lost one would.
     assert_eq!(h.sequence, after.sequence.wrapping_add(2));
+}
+
+#[test]
+fn a_held_pbx_leg_receives_nothing_while_its_music_still_flows_and_resume_restores_it() {
+    let mut c = call();
+    let (phone, pbx) = (addr("192.0.2.99:41000"), addr("127.0.0.1:5004"));
+    let ms = |n: u64| Duration::from_millis(20 * n);
+    let voice = |seq: u16| packet(0, seq, u32::from(seq) * 160, PHONE_SSRC, &[0xff; 160]);
+    let music = |seq: u16| packet(8, seq, u32::from(seq) * 160, PBX_SSRC, &[0xd5; 160]);
+    let (a, buf) = c.phone_sends(phone, &voice(100), ms(0));
+    let Action::Forward { len, .. } = a else {
+        panic!("{a:?}")
+    };
+    let before = RtpHeader::parse(&buf[..len]).unwrap();
+    // The PBX holds with `sendonly`: the relay plays `recvonly` on leg B.
+    c.session
+        .set_direction(Leg::B, Direction::RecvOnly, c.t0 + ms(1));
+    for n in 1..=20u16 {
+        let (a, _) = c.phone_sends(phone, &voice(100 + n), ms(u64::from(n)));
+        assert_eq!(a, Action::Drop(DropReason::Direction), "nothing to the PBX");
+        // Music on hold still reaches the phone, protected and continuous.
+        let (a, mut buf) = c.pbx_sends(pbx, &music(500 + n), ms(u64::from(n)));
+        let Action::Forward { leg, len, .. } = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(leg, Leg::A);
+        c.phone_rx.unprotect_rtp(&mut buf, len).unwrap();
+    }
+    // Leg A's SRTP receive state moved on while held: a replay of a held packet is refused.
+    let (a, _) = c.phone_sends(phone, &voice(110), ms(21));
+    assert!(matches!(a, Action::Drop(DropReason::Srtp(_))), "{a:?}");
+    let st = c.session.stats(Leg::A);
+    assert_eq!((st.withheld, st.dropped, st.rx_packets), (20, 1, 21));
+    // Resume: the next packet follows the last one sent without a gap, marked.
+    c.session
+        .set_direction(Leg::B, Direction::SendRecv, c.t0 + ms(22));
+    let (a, buf) = c.phone_sends(phone, &voice(125), ms(22));
+    let Action::Forward { leg, len, .. } = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(leg, Leg::B);
+    let after = RtpHeader::parse(&buf[..len]).unwrap();
+    assert_eq!(after.sequence, before.sequence.wrapping_add(1));
+    assert!(after.marker);
+    assert_eq!(after.timestamp, before.timestamp.wrapping_add(25 * 160));
+}
+
+#[test]
+fn an_inactive_leg_is_not_timed_out_and_times_out_again_after_resume() {
+    let mut c = call();
+    let (t0, pbx) = (c.t0, addr("127.0.0.1:5004"));
+    c.session
+        .set_direction(Leg::B, Direction::Inactive, t0 + Duration::from_secs(1));
+    assert_eq!(c.session.direction(Leg::B), Direction::Inactive);
+    // Nothing forwarded either way.
+    let (a, _) = c.pbx_sends(
+        pbx,
+        &packet(8, 1, 0, PBX_SSRC, &[0xd5; 160]),
+        Duration::ZERO,
+    );
+    assert_eq!(a, Action::Drop(DropReason::Direction));
+    // Leg A (silent too) still times out; leg B, which receives nothing by agreement, does not.
+    let late = t0 + Duration::from_secs(60);
+    assert_eq!(
+        c.session.poll_timeout(late),
+        Some(Event::MediaTimeout { leg: Leg::A })
+    );
+    assert_eq!(c.session.poll_timeout(late), None);
+    assert_eq!(c.session.next_timeout(), None);
+    // Resumed at 60 s: leg B's silence counts from then.
+    c.session.set_direction(Leg::B, Direction::SendRecv, late);
+    assert_eq!(
+        c.session.next_timeout(),
+        Some(late + Duration::from_secs(10))
+    );
+    assert_eq!(
+        c.session.poll_timeout(late + Duration::from_secs(10)),
+        Some(Event::MediaTimeout { leg: Leg::B })
+    );
+}
+
+#[test]
+fn a_long_hold_of_the_srtp_leg_keeps_its_rollover_counter_in_step() {
+    let mut c = call();
+    let pbx = addr("127.0.0.1:5004");
+    let music = |seq: u16| packet(8, seq, u32::from(seq) * 160, PBX_SSRC, &[0xd5; 160]);
+    let (a, mut buf) = c.pbx_sends(pbx, &music(0), Duration::ZERO);
+    let Action::Forward { len, .. } = a else {
+        panic!("{a:?}")
+    };
+    let n = c.phone_rx.unprotect_rtp(&mut buf, len).unwrap();
+    let first = RtpHeader::parse(&buf[..n]).unwrap();
+    // The relay stops sending to the phone for 40,000 packets (more than half the sequence
+    // space: a jump that long would make the phone guess the wrong rollover counter).
+    c.session.set_direction(Leg::A, Direction::RecvOnly, c.t0);
+    for seq in 1..=40_000u16 {
+        let (a, _) = c.pbx_sends(pbx, &music(seq), Duration::ZERO);
+        assert_eq!(a, Action::Drop(DropReason::Direction));
+    }
+    assert_eq!(c.session.stats(Leg::B).withheld, 40_000);
+    c.session.set_direction(Leg::A, Direction::SendRecv, c.t0);
+    let (a, mut buf) = c.pbx_sends(pbx, &music(40_001), Duration::ZERO);
+    let Action::Forward { len, .. } = a else {
+        panic!("{a:?}")
+    };
+    let n = c
+        .phone_rx
+        .unprotect_rtp(&mut buf, len)
+        .expect("the phone's SRTP context accepts the packet after the hold");
+    let h = RtpHeader::parse(&buf[..n]).unwrap();
+    assert_eq!(h.sequence, first.sequence.wrapping_add(1));
+    assert!(h.marker);
 }

@@ -447,6 +447,7 @@ impl<P: PacketPath> Engine<P> {
                         outs += 1;
                     }
                     Verdict::Drop => slot.stats[li].dropped += 1,
+                    Verdict::Withheld => slot.stats[li].withheld += 1,
                 }
             }
             // One sendmmsg per run of datagrams leaving from the same socket.
@@ -575,10 +576,11 @@ impl<P: PacketPath> Engine<P> {
                 message: format!("no session {name}"),
             },
             Some(slot) => {
+                let now = Instant::now();
                 let mut result = Ok(());
                 for (leg, upd) in [(LegId::A, a), (LegId::B, b)] {
                     if let Some(upd) = upd {
-                        result = result.and_then(|()| slot.path.update(leg, &upd));
+                        result = result.and_then(|()| slot.path.update(leg, &upd, now));
                     }
                 }
                 match result {

@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cig_media::bridge::{self, Action, Event, Leg, LegSrtp, Session, SessionConfig};
+use cig_media::bridge::{self, Action, DropReason, Event, Leg, LegSrtp, Session, SessionConfig};
 use cig_media::control::{
     AddrOverride, Codec, ErrorCode, KeyMaterial, LegConfig, LegId, LegUpdate, SrtpConfig,
     SrtpProfileName, apply_overrides,
@@ -34,6 +34,8 @@ pub enum Verdict {
     },
     /// Nothing to send (invalid, unauthenticated, or no destination known yet).
     Drop,
+    /// A valid packet not forwarded because of the legs' directions (a hold).
+    Withheld,
 }
 
 /// A session's packet processing, owned by one engine thread.
@@ -57,8 +59,13 @@ pub trait PacketPath: Send + Sized + 'static {
         len: usize,
         now: Instant,
     ) -> Verdict;
-    /// Applies a controller update to `leg`.
-    fn update(&mut self, leg: LegId, update: &LegUpdate) -> Result<(), (ErrorCode, String)>;
+    /// Applies a controller update to `leg` at `now`.
+    fn update(
+        &mut self,
+        leg: LegId,
+        update: &LegUpdate,
+        now: Instant,
+    ) -> Result<(), (ErrorCode, String)>;
     /// The peer address `leg` sends to, if known.
     fn peer(&self, leg: LegId) -> Option<SocketAddr>;
     /// A leg that has been silent for the media timeout, reported once per silence; call until
@@ -82,7 +89,8 @@ pub fn other(leg: LegId) -> LegId {
     }
 }
 
-/// Recv + send with no crypto and no transcoding: the baseline forwarder.
+/// Recv + send with no crypto and no transcoding: the baseline forwarder. Of an update it
+/// applies only a new remote address (codecs, keys and directions are the bridge's business).
 #[derive(Debug)]
 pub struct PlainForward {
     peers: [Option<SocketAddr>; 2],
@@ -151,7 +159,12 @@ impl PacketPath for PlainForward {
         }
     }
 
-    fn update(&mut self, leg: LegId, update: &LegUpdate) -> Result<(), (ErrorCode, String)> {
+    fn update(
+        &mut self,
+        leg: LegId,
+        update: &LegUpdate,
+        _now: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
         let i = leg_index(leg);
         if let Some(r) = update.remote {
             self.peers[i] = Some(apply_overrides(&self.overrides[i], r));
@@ -285,11 +298,17 @@ impl PacketPath for Bridge {
                 dst,
                 len,
             },
+            Action::Drop(DropReason::Direction) => Verdict::Withheld,
             Action::Drop(_) => Verdict::Drop,
         }
     }
 
-    fn update(&mut self, leg: LegId, update: &LegUpdate) -> Result<(), (ErrorCode, String)> {
+    fn update(
+        &mut self,
+        leg: LegId,
+        update: &LegUpdate,
+        now: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
         let keys = update.srtp.as_ref().map(leg_srtp).transpose()?;
         if update.codec.is_some()
             || update.payload_type.is_some()
@@ -314,6 +333,9 @@ impl PacketPath for Bridge {
         }
         if let Some(keys) = keys {
             self.session.set_srtp(leg_of(leg), Some(&keys));
+        }
+        if let Some(d) = update.direction {
+            self.session.set_direction(leg_of(leg), d, now);
         }
         Ok(())
     }

@@ -9,13 +9,15 @@ use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use cig_media::control::{
-    AddrOverride, Client, Codec, Command, ControlError, ErrorCode, KeyMaterial, LegConfig, LegId,
-    LegUpdate, PROTOCOL_VERSION, Reply, SecretBytes, SrtpConfig, SrtpProfileName,
+    AddrOverride, Client, Codec, Command, ControlError, Direction, ErrorCode, KeyMaterial,
+    LegConfig, LegId, LegStats, LegUpdate, PROTOCOL_VERSION, Reply, SecretBytes, SrtpConfig,
+    SrtpProfileName,
 };
 use cig_media::dtmf::{DtmfSender, TelephoneEvent, digit_to_event, event_to_digit};
 use cig_media::g711;
 use cig_media::rtp::{self, RtpHeader};
 use cig_media::srtp::{MasterKey, SrtpContext, SrtpProfile};
+use cig_testkit::wait_until;
 
 const KEY_IN: [u8; 16] = *b"secure-leg-in-k!";
 const SALT_IN: [u8; 14] = *b"salt-inbound14";
@@ -884,5 +886,101 @@ fn queued_burst_is_relayed_whole_and_in_order() {
         assert_eq!(leg.packets_out, u64::from(BURST));
         assert_eq!(leg.dropped, 0);
     }
+    assert!(relay.stop().success());
+}
+
+/// The counters of legs A and B, read with `stats`.
+fn leg_stats(client: &mut Client, session: &str) -> [LegStats; 2] {
+    let reply = client
+        .call(Command::Stats {
+            session: Some(session.into()),
+        })
+        .unwrap();
+    let Reply::Stats { sessions, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    [sessions[0].a, sessions[0].b]
+}
+
+fn set_direction(client: &mut Client, session: &str, leg: LegId, direction: Direction) {
+    let upd = Some(LegUpdate {
+        direction: Some(direction),
+        ..LegUpdate::default()
+    });
+    let (a, b) = match leg {
+        LegId::A => (upd, None),
+        LegId::B => (None, upd),
+    };
+    let reply = client
+        .call(Command::UpdateSession {
+            session: session.into(),
+            a,
+            b,
+        })
+        .unwrap();
+    assert!(matches!(reply, Reply::SessionUpdated { .. }), "{reply:?}");
+}
+
+/// A PBX holding the call (`sendonly`: the relay plays `recvonly` on leg B) gets nothing of the
+/// secure phone's audio while its music on hold still reaches the phone; `sendrecv` again
+/// restores the phone → PBX direction with continuous sequence numbers.
+#[test]
+fn a_held_pbx_leg_gets_nothing_while_the_other_direction_flows_and_resume_restores_it() {
+    let mut relay = Relay::start(1);
+    let mut client = relay.connect();
+    let call = create(&mut client, "hold", 30_000);
+    let mut tx = ctx(&KEY_IN, &SALT_IN);
+    let mut rx = ctx(&KEY_OUT, &SALT_OUT);
+    let voice = |tx: &mut SrtpContext, seq: u16| {
+        send_rtp(
+            &call.phone,
+            call.relay_a,
+            Some(tx),
+            (false, 0, seq, u32::from(seq) * FRAME as u32),
+            &[0xff; FRAME],
+        );
+    };
+    voice(&mut tx, 1);
+    let (before, _) = recv_rtp(&call.pbx, None);
+
+    set_direction(&mut client, "hold", LegId::B, Direction::RecvOnly);
+    for seq in 2..=11 {
+        voice(&mut tx, seq);
+        // Music on hold still goes PBX → phone, as SRTP the phone verifies.
+        send_rtp(
+            &call.pbx,
+            call.relay_b,
+            None,
+            (false, 8, 100 + seq, u32::from(seq) * FRAME as u32),
+            &[0xd5; FRAME],
+        );
+        let (h, _) = recv_rtp(&call.phone, Some(&mut rx));
+        assert_eq!(h.payload_type, 0);
+    }
+    // Once the relay has handled all ten, none of them reached the PBX.
+    assert!(
+        wait_until(Duration::from_secs(5), || leg_stats(&mut client, "hold")[0]
+            .withheld
+            == 10),
+        "ten packets withheld on leg A"
+    );
+    call.pbx.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1500];
+    assert_eq!(
+        call.pbx.recv_from(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "the held PBX received RTP"
+    );
+    call.pbx.set_nonblocking(false).unwrap();
+    let [a, b] = leg_stats(&mut client, "hold");
+    assert_eq!((a.packets_in, a.dropped, b.packets_out), (11, 0, 1));
+
+    // Resume: the phone's audio reaches the PBX again, the sequence continuing without a gap.
+    set_direction(&mut client, "hold", LegId::B, Direction::SendRecv);
+    voice(&mut tx, 12);
+    let (after, _) = recv_rtp(&call.pbx, None);
+    assert_eq!(after.sequence, before.sequence.wrapping_add(1));
+    assert!(after.marker, "a new talkspurt after the hold");
+    assert_eq!(leg_stats(&mut client, "hold")[1].packets_out, 2);
     assert!(relay.stop().success());
 }

@@ -592,7 +592,7 @@ fn sipp_messages(bed: &Bed) -> String {
 
 #[test]
 fn hold_and_resume_from_the_pbx_are_answered_mirrored_and_outlast_the_media_timeout() {
-    // A 2 s media timeout: sipp sends no RTP, so only the hold keeps the call alive.
+    // A 2 s media timeout and a 3 s `inactive` hold without RTP: only the hold keeps the call.
     let bed = Bed::start_with(&["--media-timeout", "2"]);
     let mut phone = bed.phone(&["--answer", "auto"]);
     // sipp's RTP: G.711 u-law silence (0xFF), 20 s of it.
@@ -614,11 +614,96 @@ fn hold_and_resume_from_the_pbx_are_answered_mirrored_and_outlast_the_media_time
         log.contains("the PBX put the call on hold (sendonly)"),
         "{log}"
     );
+    // The relay does not even report the `inactive` PBX leg silent (its silence is agreed),
+    // so the call outlives the 2 s media timeout with nothing to keep.
+    assert!(!log.contains("no media on leg B"), "{log}");
+    assert!(log.contains("the PBX resumed the call"), "{log}");
+}
+
+/// The relay honours the hold: while the PBX holds the call (`sendonly`) it gets none of the
+/// secure phone's audio, and after the resume it gets it again. The PBX's media is a socket of
+/// the test: it sends μ-law silence every 20 ms to the relay's PBX leg (read from cig.log, so
+/// the relay learns it by symmetric RTP) and times every RTP packet the relay sends it.
+#[test]
+fn a_holding_pbx_gets_no_rtp_until_it_resumes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bed = Bed::start();
+    let _phone = bed.phone(&["--answer", "auto"]);
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let port = media.local_addr().unwrap().port().to_string();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let log = bed.path("log/cig.log");
+    let arrivals = std::thread::spawn(move || {
+        let (mut at, mut buf, mut relay, mut seq) = (Vec::new(), [0u8; 1500], None, 0u16);
+        while !stop.load(Ordering::Relaxed) {
+            relay = relay.or_else(|| {
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                let leg = text.split("PBX leg ").nth(1)?.lines().next()?;
+                leg.trim().parse::<std::net::SocketAddr>().ok()
+            });
+            if let Some(relay) = relay {
+                let mut pkt = [0xffu8; 172];
+                let h = cig_media::rtp::write_header(
+                    &mut pkt,
+                    false,
+                    0,
+                    seq,
+                    u32::from(seq) * 160,
+                    0x0bad_cafe,
+                )
+                .unwrap();
+                assert_eq!(h, 12);
+                media.send_to(&pkt, relay).unwrap();
+                seq = seq.wrapping_add(1);
+            }
+            if media.recv(&mut buf).is_ok() {
+                at.push(std::time::Instant::now());
+            }
+        }
+        at
+    });
+    // sipp: call, 1 s talk, 1.5 s hold (sendonly), 1 s after the resume, BYE.
+    let st = bed.sipp_uac(
+        &[
+            "-sf",
+            &scenario("uac_hold_media.xml"),
+            "-set",
+            "media",
+            &port,
+        ],
+        "94670123456",
+    );
+    done.store(true, Ordering::Relaxed);
+    let at = arrivals.join().unwrap();
     assert!(
-        log.contains("while the PBX holds the call; call kept"),
+        st.success(),
+        "hold/resume flow; cig.log:\n{}\nsipp:\n{}",
+        bed.cig_log(),
+        bed.sipp_errors()
+    );
+    // The longest silence is the hold; the phone's 50 packets/s arrive before and after it.
+    let (gap_at, gap) = at
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i + 1, w[1] - w[0]))
+        .max_by_key(|&(_, g)| g)
+        .unwrap_or_else(|| panic!("no RTP reached the PBX; cig.log:\n{}", bed.cig_log()));
+    let (before, after) = (gap_at, at.len() - gap_at);
+    assert!(
+        gap >= Duration::from_millis(1000) && before >= 10 && after >= 10,
+        "{before} packets, a {gap:?} gap (the hold), then {after} packets; cig.log:\n{}",
+        bed.cig_log()
+    );
+    let log = bed.cig_log();
+    assert!(
+        log.contains("the PBX put the call on hold (sendonly)")
+            && log.contains("the PBX resumed the call"),
         "{log}"
     );
-    assert!(log.contains("the PBX resumed the call"), "{log}");
 }
 
 #[test]
