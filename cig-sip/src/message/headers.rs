@@ -1379,6 +1379,35 @@ mod tests {
     }
 
     #[test]
+    fn cached_values_past_the_inline_room_keep_their_order() {
+        let mut h = Headers::new();
+        for k in 0..7 {
+            h.push(
+                HeaderName::Via,
+                format!("SIP/2.0/UDP h{k};branch=z9hG4bK{k}"),
+            );
+            h.push(HeaderName::Contact, format!("<sip:c{k}@example.com>"));
+        }
+        let branches: Vec<_> = h.via_ref().unwrap().map(|v| v.branch().unwrap()).collect();
+        let expected: Vec<_> = (0..7).map(|k| format!("z9hG4bK{k}")).collect();
+        assert_eq!(branches, expected);
+        let owned: Vec<_> = h
+            .via()
+            .unwrap()
+            .iter()
+            .map(|v| v.branch().unwrap().to_owned())
+            .collect();
+        assert_eq!(owned, expected);
+        let users: Vec<_> = h
+            .contacts_ref()
+            .unwrap()
+            .map(|c| c.uri.as_sip().and_then(|u| u.user).unwrap())
+            .collect();
+        assert_eq!(users, ["c0", "c1", "c2", "c3", "c4", "c5", "c6"]);
+        assert_eq!(h.contacts().unwrap()[6].to_string(), "<sip:c6@example.com>");
+    }
+
+    #[test]
     fn list_views_parse_as_read_and_end_at_an_error() {
         let mut h = Headers::new();
         h.push(
