@@ -591,13 +591,15 @@ impl Router {
         let (to_lookup, from_lookup) = (incoming.to.prepare(to), outgoing.from.prepare(from));
         incoming.to.touch(&to_lookup);
         outgoing.from.touch(&from_lookup);
+        // One capture buffer for both (each lookup expands its output before the next).
+        let mut caps = pattern::capture_buf();
         let to_hit = incoming
             .to
-            .apply_prepared(&to_lookup, &mut uris.to)
+            .apply_prepared(&to_lookup, &mut caps, &mut uris.to)
             .ok_or(Rejected::NoExtensionMatch { interface: on })?;
         let from_hit = outgoing
             .from
-            .apply_prepared(&from_lookup, &mut uris.from)
+            .apply_prepared(&from_lookup, &mut caps, &mut uris.from)
             .ok_or(Rejected::NoSourceMatch {
                 interface: out,
                 maps: outgoing.from_maps,

@@ -3,10 +3,15 @@
 //!
 //! A lookup touches a hash slot and then one rule record, so each rule's record holds
 //! everything the lookup reads after the slot, contiguously: the literal bounds, the output
-//! pieces, the literal bytes (match side, then output side) and, for map entries, where its
-//! map and entry names sit in the table's names string and which `auth` it carries. Records
-//! are laid out in rule order, so a record's offset orders rules like their numbers do and
-//! serves as the rule's id in the index.
+//! pieces, the match side's literal bytes and, for map entries, where its map and entry names
+//! sit in the table's names string and which `auth` it carries. Records are laid out in rule
+//! order, so a record's offset orders rules like their numbers do and serves as the rule's id
+//! in the index.
+//!
+//! The output is built from pieces that are `str` already, so a lookup validates no UTF-8: a
+//! capture, or a run of an output literal that repeats a match literal (copied from the URI,
+//! where the match found it), or the rest of an output literal, kept once per distinct run in
+//! the table's small `text` (`tel:+` and the like in a typical dial plan, so it stays cached).
 //!
 //! In a large table the slot and the record are two cache misses, the second waiting for the
 //! first. So each key's first rule is also copied into a 64-byte line of its own, numbered
@@ -14,7 +19,6 @@
 //! of the same number together, and a key that sits in its home slot (most do: the index is at
 //! most half full) costs one round of misses.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -512,13 +516,16 @@ impl Table {
     pub(crate) fn apply(&self, uri: &str, out: &mut String) -> Option<Hit<'_>> {
         let prepared = self.prepare(uri);
         self.touch(&prepared);
-        self.apply_prepared(&prepared, out)
+        self.apply_prepared(&prepared, &mut pattern::capture_buf(), out)
     }
 
-    /// [`Self::apply`] of a prepared lookup (`out` is left alone when no rule matches).
+    /// [`Self::apply`] of a prepared lookup (`out` is left alone when no rule matches). `caps`
+    /// is scratch space: what it holds on entry is never read (a match writes every capture
+    /// its rule's output reads), so one buffer serves any number of lookups.
     pub(crate) fn apply_prepared(
         &self,
         prepared: &Prepared<'_>,
+        caps: &mut CaptureBuf,
         out: &mut String,
     ) -> Option<Hit<'_>> {
         let Prepared { subject, prefixes } = prepared;
@@ -526,28 +533,18 @@ impl Table {
         let uri = subject.uri;
         // Captures of the current attempt; those of the best match so far unless a later
         // attempt failed after writing some (`clobbered`: the best one is matched again).
-        let mut caps = pattern::capture_buf();
         let mut clobbered = false;
         // The record of the last rule that matched: the one `first_match` returns.
         let mut best = None;
-        // The record the key check read last: usually the one tried first next.
-        let verified = Cell::new(None);
-        let prefix_of = |slot, id| {
-            let rec = self.record(id, Some(slot));
-            verified.set(rec.map(|rec| (slot, rec)));
-            rec.map_or(&[][..], |r| r.prefix())
-        };
+        // A slot's first rule comes with the record the key check read (its line, usually).
+        let first_of = |slot, id| self.record(id, Some(slot)).map(|rec| (rec, rec.prefix()));
         let id = self
             .index
-            .first_match(subject, prefixes, prefix_of, |id, slot| {
-                let rec = match (slot, verified.get()) {
-                    (Some(s), Some((verified_slot, rec))) if s == verified_slot => rec,
-                    _ => match self.record(id, slot) {
-                        Some(rec) => rec,
-                        None => return false,
-                    },
+            .first_match(subject, prefixes, first_of, |id, first| {
+                let Some(rec) = first.or_else(|| self.record(id, None)) else {
+                    return false;
                 };
-                let hit = rec.pattern().match_after_head(subject, &mut caps);
+                let hit = rec.pattern().match_after_head(subject, caps);
                 if hit {
                     best = Some(rec);
                 }
@@ -555,10 +552,10 @@ impl Table {
                 hit
             })?;
         let rec = best?;
-        if clobbered && !rec.pattern().match_after_head(subject, &mut caps) {
+        if clobbered && !rec.pattern().match_after_head(subject, caps) {
             return None;
         }
-        rec.expand(uri, &caps, &self.text, out)?;
+        rec.expand(uri, caps, &self.text, out)?;
         let start =
             u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]]);
         let split = start.saturating_add(u32::from(rec.u16_at(4)));
