@@ -6,19 +6,18 @@
 //! [`Engine::handle_timeout`]. Outputs: [`Engine::poll_action`]. The secure side is reached
 //! through the [`Secure`] trait, synchronously.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use cig_core::conf::{Config, Interface, InterfaceKind};
 use cig_media::control::{
-    AddrOverride, Codec as RelayCodec, Command, Direction as RelayDirection, KeyMaterial,
-    LegConfig, LegId, LegUpdate, LocalPorts, PortRange, Reply, SecretBytes, SrtpConfig,
-    SrtpProfileName,
+    AddrOverride, Codec as RelayCodec, Command, KeyMaterial, LegConfig, LegId, LegUpdate,
+    LocalPorts, PortRange, Reply, SecretBytes, SrtpConfig, SrtpProfileName,
 };
 use cig_mikey_sakke::kdf::SrtpKeys;
-use cig_route::{RouteBuf, Router};
+use cig_route::Router;
 use cig_sip::digest::Credentials;
 use cig_sip::message::{NameAddr, Uri};
 use cig_sip::sdp::{self, AudioCapabilities, Codec, NegotiatedAudio, SessionDescription};
@@ -226,7 +225,9 @@ struct Call {
     out_from: String,
     out_to: String,
     state: CallState,
-    created: SystemTime,
+    /// The call's one timer in [`Engine`]'s deadline set: the set-up timeout while it is
+    /// unanswered, the end of the linger time once it ended, none while it talks.
+    deadline: Option<SystemTime>,
     sip: Option<CallHandle>,
     /// The SIP leg's Call-ID (empty until the leg exists): its session.log interface id.
     sip_call_id: String,
@@ -241,8 +242,6 @@ struct Call {
     b_te: Option<u8>,
     /// The PBX holds the call (its last offer was `sendonly`/`inactive` or `c=0.0.0.0`).
     held: bool,
-    /// The direction the relay plays on leg B, as last sent (sessions start `sendrecv`).
-    b_direction: RelayDirection,
     relay: RelayState,
     /// The secure far end's announced media address was given to the relay.
     a_remote_sent: bool,
@@ -336,18 +335,6 @@ fn srtp_config(keys: &SrtpKeys) -> SrtpConfig {
     }
 }
 
-/// The direction the relay plays towards the PBX: ours in the negotiated SDP, without sending
-/// while the PBX announced `c=0.0.0.0` (RFC 2543 hold).
-fn relay_direction(n: &NegotiatedAudio) -> RelayDirection {
-    let sends = n.direction.sends() && !n.remote_address.is_unspecified();
-    match (sends, n.direction.receives()) {
-        (true, true) => RelayDirection::SendRecv,
-        (true, false) => RelayDirection::SendOnly,
-        (false, true) => RelayDirection::RecvOnly,
-        (false, false) => RelayDirection::Inactive,
-    }
-}
-
 fn leg_config(
     iface: Option<&Interface>,
     codec: RelayCodec,
@@ -378,6 +365,9 @@ pub struct Engine {
     router: Router,
     settings: EngineConfig,
     calls: BTreeMap<CallId, Call>,
+    /// Every call's [`Call::deadline`], earliest first: the next timer is the first entry and
+    /// a timeout touches only the calls that are due (no scan of the table per event).
+    timers: BTreeSet<(SystemTime, CallId)>,
     by_sip: HashMap<CallHandle, CallId>,
     by_umsg: HashMap<SessionId, CallId>,
     out: VecDeque<Action>,
@@ -395,6 +385,7 @@ impl Engine {
             config: config.clone(),
             settings,
             calls: BTreeMap::new(),
+            timers: BTreeSet::new(),
             by_sip: HashMap::new(),
             by_umsg: HashMap::new(),
             out: VecDeque::new(),
@@ -517,44 +508,30 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.calls
-            .values()
-            .map(|c| match c.ended_at {
-                Some(t) => t + self.settings.linger,
-                None if !c.answered => c.created + self.settings.setup_timeout,
-                None => SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
-            })
-            .min()
-            .filter(|t| *t < SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4))
+        self.timers.first().map(|&(at, _)| at)
     }
 
     /// Timers: unanswered calls past the set-up timeout end (408 / HANGUP timeout); ended
-    /// calls leave `show call` after the linger time.
+    /// calls leave `show call` after the linger time. Only the calls that are due are touched.
     pub fn handle_timeout(&mut self, now: SystemTime, secure: &mut dyn Secure) {
-        let linger = self.settings.linger;
-        let setup = self.settings.setup_timeout;
-        let expired: Vec<CallId> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.ended_at.is_none() && !c.answered && now >= c.created + setup)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let end = End::new(HangupReason::Timeout, 408).note(
-                "Call",
-                Level::Info,
-                "no answer in time".to_owned(),
-            );
-            self.end(id, now, secure, end);
-        }
-        let gone: Vec<CallId> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.ended_at.is_some_and(|t| now >= t + linger))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            if let Some(c) = self.calls.remove(&id) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            c.deadline = None;
+            if c.ended_at.is_none() {
+                // Only an unanswered call has a timer while it lasts: the set-up timeout.
+                let end = End::new(HangupReason::Timeout, 408).note(
+                    "Call",
+                    Level::Info,
+                    "no answer in time".to_owned(),
+                );
+                self.end(id, now, secure, end);
+            } else if let Some(c) = self.calls.remove(&id) {
                 if let Some(h) = c.sip {
                     self.by_sip.remove(&h);
                 }
@@ -563,6 +540,23 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Sets call `id`'s one timer to `at` (`None`: no timer).
+    fn set_deadline(&mut self, id: CallId, at: Option<SystemTime>) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if c.deadline == at {
+            return;
+        }
+        if let Some(old) = c.deadline.take() {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(at) = at {
+            self.timers.insert((at, id));
+        }
+        c.deadline = at;
     }
 
     fn log(&mut self, now: SystemTime, module: &str, level: Level, text: String) {
@@ -622,7 +616,7 @@ impl Engine {
                 out_from: String::new(),
                 out_to: String::new(),
                 state: CallState::Routed,
-                created: now,
+                deadline: None,
                 sip: None,
                 sip_call_id: String::new(),
                 umsg: None,
@@ -632,7 +626,6 @@ impl Engine {
                 b_remote: None,
                 b_te: None,
                 held: false,
-                b_direction: RelayDirection::SendRecv,
                 relay: RelayState::None,
                 a_remote_sent: false,
                 sip_placed: false,
@@ -647,6 +640,7 @@ impl Engine {
                 b_caps: None,
             },
         );
+        self.set_deadline(id, Some(now + self.settings.setup_timeout));
         id
     }
 
@@ -659,16 +653,16 @@ impl Engine {
             InterfaceKind::Tel => normalize_wait_mark(&c.in_to),
             InterfaceKind::Sip => c.in_to.clone(),
         };
-        let mut uris = RouteBuf::default();
-        match self.router.route_into(on, &c.in_from, &to, &mut uris) {
+        match self.router.route(on, &c.in_from, &to) {
             Ok(r) => {
                 let auth = r
                     .auth
+                    .as_deref()
                     .and_then(|a| self.config.auth(a))
                     .map(|a| Credentials::new(a.user.clone(), a.password.expose().to_owned()));
                 let c = self.calls.get_mut(&id)?;
-                c.out_from = uris.from;
-                c.out_to = uris.to;
+                c.out_from = r.from;
+                c.out_to = r.to;
                 c.auth = auth;
                 let text = format!(
                     "call {id}: {} -> {} routed to {} -> {} by {} / {}",
@@ -897,18 +891,15 @@ impl Engine {
             }
         };
         self.by_umsg.insert(sid, id);
-        let (tel, sip) = (
-            self.config.interfaces.tel.clone(),
-            self.config.interfaces.sip.clone(),
-        );
         let timeout = self.settings.media_timeout_ms;
         let dtmf = self.settings.dtmf_pt;
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        let mut a = leg_config(tel.as_ref(), c.a_codec, Some(dtmf), None);
+        let ifaces = &self.config.interfaces;
+        let mut a = leg_config(ifaces.tel.as_ref(), c.a_codec, Some(dtmf), None);
         a.srtp = Some(srtp_config(&keys));
-        let b = leg_config(sip.as_ref(), c.b_codec, c.b_te, c.b_remote);
+        let b = leg_config(ifaces.sip.as_ref(), c.b_codec, c.b_te, c.b_remote);
         c.umsg = Some(sid);
         c.relay = RelayState::Creating;
         self.relay(
@@ -985,9 +976,8 @@ impl Engine {
         self.update_leg_b(id, &n);
     }
 
-    /// Tells the relay what changed on leg B (address, codec, telephone-event type, direction).
-    /// A `c=0.0.0.0` hold keeps the address the relay has (0.0.0.0 would reach this host) and
-    /// stops the relay sending to the PBX, like `sendonly`/`inactive` holds do.
+    /// Tells the relay what changed on leg B (address, codec, telephone-event type). A
+    /// `c=0.0.0.0` hold keeps the address the relay has (0.0.0.0 would reach this host).
     fn update_leg_b(&mut self, id: CallId, n: &NegotiatedAudio) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
@@ -1000,12 +990,8 @@ impl Engine {
         let remote = Some(SocketAddr::new(n.remote_address, n.remote_port))
             .filter(|r| !r.ip().is_unspecified() && r.port() != 0 && c.b_remote != Some(*r));
         let te = n.telephone_event.filter(|pt| c.b_te != Some(*pt));
-        let direction = Some(relay_direction(n)).filter(|d| *d != c.b_direction);
-        if !changed && remote.is_none() && te.is_none() && direction.is_none() {
+        if !changed && remote.is_none() && te.is_none() {
             return;
-        }
-        if let Some(d) = direction {
-            c.b_direction = d;
         }
         c.b_codec = codec;
         if remote.is_some() {
@@ -1019,7 +1005,6 @@ impl Engine {
             codec: changed.then_some(codec),
             payload_type: changed.then_some(n.payload_type),
             telephone_event_pt: te,
-            direction,
             ..LegUpdate::default()
         };
         self.relay(
@@ -1057,6 +1042,7 @@ impl Engine {
         if let Some(u) = c.umsg {
             secure.answer(&u, &media);
         }
+        self.set_deadline(id, None);
         self.session_log(now, id, SessionState::Talk);
     }
 
@@ -1129,7 +1115,7 @@ impl Engine {
                 c.secure_trying_logged = true;
             }
             self.session_log(now, id, SessionState::Trying);
-            self.send_a_remote(id, secure);
+            self.send_a_remote(id, &sc);
         }
         let ringing = matches!(sc.state, UmsgState::Growl | UmsgState::Talk);
         if ringing && !self.calls.get(&id).is_some_and(|c| c.ring_done) {
@@ -1143,19 +1129,22 @@ impl Engine {
             self.session_log(now, id, SessionState::Ringing);
         }
         if sc.state == UmsgState::Talk {
-            self.answer_sip_when_ready(id, now, secure);
+            self.answer_sip_when_ready(id, &sc, now, secure);
         }
     }
 
-    fn send_a_remote(&mut self, id: CallId, secure: &dyn Secure) {
+    /// SIP → secure: the secure far end's media address (`sc`, the call's UMSG session) to
+    /// the relay's leg A, once the relay session is up.
+    fn send_a_remote(&mut self, id: CallId, sc: &SecureCall) {
         let Some(c) = self.calls.get(&id) else { return };
         if c.a_remote_sent || !matches!(c.relay, RelayState::Up { .. }) {
             return;
         }
-        let Some(sc) = c.umsg.and_then(|u| secure.call(&u)) else {
-            return;
-        };
-        let Some(addr) = sc.media_addr.and_then(|a| a.parse::<SocketAddr>().ok()) else {
+        let Some(addr) = sc
+            .media_addr
+            .as_deref()
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+        else {
             return;
         };
         if let Some(c) = self.calls.get_mut(&id) {
@@ -1174,16 +1163,20 @@ impl Engine {
         );
     }
 
-    /// SIP → secure: TALK arrived; answer the INVITE once the relay session is up.
-    fn answer_sip_when_ready(&mut self, id: CallId, now: SystemTime, secure: &mut dyn Secure) {
+    /// SIP → secure: TALK arrived (`sc`, the call's UMSG session); answer the INVITE once the
+    /// relay session is up.
+    fn answer_sip_when_ready(
+        &mut self,
+        id: CallId,
+        sc: &SecureCall,
+        now: SystemTime,
+        secure: &mut dyn Secure,
+    ) {
         let Some(c) = self.calls.get(&id) else { return };
         if c.sip_answered || c.ended_at.is_some() {
             return;
         }
         let RelayState::Up { b, .. } = &c.relay else {
-            return;
-        };
-        let Some(sc) = c.umsg.and_then(|u| secure.call(&u)) else {
             return;
         };
         if sc.state != UmsgState::Talk {
@@ -1242,6 +1235,7 @@ impl Engine {
             c.answered = true;
             c.state = CallState::Answer;
         }
+        self.set_deadline(id, None);
         self.sip(SipCommand::Answer(h, answer));
         self.session_log(now, id, SessionState::Talk);
     }
@@ -1276,13 +1270,20 @@ impl Engine {
             .and_then(|m| m.codecs.iter().copied().find_map(codec_of_pt))
             .unwrap_or(RelayCodec::Pcmu);
         let remote = sc.media_addr.as_deref().and_then(|a| a.parse().ok());
-        let (tel, sip) = (
-            self.config.interfaces.tel.clone(),
-            self.config.interfaces.sip.clone(),
+        let ifaces = &self.config.interfaces;
+        let mut a = leg_config(
+            ifaces.tel.as_ref(),
+            codec,
+            offered.map(|m| m.dtmf_pt),
+            remote,
         );
-        let mut a = leg_config(tel.as_ref(), codec, offered.map(|m| m.dtmf_pt), remote);
         a.srtp = Some(srtp_config(&sc.keys));
-        let b = leg_config(sip.as_ref(), codec, Some(self.settings.dtmf_pt), None);
+        let b = leg_config(
+            ifaces.sip.as_ref(),
+            codec,
+            Some(self.settings.dtmf_pt),
+            None,
+        );
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1391,8 +1392,11 @@ impl Engine {
                 let Some(c) = self.calls.get(&id) else { return };
                 match c.dir {
                     Dir::SipToSecure => {
-                        self.send_a_remote(id, secure);
-                        self.answer_sip_when_ready(id, now, secure);
+                        // What the secure side did while the session was being created.
+                        if let Some(sc) = c.umsg.and_then(|u| secure.call(&u)) {
+                            self.send_a_remote(id, &sc);
+                            self.answer_sip_when_ready(id, &sc, now, secure);
+                        }
                     }
                     Dir::SecureToSip => self.place_invite(id, now, secure),
                 }
@@ -1508,6 +1512,7 @@ impl Engine {
         if was_routed {
             self.session_log(now, id, SessionState::Hangup);
         }
+        self.set_deadline(id, Some(now + self.settings.linger));
     }
 }
 

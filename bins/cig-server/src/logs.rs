@@ -1,8 +1,10 @@
 //! cig.log and session.log in the log directory: appended line by line, reopened on SIGUSR1
-//! (so logrotate can move them away without copytruncate).
+//! (so logrotate can move them away without copytruncate). Lines are buffered and written by
+//! [`Logs::flush`], which the server's loop calls after each event it handled: one write per
+//! file per event instead of one per line, and nothing left unwritten while the loop waits.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -12,13 +14,15 @@ use cig_gateway::logfmt::{self, Level};
 #[derive(Debug)]
 pub struct Logs {
     dir: PathBuf,
-    cig: File,
-    session: File,
+    cig: BufWriter<File>,
+    session: BufWriter<File>,
     debug: bool,
 }
 
-fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+fn open(path: &Path) -> io::Result<BufWriter<File>> {
+    Ok(BufWriter::new(
+        OpenOptions::new().create(true).append(true).open(path)?,
+    ))
 }
 
 impl Logs {
@@ -33,8 +37,10 @@ impl Logs {
         })
     }
 
-    /// Reopens both files by name (SIGUSR1 after a rotation).
+    /// Reopens both files by name (SIGUSR1 after a rotation), after writing what is buffered
+    /// to the old ones.
     pub fn reopen(&mut self) -> io::Result<()> {
+        self.flush();
         self.cig = open(&self.dir.join("cig.log"))?;
         self.session = open(&self.dir.join("session.log"))?;
         Ok(())
@@ -59,6 +65,16 @@ impl Logs {
     /// Writes a session.log line.
     pub fn session(&mut self, line: &str) {
         if let Err(e) = self.session.write_all(line.as_bytes()) {
+            eprintln!("cig-server: cannot write session.log: {e}");
+        }
+    }
+
+    /// Writes the buffered lines to the files.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.cig.flush() {
+            eprintln!("cig-server: cannot write cig.log: {e}");
+        }
+        if let Err(e) = self.session.flush() {
             eprintln!("cig-server: cannot write session.log: {e}");
         }
     }

@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use cig_core::Secret;
@@ -21,8 +22,7 @@ use cig_gateway::engine::{Action, CallId, Dial, Engine, EngineConfig, Invite, Si
 use cig_gateway::logfmt::Level;
 use cig_gateway::secure::{Secure, SecureCall};
 use cig_mgmt::{
-    CallRow, CallState as MgmtState, LinkState, Provider, RelayStatus, SipStatus, Status, UmsgRow,
-    UmsgStatus,
+    CallRow, CallState as MgmtState, LinkState, Provider, SipStatus, Status, UmsgRow, UmsgStatus,
 };
 use cig_mikey_sakke::kdf::SrtpKeys;
 use cig_mikey_sakke::keystore::KeyMaterial;
@@ -35,6 +35,7 @@ use cig_umsg::driver::client::{self as umsgdrv, ClientConfig, ClientEvent, Clien
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 
 use crate::logs::Logs;
 use crate::relay::{Pool, PoolEvent};
@@ -133,9 +134,13 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(args, config, &mut logs)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            logs.flush();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             logs.log("Server", Level::Warn, &format!("stopped: {e}"));
+            logs.flush();
             eprintln!("cig-server: {e}");
             ExitCode::from(1)
         }
@@ -209,11 +214,14 @@ impl Secure for Umsg {
     }
 }
 
-/// What the management port reads: a snapshot the main loop refreshes.
+/// The call engine and the relay pool, which the main loop drives, and what else the
+/// management port reads. MGMT locks the engine or the pool only for the request it answers
+/// (`show call` copies the table then); the loop locks each for one step at a time, never
+/// across an await, so its cost per event does not grow with the number of calls.
 #[derive(Debug)]
 struct Shared {
-    calls: Mutex<Vec<CallRow>>,
-    relay: Mutex<RelayStatus>,
+    engine: Mutex<Engine>,
+    relays: Mutex<Pool>,
     umsg: ClientHandle,
     identity: String,
     domain: String,
@@ -226,7 +234,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Provider for Shared {
     fn calls(&self) -> Vec<CallRow> {
-        lock(&self.calls).clone()
+        rows(&lock(&self.engine))
     }
     fn umsg(&self) -> Vec<UmsgRow> {
         self.umsg
@@ -256,7 +264,7 @@ impl Provider for Shared {
             .unwrap_or_default();
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            relay: lock(&self.relay).clone(),
+            relay: lock(&self.relays).status(),
             umsg: UmsgStatus {
                 identity: self.identity.clone(),
                 domain: self.domain.clone(),
@@ -382,7 +390,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         identity: material.identity.clone(),
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(&config, settings).map_err(|e| e.to_string())?;
+    let engine = Engine::new(&config, settings).map_err(|e| e.to_string())?;
 
     // Switch.
     let mut ucfg = ClientConfig::new(material.clone());
@@ -415,14 +423,13 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     )?;
 
     // Relays: cig.conf's `relay` sections, or the one at --relay-socket.
-    let (mut relays, mut relay_events) =
-        Pool::start(relay::specs(&config.relays, &args.relay_socket)?);
+    let (relays, mut relay_events) = Pool::start(relay::specs(&config.relays, &args.relay_socket)?);
     let (dial_tx, mut dialled) = mpsc::unbounded_channel::<Dialled>();
 
     // Management.
     let shared = Arc::new(Shared {
-        calls: Mutex::new(Vec::new()),
-        relay: Mutex::new(relays.status()),
+        engine: Mutex::new(engine),
+        relays: Mutex::new(relays),
         umsg: umsg.clone(),
         identity: material.identity.clone(),
         domain: material.domain.clone(),
@@ -444,33 +451,40 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
     let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
 
     reap(notify(&args.notify, "start", logs));
+    let (engine, relays) = (&shared.engine, &shared.relays);
+    // The replies to SIP commands nothing waits for (see `drain`).
+    let mut sip_replies = JoinSet::new();
+    // The engine's next timer, re-armed only when it changes.
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut armed: Option<SystemTime> = None;
     let (mut relay_up, mut switch_up) = (false, false);
     let (mut relay_was_up, mut switch_was_up) = (false, false);
     let mut ready = false;
     loop {
-        let timer = engine.poll_timeout();
-        let sleep = async {
-            match timer.and_then(|t| t.duration_since(SystemTime::now()).ok()) {
-                Some(d) => tokio::time::sleep(d).await,
-                None if timer.is_some() => {}
-                None => std::future::pending().await,
+        let timer = lock(engine).poll_timeout();
+        if timer != armed {
+            armed = timer;
+            if let Some(t) = timer {
+                let d = t.duration_since(SystemTime::now()).unwrap_or_default();
+                sleep.as_mut().reset(tokio::time::Instant::now() + d);
             }
-        };
+        }
         tokio::select! {
             Some(ev) = sip_events.recv() => match ev {
                 ev @ (SipEvent::IncomingMessage { .. } | SipEvent::MessageResult { .. }) => {
                     messaging.sip_event(ev);
                 }
-                ev => engine.on_sip(ev, SystemTime::now(), &mut secure),
+                ev => lock(engine).on_sip(ev, SystemTime::now(), &mut secure),
             },
             Some((call, r)) = dialled.recv() => {
-                engine.on_dialled(call, r, SystemTime::now(), &mut secure);
+                lock(engine).on_dialled(call, r, SystemTime::now(), &mut secure);
             }
             Some(ev) = umsg_events.recv() => match ev {
                 ClientEvent::Registered { switch } => {
                     logs.log("UMSG", Level::Info, &format!("registered at {switch}"));
                     switch_up = true;
-                    engine.switch_restored();
+                    lock(engine).switch_restored();
                     if switch_was_up {
                         reap(notify(&args.notify, "switch-recovered", logs));
                     }
@@ -480,12 +494,12 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                     logs.log("UMSG", Level::Warn, &format!("switch connection: {reason}"));
                     if switch_up {
                         switch_up = false;
-                        engine.switch_lost(SystemTime::now(), &mut secure);
+                        lock(engine).switch_lost(SystemTime::now(), &mut secure);
                         reap(notify(&args.notify, "switch-lost", logs));
                     }
                 }
                 ClientEvent::Core(UmsgEvent::Call(id)) => {
-                    engine.on_umsg_call(id, SystemTime::now(), &mut secure);
+                    lock(engine).on_umsg_call(id, SystemTime::now(), &mut secure);
                 }
                 ClientEvent::Core(UmsgEvent::CallRefused(e)) => {
                     logs.log("UMSG", Level::Warn, &format!("incoming call refused: {e}"));
@@ -494,43 +508,59 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                 ClientEvent::Core(UmsgEvent::Acked(id, status)) => messaging.acked(id, status),
                 ClientEvent::Core(_) => {}
             },
-            Some((i, ev)) = relay_events.recv() => match relays.on_event(i, ev) {
-                PoolEvent::Up { name, address, engines_available, engines_total, first } => {
-                    logs.log("Relay", Level::Info, &format!(
-                        "relay {name} connected to {address} \
-                         ({engines_available}/{engines_total} crypto engines)"));
-                    if first {
-                        relay_up = true;
-                        engine.relay_restored();
-                        if relay_was_up {
-                            reap(notify(&args.notify, "relay-recovered", logs));
+            Some((i, ev)) = relay_events.recv() => {
+                let pe = lock(relays).on_event(i, ev);
+                match pe {
+                    PoolEvent::Up { name, address, engines_available, engines_total, first } => {
+                        logs.log("Relay", Level::Info, &format!(
+                            "relay {name} connected to {address} \
+                             ({engines_available}/{engines_total} crypto engines)"));
+                        if first {
+                            relay_up = true;
+                            lock(engine).relay_restored();
+                            if relay_was_up {
+                                reap(notify(&args.notify, "relay-recovered", logs));
+                            }
+                            relay_was_up = true;
                         }
-                        relay_was_up = true;
                     }
-                }
-                PoolEvent::Lost { name, why, calls, none_left } => {
-                    logs.log("Relay", Level::Warn, &format!(
-                        "relay {name} lost: {why}; ending its {} calls", calls.len()));
-                    let why = format!("relay {name} lost");
-                    engine.relay_calls_lost(&calls, &why, SystemTime::now(), &mut secure);
-                    if none_left && relay_up {
-                        relay_up = false;
-                        engine.relay_lost(SystemTime::now(), &mut secure);
-                        reap(notify(&args.notify, "relay-lost", logs));
+                    PoolEvent::Lost { name, why, calls, none_left } => {
+                        logs.log("Relay", Level::Warn, &format!(
+                            "relay {name} lost: {why}; ending its {} calls", calls.len()));
+                        let why = format!("relay {name} lost");
+                        let now = SystemTime::now();
+                        let mut e = lock(engine);
+                        e.relay_calls_lost(&calls, &why, now, &mut secure);
+                        if none_left && relay_up {
+                            relay_up = false;
+                            e.relay_lost(now, &mut secure);
+                            drop(e);
+                            reap(notify(&args.notify, "relay-lost", logs));
+                        }
                     }
+                    PoolEvent::Failed { name, why } => {
+                        logs.log("Relay", Level::Warn, &format!("relay {name}: {why}"));
+                    }
+                    PoolEvent::Reply(call, m) => {
+                        lock(engine).on_relay_reply(call, m, SystemTime::now(), &mut secure);
+                    }
+                    PoolEvent::Event(m) => {
+                        lock(engine).on_relay_event(m, SystemTime::now(), &mut secure);
+                    }
+                    PoolEvent::Nothing => {}
                 }
-                PoolEvent::Failed { name, why } => {
-                    logs.log("Relay", Level::Warn, &format!("relay {name}: {why}"));
+            }
+            Some(done) = sip_replies.join_next() => {
+                if let Ok(SipDone::Applied(Err(e))) = done {
+                    logs.log("SIP", Level::Debug, &format!("command not applied: {e}"));
                 }
-                PoolEvent::Reply(call, m) => {
-                    engine.on_relay_reply(call, m, SystemTime::now(), &mut secure);
-                }
-                PoolEvent::Event(m) => engine.on_relay_event(m, SystemTime::now(), &mut secure),
-                PoolEvent::Nothing => {}
-            },
+            }
             Some((level, text)) = msg_log.recv() => logs.log("Message", level, &text),
-            () = sleep => engine.handle_timeout(SystemTime::now(), &mut secure),
-            _ = sighup.recv() => reload(&args.config, &mut engine, logs),
+            () = &mut sleep, if armed.is_some() => {
+                armed = None;
+                lock(engine).handle_timeout(SystemTime::now(), &mut secure);
+            }
+            _ = sighup.recv() => reload(&args.config, &mut lock(engine), logs),
             _ = sigusr1.recv() => {
                 if let Err(e) = logs.reopen() {
                     eprintln!("cig-server: cannot reopen logs: {e}");
@@ -540,20 +570,20 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
-        drain(&mut engine, &sip, &mut secure, logs, &mut relays, &dial_tx).await;
-        *lock(&shared.calls) = rows(&engine);
-        *lock(&shared.relay) = relays.status();
+        drain(&shared, &sip, &mut secure, logs, &dial_tx, &mut sip_replies).await;
         if !ready && relay_up && switch_up {
             ready = true;
             logs.log("Server", Level::Info, "ready");
             println!("cig-server ready");
         }
+        logs.flush();
     }
 
     // SIGTERM: hang up every call properly, give the messages a moment to leave, stop.
     logs.log("Server", Level::Info, "stopping: hanging up calls");
-    engine.hangup_all(SystemTime::now(), &mut secure);
-    drain(&mut engine, &sip, &mut secure, logs, &mut relays, &dial_tx).await;
+    lock(engine).hangup_all(SystemTime::now(), &mut secure);
+    drain(&shared, &sip, &mut secure, logs, &dial_tx, &mut sip_replies).await;
+    logs.flush();
     tokio::time::sleep(Duration::from_millis(200)).await;
     umsg.shutdown().await;
     mgmt.shutdown().await;
@@ -623,49 +653,88 @@ fn reload(path: &Path, engine: &mut Engine, logs: &mut Logs) {
     }
 }
 
-/// Carries out what the engine asked, in order. SIP commands are awaited one by one so a
-/// placed INVITE's handle is known before its events are read.
-#[allow(clippy::too_many_arguments)]
+/// Carries out what the engine asked, in order. Every SIP command is handed to the user
+/// agent at once, in the engine's order; only an INVITE is awaited (the engine needs its handle
+/// before the call's events are read), the other replies finish in `sip_replies`, so one slow
+/// command holds up neither the loop nor the commands after it.
 async fn drain(
-    engine: &mut Engine,
+    shared: &Shared,
     sip: &SipHandle,
     secure: &mut Umsg,
     logs: &mut Logs,
-    relays: &mut Pool,
     dial_tx: &mpsc::UnboundedSender<Dialled>,
+    sip_replies: &mut JoinSet<SipDone>,
 ) {
-    while let Some(a) = engine.poll_action() {
+    loop {
+        let next = lock(&shared.engine).poll_action();
+        let Some(a) = next else { break };
         match a {
             Action::Dial(d) => secure.dial(*d, dial_tx),
             Action::Sip(cmd) => {
-                let r = match cmd {
-                    SipCommand::Place(inv) => {
-                        let call = inv.call;
-                        let handle = place(sip, *inv).await;
+                let place = matches!(cmd, SipCommand::Place(_));
+                let mut reply = Box::pin(sip_command(sip.clone(), cmd));
+                // The first poll sends the command to the user agent's task (an unbounded
+                // channel): the order of the engine's commands is kept whether or not their
+                // replies are awaited.
+                let first = reply.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                let done = match first {
+                    Poll::Ready(done) => done,
+                    Poll::Pending if place => reply.await,
+                    Poll::Pending => {
+                        sip_replies.spawn(reply);
+                        continue;
+                    }
+                };
+                match done {
+                    SipDone::Placed(call, handle) => {
                         if let Err(e) = &handle {
                             logs.log("SIP", Level::Warn, &format!("call {call}: INVITE: {e}"));
                         }
-                        engine.on_sip_placed(call, handle.ok(), SystemTime::now(), secure);
-                        Ok(())
+                        let now = SystemTime::now();
+                        lock(&shared.engine).on_sip_placed(call, handle.ok(), now, secure);
                     }
-                    SipCommand::Ringing(h) => sip.ringing(h).await,
-                    SipCommand::Answer(h, sdp) => sip.answer(h, sdp).await,
-                    SipCommand::Reject(h, status) => sip.reject(h, status).await,
-                    SipCommand::Hangup(h) => sip.hangup(h).await,
-                };
-                if let Err(e) = r {
-                    logs.log("SIP", Level::Debug, &format!("command not applied: {e}"));
+                    SipDone::Applied(Err(e)) => {
+                        logs.log("SIP", Level::Debug, &format!("command not applied: {e}"));
+                    }
+                    SipDone::Applied(Ok(())) => {}
                 }
             }
             Action::Relay { call, command } => {
                 // No relay can take a new session: the engine gets the refusal as the reply.
-                if let Err(refused) = relays.send(call, *command) {
-                    engine.on_relay_reply(call, *refused, SystemTime::now(), secure);
+                let sent = lock(&shared.relays).send(call, *command);
+                if let Err(refused) = sent {
+                    let now = SystemTime::now();
+                    lock(&shared.engine).on_relay_reply(call, *refused, now, secure);
                 }
             }
             Action::SessionLog(l) => logs.session(&l),
             Action::Log(level, l) => logs.raw(level, &l),
         }
+    }
+}
+
+/// The outcome of a [`SipCommand`].
+enum SipDone {
+    /// The INVITE of a `Place` for the engine's call: its handle and Call-ID.
+    Placed(
+        CallId,
+        Result<(cig_sip::ua::CallHandle, String), cig_sip::Error>,
+    ),
+    /// Whether any other command was applied.
+    Applied(Result<(), cig_sip::Error>),
+}
+
+/// Carries out one SIP command.
+async fn sip_command(sip: SipHandle, cmd: SipCommand) -> SipDone {
+    match cmd {
+        SipCommand::Place(inv) => {
+            let call = inv.call;
+            SipDone::Placed(call, place(&sip, *inv).await)
+        }
+        SipCommand::Ringing(h) => SipDone::Applied(sip.ringing(h).await),
+        SipCommand::Answer(h, sdp) => SipDone::Applied(sip.answer(h, sdp).await),
+        SipCommand::Reject(h, status) => SipDone::Applied(sip.reject(h, status).await),
+        SipCommand::Hangup(h) => SipDone::Applied(sip.hangup(h).await),
     }
 }
 

@@ -397,8 +397,8 @@ pub enum PoolEvent {
 #[derive(Debug)]
 pub struct Pool {
     members: Vec<Member>,
-    /// The relay holding each call's session.
-    calls: HashMap<CallId, usize>,
+    /// The relay holding each call's session, and the session's name.
+    calls: HashMap<CallId, (usize, String)>,
     /// Session name → call, for the relay's events.
     sessions: HashMap<String, CallId>,
     pending: HashMap<u64, Pending>,
@@ -478,7 +478,7 @@ impl Pool {
             self.pick().ok_or_else(|| refused("no relay connected"))?
         } else {
             match self.calls.get(&call) {
-                Some(r) => *r,
+                Some((r, _)) => *r,
                 None => return Ok(()),
             }
         };
@@ -501,7 +501,7 @@ impl Pool {
             self.placed += 1;
             m.sessions += 1;
             m.last_used = self.placed;
-            self.calls.insert(call, relay);
+            self.calls.insert(call, (relay, session.clone()));
             self.sessions.insert(session, call);
         }
         if deleted {
@@ -520,12 +520,12 @@ impl Pool {
 
     /// The call's session is gone: it no longer counts on its relay.
     fn forget(&mut self, call: CallId) {
-        if let Some(r) = self.calls.remove(&call)
-            && let Some(m) = self.members.get_mut(r)
-        {
-            m.sessions = m.sessions.saturating_sub(1);
+        if let Some((r, session)) = self.calls.remove(&call) {
+            if let Some(m) = self.members.get_mut(r) {
+                m.sessions = m.sessions.saturating_sub(1);
+            }
+            self.sessions.remove(&session);
         }
-        self.sessions.retain(|_, c| *c != call);
     }
 
     /// Takes relay `relay`'s report.
@@ -571,7 +571,7 @@ impl Pool {
                 let mut calls: Vec<CallId> = self
                     .calls
                     .iter()
-                    .filter(|(_, r)| **r == relay)
+                    .filter(|(_, (r, _))| *r == relay)
                     .map(|(c, _)| *c)
                     .collect();
                 calls.sort_unstable();
