@@ -3,16 +3,21 @@
 //! plain UDP forwarder (`cig-relay --engine plain`: same sockets, same engine loop, no crypto,
 //! no transcoding) measured by the same generator in the same run.
 //!
-//! Every call sends one 20 ms packet per direction every 20 ms (50 packets/s each way), with
-//! the calls' phases spread evenly over the 20 ms. Leg A carries SRTP (AES_CM_128_HMAC_SHA1_80)
+//! Every call sends one 20 ms packet per direction every 20 ms (50 packets/s each way). Each
+//! call and direction has its own phase in the 20 ms period, drawn uniformly at random once
+//! (`--phases random`, the default: independent calls, as a relay sees them) or spread evenly
+//! (`--phases even`: call i at i/N of the period, both directions together). Leg A carries SRTP (AES_CM_128_HMAC_SHA1_80)
 //! μ-law, leg B plain RTP A-law. The generator plays all the secure phones from `--gen-sockets`
 //! UDP sockets and all the PBX legs from as many others (the relay legs' remote addresses point
 //! at them), sends with `sendmmsg` and receives with `recvmmsg`, so that one generator thread
 //! can offer 2 × 150 k packets/s; received packets are told apart by the relay port they come
-//! from. By default it polls its sockets without sleeping (`--sleep` waits in epoll instead),
-//! so the relay's sends never have to wake it. Latency is receive time minus send time of the
+//! from. By default it polls its sockets without sleeping and without registering them with
+//! epoll (`--sleep` waits in epoll instead), so the relay's sends never wake it or touch an
+//! epoll of the generator. Latency is receive time minus send time of the
 //! same packet (matched by sequence number); both are taken once per `sendmmsg`/`recvmmsg`
-//! batch, so it includes both kernel hops and the generator's own batching.
+//! batch, so it includes both kernel hops and the generator's own batching; the plain
+//! forwarder's figures, measured by the same generator, are that floor, and "added" latency is
+//! the relay's percentile minus the plain forwarder's.
 
 use std::io::{BufRead, BufReader, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -67,6 +72,63 @@ struct Args {
     /// Passed to the relay: datagrams per `recvmmsg` (1: the unbatched read-until-EAGAIN path).
     #[arg(long, default_value_t = 32)]
     recv_batch: usize,
+    /// How the calls' send times are placed in the 20 ms period.
+    #[arg(long, value_enum, default_value_t = Phases::Random)]
+    phases: Phases,
+    /// Pin the generator to CPU GEN and every relay thread to CPU RELAY (e.g. `--pin 0 1`), so
+    /// neither migrates or shares a core with the other.
+    #[arg(long, num_args = 2, value_names = ["GEN", "RELAY"])]
+    pin: Option<Vec<usize>>,
+}
+
+/// Restricts thread `tid` (0: the calling thread) to `cpu`.
+fn pin_thread(tid: i32, cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
+}
+
+/// Pins every thread of process `pid` (its engines exist once it said "ready") to `cpu`.
+fn pin_process(pid: u32, cpu: usize) -> Result<(), Box<dyn std::error::Error>> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let tid: i32 = task?.file_name().to_string_lossy().parse()?;
+        pin_thread(tid, cpu)?;
+    }
+    Ok(())
+}
+
+/// Placement of each call's and direction's send time in the 20 ms period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phases {
+    /// Independent, uniformly random phases (fixed seed: the same schedule every run).
+    Random,
+    /// Call i at i/N of the period, both directions at once.
+    Even,
+}
+
+/// The send schedule of one period: (offset in ns, call, direction), sorted by offset.
+fn schedule(n: usize, phases: Phases, period_ns: u64) -> Vec<(u64, usize, usize)> {
+    // splitmix64: a fixed, dependency-free sequence of uniform 64-bit values.
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut plan: Vec<(u64, usize, usize)> = (0..n)
+        .flat_map(|i| [(i, 0), (i, 1)])
+        .map(|(i, dir)| {
+            let at = match phases {
+                Phases::Random => next() % period_ns,
+                Phases::Even => i as u64 * period_ns / n as u64,
+            };
+            (at, i, dir)
+        })
+        .collect();
+    plan.sort_unstable();
+    plan
 }
 
 /// Packets per second per direction (20 ms G.711 frames).
@@ -256,7 +318,12 @@ fn v4(addr: SocketAddr) -> Result<SockaddrIn, Box<dyn std::error::Error>> {
 }
 
 impl Generator {
-    fn new(per_side: usize, poll: &Poll) -> Result<Generator, Box<dyn std::error::Error>> {
+    /// Sockets registered with `poll` only if `register` (the `--sleep` mode waits in epoll).
+    fn new(
+        per_side: usize,
+        poll: &Poll,
+        register: bool,
+    ) -> Result<Generator, Box<dyn std::error::Error>> {
         let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
         let mut socks = [Vec::new(), Vec::new()];
         for (side, list) in socks.iter_mut().enumerate() {
@@ -264,8 +331,13 @@ impl Generator {
                 let mut s = UdpSocket::bind(local)?;
                 setsockopt(&s, sockopt::RcvBuf, &SOCK_BUF)?;
                 setsockopt(&s, sockopt::SndBuf, &SOCK_BUF)?;
-                poll.registry()
-                    .register(&mut s, Token(side * per_side + k), Interest::READABLE)?;
+                if register {
+                    poll.registry().register(
+                        &mut s,
+                        Token(side * per_side + k),
+                        Interest::READABLE,
+                    )?;
+                }
                 list.push(s);
             }
         }
@@ -545,9 +617,12 @@ fn run(
 ) -> Result<RunResult, Box<dyn std::error::Error>> {
     let proc_ = RelayProcess::start(relay, engine, args)?;
     let pid = proc_.child.id();
+    if let Some([_, relay_cpu]) = args.pin.as_deref() {
+        pin_process(pid, *relay_cpu)?;
+    }
     let (mut client, _) = Client::connect(&proc_.control, "cig-relay-load")?;
     let mut poll = Poll::new()?;
-    let mut generator = Generator::new(args.gen_sockets.max(1), &poll)?;
+    let mut generator = Generator::new(args.gen_sockets.max(1), &poll, args.sleep)?;
     let rss0 = rss_kib(pid);
     let mut calls = setup_calls(&mut client, &mut generator, n)?;
     let rss1 = rss_kib(pid);
@@ -555,9 +630,12 @@ fn run(
     let plain = engine == "plain";
     let mut events = Events::with_capacity(64);
     let mut lat = Vec::with_capacity(n * 2 * (args.seconds as usize + 1) * RATE as usize);
-    let period = Duration::from_secs(1) / RATE;
-    let total_sends = (args.seconds * f64::from(RATE)) as u64 * n as u64;
-    let step_ns = period.as_nanos() as u64 / n as u64;
+    let period_ns = (Duration::from_secs(1) / RATE).as_nanos() as u64;
+    let plan = schedule(n, args.phases, period_ns);
+    let per_period = plan.len() as u64;
+    // Packets (one direction each) to send, and when the j-th of them is due.
+    let total_sends = (args.seconds * f64::from(RATE)) as u64 * per_period;
+    let due = |j: u64| (j / per_period) * period_ns + plan[(j % per_period) as usize].0;
     let tick_ns = args.tick_us.saturating_mul(1000).max(1);
     let duration_ns = (args.seconds * 1e9) as u64;
     let epoch = Instant::now();
@@ -568,10 +646,9 @@ fn run(
         let now_ns = epoch.elapsed().as_nanos() as u64;
         let release = now_ns - now_ns % tick_ns;
         let mut queued = false;
-        while j < total_sends && j * step_ns <= release {
-            let i = (j % n as u64) as usize;
-            generator.queue(&mut calls, i, 0, &frames, epoch);
-            generator.queue(&mut calls, i, 1, &frames, epoch);
+        while j < total_sends && due(j) <= release {
+            let (_, i, dir) = plan[(j % per_period) as usize];
+            generator.queue(&mut calls, i, dir, &frames, epoch);
             j += 1;
             queued = true;
         }
@@ -584,7 +661,7 @@ fn run(
             break Instant::now() + Duration::from_millis(300);
         }
         if args.sleep {
-            let next = (j * step_ns).div_ceil(tick_ns) * tick_ns;
+            let next = due(j).div_ceil(tick_ns) * tick_ns;
             let wait = Duration::from_nanos(next.saturating_sub(now_ns));
             poll.poll(&mut events, Some(wait))?;
         }
@@ -595,7 +672,9 @@ fn run(
     let wall = epoch.elapsed().as_secs_f64();
     let offered_pps = 2.0 * f64::from(RATE) * n as f64;
     while Instant::now() < drain_until {
-        poll.poll(&mut events, Some(drain_until - Instant::now()))?;
+        if args.sleep {
+            poll.poll(&mut events, Some(drain_until - Instant::now()))?;
+        }
         generator.receive_all(&mut calls, plain, epoch, &mut lat);
     }
     lat.sort_unstable();
@@ -606,7 +685,7 @@ fn run(
         calls: n,
         seconds: wall,
         offered_pps,
-        sent: 2 * j,
+        sent: j,
         received,
         bad,
         relay_cpu_s: (cpu1.0 + cpu1.1) - (cpu0.0 + cpu0.1),
@@ -645,6 +724,9 @@ fn report(engine: &str, r: &RunResult) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some([gen_cpu, _]) = args.pin.as_deref() {
+        pin_thread(0, *gen_cpu)?;
+    }
     let relay = match &args.relay {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("cig-relay"),
@@ -657,8 +739,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report("plain", &base);
             let per = |r: &RunResult| r.relay_cpu_s / r.received.max(1) as f64;
             println!(
-                "ratio  calls {n:>5}  relay CPU per packet / plain forwarder CPU per packet = {:.2}",
-                per(&bridge) / per(&base)
+                "ratio  calls {n:>5}  relay CPU per packet / plain forwarder CPU per packet = {:.2}  added latency (relay - plain) p50 {:.0} us  p99 {:.0} us",
+                per(&bridge) / per(&base),
+                bridge.p50_us - base.p50_us,
+                bridge.p99_us - base.p99_us,
             );
         }
     }
