@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use cig_core::conf::{Config, Interface, InterfaceKind};
 use cig_media::control::{
-    AddrOverride, Codec as RelayCodec, Command, KeyMaterial, LegConfig, LegId, LegUpdate,
-    LocalPorts, PortRange, Reply, SecretBytes, SrtpConfig, SrtpProfileName,
+    AddrOverride, Codec as RelayCodec, Command, Direction as RelayDirection, KeyMaterial,
+    LegConfig, LegId, LegUpdate, LocalPorts, PortRange, Reply, SecretBytes, SrtpConfig,
+    SrtpProfileName,
 };
 use cig_mikey_sakke::kdf::SrtpKeys;
 use cig_route::Router;
@@ -242,6 +243,8 @@ struct Call {
     b_te: Option<u8>,
     /// The PBX holds the call (its last offer was `sendonly`/`inactive` or `c=0.0.0.0`).
     held: bool,
+    /// The direction the relay plays on leg B, as last sent (sessions start `sendrecv`).
+    b_direction: RelayDirection,
     relay: RelayState,
     /// The secure far end's announced media address was given to the relay.
     a_remote_sent: bool,
@@ -332,6 +335,18 @@ fn srtp_config(keys: &SrtpKeys) -> SrtpConfig {
         profile: SrtpProfileName::AesCm128HmacSha1_80,
         inbound: km(),
         outbound: km(),
+    }
+}
+
+/// The direction the relay plays towards the PBX: ours in the negotiated SDP, without sending
+/// while the PBX announced `c=0.0.0.0` (RFC 2543 hold).
+fn relay_direction(n: &NegotiatedAudio) -> RelayDirection {
+    let sends = n.direction.sends() && !n.remote_address.is_unspecified();
+    match (sends, n.direction.receives()) {
+        (true, true) => RelayDirection::SendRecv,
+        (true, false) => RelayDirection::SendOnly,
+        (false, true) => RelayDirection::RecvOnly,
+        (false, false) => RelayDirection::Inactive,
     }
 }
 
@@ -626,6 +641,7 @@ impl Engine {
                 b_remote: None,
                 b_te: None,
                 held: false,
+                b_direction: RelayDirection::SendRecv,
                 relay: RelayState::None,
                 a_remote_sent: false,
                 sip_placed: false,
@@ -976,8 +992,9 @@ impl Engine {
         self.update_leg_b(id, &n);
     }
 
-    /// Tells the relay what changed on leg B (address, codec, telephone-event type). A
-    /// `c=0.0.0.0` hold keeps the address the relay has (0.0.0.0 would reach this host).
+    /// Tells the relay what changed on leg B (address, codec, telephone-event type, direction).
+    /// A `c=0.0.0.0` hold keeps the address the relay has (0.0.0.0 would reach this host) and
+    /// stops the relay sending to the PBX, like `sendonly`/`inactive` holds do.
     fn update_leg_b(&mut self, id: CallId, n: &NegotiatedAudio) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
@@ -990,8 +1007,12 @@ impl Engine {
         let remote = Some(SocketAddr::new(n.remote_address, n.remote_port))
             .filter(|r| !r.ip().is_unspecified() && r.port() != 0 && c.b_remote != Some(*r));
         let te = n.telephone_event.filter(|pt| c.b_te != Some(*pt));
-        if !changed && remote.is_none() && te.is_none() {
+        let direction = Some(relay_direction(n)).filter(|d| *d != c.b_direction);
+        if !changed && remote.is_none() && te.is_none() && direction.is_none() {
             return;
+        }
+        if let Some(d) = direction {
+            c.b_direction = d;
         }
         c.b_codec = codec;
         if remote.is_some() {
@@ -1005,6 +1026,7 @@ impl Engine {
             codec: changed.then_some(codec),
             payload_type: changed.then_some(n.payload_type),
             telephone_event_pt: te,
+            direction,
             ..LegUpdate::default()
         };
         self.relay(
