@@ -354,15 +354,14 @@ impl PrefixIndex {
     }
 
     /// The slot of the key equal to the first `len` bytes of `subject`, if any, with its
-    /// contents and what `first_of(slot, id)` gave for its first rule `id`: the rule's record
-    /// (opaque here) and its key.
-    fn probe<'a, R>(
+    /// contents; `prefix_of(slot, id)` is the key of rule `id`, the first rule of `slot`.
+    fn probe<'a>(
         &self,
         subject: &Subject<'_>,
         h: u64,
         len: usize,
-        first_of: impl Fn(u32, u32) -> Option<(R, &'a [u8])>,
-    ) -> Option<(u32, Slot, R)> {
+        prefix_of: impl Fn(u32, u32) -> &'a [u8],
+    ) -> Option<(u32, Slot)> {
         let mask = self.slots.len() - 1;
         let tag = tag(h);
         let mut s = self.home(h);
@@ -371,12 +370,11 @@ impl PrefixIndex {
             if slot.tag == 0 {
                 return None;
             }
-            if slot.tag == tag {
-                if let Some((first, key)) = first_of(s as u32, slot.first_rule) {
-                    if key.len() == len && subject.starts_with(key) {
-                        return Some((s as u32, slot, first));
-                    }
-                }
+            if slot.tag == tag && {
+                let key = prefix_of(s as u32, slot.first_rule);
+                key.len() == len && subject.starts_with(key)
+            } {
+                return Some((s as u32, slot));
             }
             s = (s + 1) & mask;
         }
@@ -441,17 +439,16 @@ impl PrefixIndex {
         None
     }
 
-    /// The lowest rule id `i` for which `is_match(i, record)` holds among the rules whose key
-    /// `subject` starts with. `prefixes` are [`Self::prefixes`] of `subject`; `first_of(slot,
-    /// i)` gives the record and key of rule `i`, the first rule of `slot` (its pattern's
-    /// prefix), and `is_match` gets that record back for a slot's first rule (`None` for the
-    /// other rules of a key's list).
-    pub(crate) fn first_match<'a, R>(
+    /// The lowest rule id `i` for which `is_match(i, slot)` holds among the rules whose key
+    /// `subject` starts with (`slot` is `Some` when `i` is the first rule of that slot's key).
+    /// `prefixes` are [`Self::prefixes`] of `subject`; `prefix_of(slot, i)` is the key of rule
+    /// `i`, the first rule of `slot` (its pattern's prefix).
+    pub(crate) fn first_match<'a>(
         &self,
         subject: Subject<'_>,
         prefixes: &Prefixes,
-        first_of: impl Fn(u32, u32) -> Option<(R, &'a [u8])>,
-        mut is_match: impl FnMut(u32, Option<R>) -> bool,
+        prefix_of: impl Fn(u32, u32) -> &'a [u8],
+        mut is_match: impl FnMut(u32, Option<u32>) -> bool,
     ) -> Option<u32> {
         let mut key = self
             .lengths
@@ -469,15 +466,13 @@ impl PrefixIndex {
                 if !passed {
                     return None;
                 }
-                let (s, slot, first) = self.probe(&subject, h, len as usize, &first_of)?;
-                Some((s, slot, Some(first)))
+                self.probe(&subject, h, len as usize, &prefix_of)
             });
         let mut best = NONE;
-        while let Some((s, slot, first)) = key {
+        while let Some((s, slot)) = key {
             // The first rule from the slot; the rest of the list only if that one fails.
             if slot.first_rule < best {
-                let first = first.or_else(|| first_of(s, slot.first_rule).map(|(r, _)| r));
-                if is_match(slot.first_rule, first) {
+                if is_match(slot.first_rule, Some(s)) {
                     best = slot.first_rule;
                 } else {
                     let (start, end) = self.lists.get(s as usize).copied().unwrap_or((0, 0));
@@ -499,7 +494,7 @@ impl PrefixIndex {
             key = self
                 .slots
                 .get(slot.parent as usize)
-                .map(|parent| (slot.parent, parent, None));
+                .map(|parent| (slot.parent, parent));
         }
         (best != NONE).then_some(best)
     }

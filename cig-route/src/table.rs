@@ -19,6 +19,7 @@
 //! of the same number together, and a key that sits in its home slot (most do: the index is at
 //! most half full) costs one round of misses.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -536,13 +537,22 @@ impl Table {
         let mut clobbered = false;
         // The record of the last rule that matched: the one `first_match` returns.
         let mut best = None;
-        // A slot's first rule comes with the record the key check read (its line, usually).
-        let first_of = |slot, id| self.record(id, Some(slot)).map(|rec| (rec, rec.prefix()));
+        // The record the key check read last: usually the one tried first next.
+        let verified = Cell::new(None);
+        let prefix_of = |slot, id| {
+            let rec = self.record(id, Some(slot));
+            verified.set(rec.map(|rec| (slot, rec)));
+            rec.map_or(&[][..], |r| r.prefix())
+        };
         let id = self
             .index
-            .first_match(subject, prefixes, first_of, |id, first| {
-                let Some(rec) = first.or_else(|| self.record(id, None)) else {
-                    return false;
+            .first_match(subject, prefixes, prefix_of, |id, slot| {
+                let rec = match (slot, verified.get()) {
+                    (Some(s), Some((verified_slot, rec))) if s == verified_slot => rec,
+                    _ => match self.record(id, slot) {
+                        Some(rec) => rec,
+                        None => return false,
+                    },
                 };
                 let hit = rec.pattern().match_after_head(subject, caps);
                 if hit {
