@@ -18,7 +18,7 @@ use cig_media::control::{
     SrtpProfileName,
 };
 use cig_mikey_sakke::kdf::SrtpKeys;
-use cig_route::Router;
+use cig_route::{RouteBuf, Router};
 use cig_sip::digest::Credentials;
 use cig_sip::message::{NameAddr, Uri};
 use cig_sip::sdp::{self, AudioCapabilities, Codec, NegotiatedAudio, SessionDescription};
@@ -669,16 +669,16 @@ impl Engine {
             InterfaceKind::Tel => normalize_wait_mark(&c.in_to),
             InterfaceKind::Sip => c.in_to.clone(),
         };
-        match self.router.route(on, &c.in_from, &to) {
+        let mut uris = RouteBuf::default();
+        match self.router.route_into(on, &c.in_from, &to, &mut uris) {
             Ok(r) => {
                 let auth = r
                     .auth
-                    .as_deref()
                     .and_then(|a| self.config.auth(a))
                     .map(|a| Credentials::new(a.user.clone(), a.password.expose().to_owned()));
                 let c = self.calls.get_mut(&id)?;
-                c.out_from = r.from;
-                c.out_to = r.to;
+                c.out_from = uris.from;
+                c.out_to = uris.to;
                 c.auth = auth;
                 let text = format!(
                     "call {id}: {} -> {} routed to {} -> {} by {} / {}",
