@@ -77,7 +77,7 @@ use crate::table::{RuleSpec, Table};
 
 /// Why a [`Router`] cannot be built from a configuration. A configuration that `cig_core`
 /// validated without errors always builds, except for templates
-/// over [`pattern::MAX_PARAMS`] parameters.
+/// over [`pattern::MAX_PARAMS`] parameters and tables beyond the size limits below.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RouteError {
