@@ -10,7 +10,7 @@
 //! every call); the last [`ENDED_KEPT`] stay readable through [`Calls::get`] so that the
 //! application can read how a call ended when it handles the event.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -383,6 +383,9 @@ pub struct Calls {
     calls: HashMap<SessionId, Call>,
     ended: HashMap<SessionId, Call>,
     ended_order: VecDeque<SessionId>,
+    /// The answer deadlines of the live calls that have one, earliest first (the driver asks
+    /// for the next one on every turn: no scan of the table).
+    deadlines: BTreeSet<(SystemTime, SessionId)>,
     answer_timeout: Duration,
     created: SystemTime,
 }
@@ -397,6 +400,7 @@ impl Calls {
             calls: HashMap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
+            deadlines: BTreeSet::new(),
             answer_timeout: ANSWER_TIMEOUT,
             created: now,
         }
@@ -430,7 +434,9 @@ impl Calls {
         };
         c.state = CallState::Hangup;
         c.reason = Some(reason);
-        c.answer_by = None;
+        if let Some(t) = c.answer_by.take() {
+            self.deadlines.remove(&(t, *id));
+        }
         if self.ended_order.len() >= ENDED_KEPT {
             if let Some(old) = self.ended_order.pop_front() {
                 self.ended.remove(&old);
@@ -445,17 +451,17 @@ impl Calls {
     /// When [`Self::handle_timeout`] wants to run next: the earliest answer deadline of a
     /// dialled call not yet in TALK.
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.calls.values().filter_map(|c| c.answer_by).min()
+        self.deadlines.first().map(|(t, _)| *t)
     }
 
     /// Ends every dialled call whose answer deadline has passed at `now` with reason timeout
     /// ("no answer"); the HANGUP frames to send, with their session ids.
     pub fn handle_timeout(&mut self, now: SystemTime) -> Vec<(SessionId, Frame)> {
         let due: Vec<SessionId> = self
-            .calls
+            .deadlines
             .iter()
-            .filter(|(_, c)| c.answer_by.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
             .collect();
         due.into_iter()
             .filter(|id| self.end(id, HangupReason::Timeout))
@@ -492,6 +498,8 @@ impl Calls {
         if self.calls.contains_key(&call.id) || self.ended.contains_key(&call.id) {
             return Err(Error::Frame("session id in use"));
         }
+        let answer_by = now + self.answer_timeout;
+        self.deadlines.insert((answer_by, call.id));
         self.calls.insert(
             call.id,
             Call {
@@ -503,7 +511,7 @@ impl Calls {
                 remote_media: None,
                 media_addr: None,
                 reason: None,
-                answer_by: Some(now + self.answer_timeout),
+                answer_by: Some(answer_by),
             },
         );
         Ok((call.id, call.frame))
@@ -541,7 +549,9 @@ impl Calls {
                     if matches!(c.state, CallState::Bang | CallState::Growl) {
                         c.state = CallState::Talk;
                         c.remote_media = Some(media);
-                        c.answer_by = None;
+                        if let Some(t) = c.answer_by.take() {
+                            self.deadlines.remove(&(t, id));
+                        }
                     }
                 }
                 Ok(None)
