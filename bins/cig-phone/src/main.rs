@@ -124,13 +124,10 @@ fn content_type(name: &str) -> &'static str {
 
 fn setup(args: &Args) -> Result<Setup, String> {
     let keys = load_keys(args)?;
-    // The SAKKE tables (Z fixed-base, the RSK's pairing lines) are built now, before the keys
-    // are cloned into the driver's sessions (clones share them): the first call does not wait
-    // for them, and the answer timer of a dialled call is not eaten by them.
-    keys.zpub.prepare();
-    for p in &keys.periods {
-        p.rsk.prepare();
-    }
+    // The SAKKE tables (Z fixed-base, the RSK's pairing lines, our own [b]P + Z) are built
+    // now (clones share them): the first call does not wait for them, and the answer timer of
+    // a dialled call is not eaten by them.
+    keys.prepare();
     if let Some(d) = &args.dtmf {
         if d.is_empty()
             || d.chars()

@@ -333,11 +333,9 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         ),
     }
     let material = keys::load(&args.userdata, args.identity.as_deref())?;
-    // Build the SAKKE tables now (clones share them) so the first call does not wait ~0.5 s.
-    material.zpub.prepare();
-    for p in &material.periods {
-        p.rsk.prepare();
-    }
+    // Build the SAKKE tables now (clones share them) so the first calls do not wait for them:
+    // Z's fixed-base table, each period's RSK pairing lines and our own [b]P + Z table.
+    material.prepare();
     logs.log(
         "Keys",
         Level::Init,

@@ -1121,10 +1121,8 @@ impl AutoAnswer {
         let (registered_tx, registered) = std::sync::mpsc::channel();
         for id in identities {
             let keys = bed.phone_keys(id);
-            keys.zpub.prepare();
-            for p in &keys.periods {
-                p.rsk.prepare();
-            }
+            // A phone builds its SAKKE tables (Z, RSK pairing lines, its own [b]P + Z) once.
+            keys.prepare();
             let mut cfg = ClientConfig::new(keys);
             cfg.switches = vec![bed.switch.clone()];
             let (me, registered_tx) = (id.clone(), registered_tx.clone());
