@@ -6,6 +6,7 @@
 //! functions use the constant-time fast path; [`reference`] is the slow, readable big-integer
 //! version the fast path is tested against.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rand_core::CryptoRngCore;
@@ -123,6 +124,8 @@ pub struct KmsPublicKey {
     point: fast::curve::Affine,
     table: Arc<OnceLock<fast::curve::FixedBaseTable>>,
     recipients: Arc<Mutex<RecipientCache>>,
+    /// Encapsulations mark a recipient's table wanted instead of building it themselves.
+    defer_builds: Arc<AtomicBool>,
 }
 
 /// How many per-recipient tables a [`KmsPublicKey`] keeps (2.3 MiB each).
@@ -137,6 +140,8 @@ struct Recipient {
 enum RecipientTable {
     /// Seen once: no table yet.
     None,
+    /// Seen again while builds are deferred: waiting for the application to build it.
+    Wanted,
     /// Seen again: one caller is building the table (others go without it meanwhile).
     Building,
     /// Built.
@@ -168,6 +173,7 @@ impl KmsPublicKey {
             point,
             table: Arc::default(),
             recipients: Arc::default(),
+            defer_builds: Arc::default(),
         })
     }
     /// The 257-octet encoding.
@@ -188,6 +194,29 @@ impl KmsPublicKey {
             Lookup::Build => self.build_recipient(id).is_some(),
             Lookup::Table(_) | Lookup::Without => false,
         }
+    }
+
+    /// From now on (for this key and every clone of it), an encapsulation that sees a recipient
+    /// the second time no longer builds its `[b]P + Z` table itself (~0.1 s on the call's
+    /// path): it goes on without the table and marks it wanted, and the application takes it
+    /// with [`Self::take_wanted_recipient`] and builds it where it likes — e.g. a gateway on a
+    /// background thread, so a burst of calls to a new callee never waits for a table. Which
+    /// recipients get a table is unchanged (seen twice among the recent ones).
+    pub fn defer_recipient_tables(&self) {
+        self.defer_builds.store(true, Ordering::Relaxed);
+    }
+
+    /// A recipient whose table an encapsulation wanted (see
+    /// [`Self::defer_recipient_tables`]), most recent first, for the caller to build with
+    /// [`Self::prepare_recipient`]; `None` when nothing is wanted.
+    pub fn take_wanted_recipient(&self) -> Option<Vec<u8>> {
+        let mut cache = self.recipients.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = cache
+            .iter_mut()
+            .rev()
+            .find(|r| matches!(r.table, RecipientTable::Wanted))?;
+        entry.table = RecipientTable::None;
+        Some(entry.id.clone())
     }
 
     /// Whether the table of recipient `id` is built.
@@ -239,7 +268,13 @@ impl KmsPublicKey {
         match &entry.table {
             RecipientTable::Built(t) => Lookup::Table(t.clone()),
             RecipientTable::Building => Lookup::Without,
-            RecipientTable::None => {
+            RecipientTable::None | RecipientTable::Wanted
+                if !build_now && self.defer_builds.load(Ordering::Relaxed) =>
+            {
+                entry.table = RecipientTable::Wanted;
+                Lookup::Without
+            }
+            RecipientTable::None | RecipientTable::Wanted => {
                 entry.table = RecipientTable::Building;
                 Lookup::Build
             }

@@ -254,3 +254,35 @@ fn at_most_recipient_tables_are_kept() {
         "the oldest table went first"
     );
 }
+
+#[test]
+fn deferred_recipient_tables_are_left_to_the_application() {
+    let (_, zpub, id, ssv, rsk) = appendix();
+    let clone = zpub.clone();
+    zpub.defer_recipient_tables();
+    assert_eq!(zpub.take_wanted_recipient(), None, "nothing wanted yet");
+    // First and second sighting (through a clone made before deferring): no table built on
+    // the call's path, and the result is the same SED.
+    for _ in 0..2 {
+        let sed = encapsulate(&clone, &id, &ssv).unwrap();
+        assert_eq!(sed.as_bytes().to_vec(), v("SED"));
+    }
+    assert!(
+        !zpub.has_recipient_table(&id),
+        "the encapsulations built nothing"
+    );
+    // The second sighting left it wanted, once; the application builds it.
+    let wanted = zpub
+        .take_wanted_recipient()
+        .expect("wanted after the second sighting");
+    assert_eq!(wanted, id);
+    assert_eq!(zpub.take_wanted_recipient(), None, "handed out once");
+    assert!(zpub.prepare_recipient(&wanted));
+    assert!(clone.has_recipient_table(&id));
+    let sed = encapsulate(&clone, &id, &ssv).unwrap();
+    assert_eq!(decapsulate(&zpub, &id, &rsk, &sed), Ok(ssv));
+    // A recipient seen once is not wanted.
+    let other = [&id[..], b"x"].concat();
+    assert!(zpub.recipient_table(&other).is_none());
+    assert_eq!(zpub.take_wanted_recipient(), None);
+}
