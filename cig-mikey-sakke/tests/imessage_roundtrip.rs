@@ -86,6 +86,28 @@ fn ids(profile: Profile) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// An RFC 6509 I_MESSAGE created at `NOW` between fresh identities: its octets, the
+/// receiver's own key, the sender and the receiver identifiers.
+fn rfc6509_message(c: &Community) -> (Vec<u8>, Own<'_>, Vec<u8>, Vec<u8>) {
+    let (sender, receiver) = ids(Profile::Rfc6509);
+    let req = Request {
+        profile: Profile::Rfc6509,
+        sender_id: &sender,
+        receiver_id: &receiver,
+        now: at(NOW),
+    };
+    let bytes = mikey::create(&req, &signer(c, &sender), &c.zpub, &mut OsRng)
+        .unwrap()
+        .message
+        .as_bytes()
+        .to_vec();
+    let own = Own {
+        c,
+        ids: vec![(receiver.clone(), sakke::issue_rsk(&c.z, &receiver).unwrap())],
+    };
+    (bytes, own, sender, receiver)
+}
+
 #[test]
 fn round_trip_in_both_profiles() {
     let c = community();
@@ -143,22 +165,7 @@ fn round_trip_in_both_profiles() {
 #[test]
 fn clock_skew_window_and_replay_expiry() {
     let c = community();
-    let (sender, receiver) = ids(Profile::Rfc6509);
-    let req = Request {
-        profile: Profile::Rfc6509,
-        sender_id: &sender,
-        receiver_id: &receiver,
-        now: at(NOW),
-    };
-    let bytes = mikey::create(&req, &signer(&c, &sender), &c.zpub, &mut OsRng)
-        .unwrap()
-        .message
-        .as_bytes()
-        .to_vec();
-    let own = Own {
-        c: &c,
-        ids: vec![(receiver.clone(), sakke::issue_rsk(&c.z, &receiver).unwrap())],
-    };
+    let (bytes, own, _, _) = rfc6509_message(&c);
     let config = ReceiverConfig {
         max_skew: Duration::from_secs(60),
         replay_capacity: 16,
@@ -262,22 +269,7 @@ fn rfc6509_message_outside_the_senders_month_carries_that_months_time() {
 #[test]
 fn split_receive_records_only_verified_messages() {
     let c = community();
-    let (sender, receiver) = ids(Profile::Rfc6509);
-    let req = Request {
-        profile: Profile::Rfc6509,
-        sender_id: &sender,
-        receiver_id: &receiver,
-        now: at(NOW),
-    };
-    let bytes = mikey::create(&req, &signer(&c, &sender), &c.zpub, &mut OsRng)
-        .unwrap()
-        .message
-        .as_bytes()
-        .to_vec();
-    let own = Own {
-        c: &c,
-        ids: vec![(receiver.clone(), sakke::issue_rsk(&c.z, &receiver).unwrap())],
-    };
+    let (bytes, own, sender, receiver) = rfc6509_message(&c);
     let mut rx = Receiver::new(ReceiverConfig::default());
     // A forged signature passes the cheap checks, fails verification, and records nothing.
     let mut forged = bytes.clone();
