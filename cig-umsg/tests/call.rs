@@ -34,9 +34,9 @@ fn only(out: Vec<Transmit>, conn: u64) -> cig_umsg::frame::Frame {
     t.into_iter().next().unwrap().frame
 }
 
-#[test]
-fn call_through_switch_and_refusals() {
-    let now = SystemTime::now();
+/// Keys of tel:+1111 (A) and tel:+8888 (B) in a fresh community, and the registrar that
+/// accepted both.
+fn registered_pair(now: SystemTime) -> (KeyMaterial, KeyMaterial, Registrar) {
     let unix = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -52,6 +52,13 @@ fn call_through_switch_and_refusals() {
         let out = reg.register(conn, &register_frame(k, &ch, &mut OsRng).unwrap(), unix);
         assert_eq!(only(out, conn).kind, FrameType::Registered);
     }
+    (ka, kb, reg)
+}
+
+#[test]
+fn call_through_switch_and_refusals() {
+    let now = SystemTime::now();
+    let (ka, kb, reg) = registered_pair(now);
     let mut relay = CallRelay::new("203.0.113.7:40000".into());
     let (mut a, mut b) = (Calls::new(ka, now), Calls::new(kb.clone(), now));
     let offer = Media {
@@ -338,20 +345,7 @@ fn answered_call_is_not_timed_out_and_ended_calls_leave_every_table() {
 /// A BANG from tel:+1111 as the switch forwards it to tel:+8888 (MEDIA_ADDR set), and B's keys.
 fn bang_to_b() -> (KeyMaterial, cig_umsg::frame::Frame, SessionId) {
     let now = SystemTime::now();
-    let unix = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let c = Community::generate("example.org", &mut OsRng).unwrap();
-    let (ka, kb) = (
-        material(&c, "tel:+1111", now),
-        material(&c, "tel:+8888", now),
-    );
-    let mut reg = Registrar::new(c.kpak);
-    for (conn, k) in [(1, &ka), (2, &kb)] {
-        let ch = reg.hello(conn, unix, &mut OsRng);
-        reg.register(conn, &register_frame(k, &ch, &mut OsRng).unwrap(), unix);
-    }
+    let (ka, kb, reg) = registered_pair(now);
     let offer = Media {
         codecs: vec![8],
         dtmf_pt: 101,
