@@ -13,26 +13,10 @@ use tempfile::TempDir;
 
 mod common;
 
-const GW: &str = "tel:+8888";
+use common::{Domain, GW, field, run};
+
 const PHONE: &str = "tel:+4670123456";
 const T: Duration = Duration::from_secs(30);
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn field(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in {out}"))
-        .to_owned()
-}
 
 /// The PBX side's scenarios: cig-sip's own sipp scenarios (401 + verifyauth, 486) and ours.
 fn scenario(name: &str) -> String {
@@ -98,11 +82,11 @@ const UAC_REFUSED: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 struct Bed {
     dir: TempDir,
-    switch: String,
+    /// The KMS community in `dir/kms` and the switch's address and certificate.
+    domain: Domain,
     sip_port: u16,
     pbx_port: u16,
     mgmt_port: u16,
-    certs: String,
     /// Extra cig-server flags (e.g. a short `--media-timeout`).
     server_args: Vec<String>,
     crs: Proc,
@@ -141,23 +125,7 @@ impl Bed {
     fn start_with(server_args: &[&str]) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let kms = d.join("kms");
-        let kms_s = kms.to_str().unwrap();
-        run(Command::new(bin("cig-kms")).args(["init", "--dir", kms_s, "--domain", "cig.test"]));
-        for id in [GW, PHONE] {
-            run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms_s, "--identity", id]));
-        }
-        let certs = run(Command::new(bin("cig-kms")).args([
-            "switch-cert",
-            "--dir",
-            kms_s,
-            "--name",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-        ]));
-        let crs_port = free_tcp_port();
-        let switch = format!("127.0.0.1:{crs_port}");
+        let domain = Domain::create(d, &[GW, PHONE]);
         let userdata = d.join("userdata");
         fs::create_dir_all(&userdata).unwrap();
         // The gateway's keys take the manual's older path: cig.raw + cig.raw.code.
@@ -166,30 +134,17 @@ impl Bed {
             (PHONE, d.join("phone.bundle")),
         ] {
             let code = out.with_extension(if id == GW { "raw.code" } else { "code" });
-            run(Command::new(bin("cig-kms")).args([
-                "export",
-                "--dir",
-                kms_s,
-                "--identity",
-                id,
-                "--out",
-                out.to_str().unwrap(),
-                "--switch",
-                &switch,
-                "--code-file",
-                code.to_str().unwrap(),
-            ]));
+            domain.export(id, &out, &code);
         }
         let pbx_port = free_udp_port();
         fs::write(d.join("cig.conf"), conf(pbx_port)).unwrap();
         let (sip_port, mgmt_port) = (free_udp_port(), free_tcp_port());
         let idle = || Proc::spawn(&mut Command::new("true"));
         let mut bed = Bed {
-            switch,
+            domain,
             sip_port,
             pbx_port,
             mgmt_port,
-            certs,
             server_args: server_args.iter().map(|a| (*a).to_owned()).collect(),
             crs: idle(),
             relay: idle(),
@@ -207,8 +162,8 @@ impl Bed {
         )
         .unwrap();
         fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        bed.crs = bed.spawn_crs();
-        bed.relay = bed.spawn_relay();
+        bed.crs = bed.domain.spawn_crs();
+        bed.relay = common::spawn_relay(bed.dir.path());
         bed.server = bed.spawn_server();
         bed.server
             .wait_line(|l| l == "cig-server ready", T)
@@ -220,65 +175,10 @@ impl Bed {
         self.dir.path().join(p)
     }
 
-    fn spawn_crs(&self) -> Proc {
-        let kms = self.path("kms");
-        let mut crs = Proc::spawn(Command::new(bin("cig-crs")).args([
-            "--listen",
-            &self.switch,
-            "--cert",
-            &field(&self.certs, "cert"),
-            "--key",
-            &field(&self.certs, "key"),
-            "--kpak-from",
-            kms.to_str().unwrap(),
-            "--log",
-            self.path("crs.log").to_str().unwrap(),
-        ]));
-        crs.wait_line(|l| l.starts_with("cig-crs ready"), T)
-            .unwrap_or_else(|| panic!("cig-crs: {}", crs.stderr()));
-        crs
-    }
-
-    fn spawn_relay(&self) -> Proc {
-        let mut relay = Proc::spawn(Command::new(bin("cig-relay")).args([
-            "--control",
-            self.path("relay.sock").to_str().unwrap(),
-            "--log-dir",
-            self.path("log").to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--rtp-port-range",
-            "20000",
-            "40000",
-            "--workers",
-            "1",
-        ]));
-        relay
-            .wait_line(|l| l.starts_with("cig-relay ready"), T)
-            .unwrap_or_else(|| panic!("cig-relay: {}", relay.stderr()));
-        relay
-    }
-
     fn spawn_server(&self) -> Proc {
+        let notify = self.path("notify.sh");
         Proc::spawn(
-            Command::new(bin("cig-server"))
-                .args([
-                    "--config",
-                    self.path("cig.conf").to_str().unwrap(),
-                    "--userdata",
-                    self.path("userdata").to_str().unwrap(),
-                    "--log-dir",
-                    self.path("log").to_str().unwrap(),
-                    "--relay-socket",
-                    self.path("relay.sock").to_str().unwrap(),
-                    "--mgmt-port",
-                    &self.mgmt_port.to_string(),
-                    "--sip-port",
-                    &self.sip_port.to_string(),
-                    "--notify",
-                    self.path("notify.sh").to_str().unwrap(),
-                    "--debug",
-                ])
+            common::server_command(self.dir.path(), self.sip_port, self.mgmt_port, &notify)
                 .args(&self.server_args),
         )
     }
@@ -293,7 +193,7 @@ impl Bed {
                     "--code-file",
                     self.path("phone.code").to_str().unwrap(),
                     "--switch",
-                    &self.switch,
+                    &self.domain.switch,
                     "--media-ip",
                     "127.0.0.1",
                 ])
@@ -393,19 +293,7 @@ impl Bed {
             let kms = self.path("kms");
             let kms = kms.to_str().unwrap();
             run(Command::new(bin("cig-kms")).args(["issue", "--dir", kms, "--identity", id]));
-            run(Command::new(bin("cig-kms")).args([
-                "export",
-                "--dir",
-                kms,
-                "--identity",
-                id,
-                "--out",
-                bundle.to_str().unwrap(),
-                "--switch",
-                &self.switch,
-                "--code-file",
-                code.to_str().unwrap(),
-            ]));
+            self.domain.export(id, &bundle, &code);
             (bundle, code)
         };
         let sealed = fs::read(bundle).unwrap();
@@ -876,7 +764,7 @@ fn relay_killed_mid_call_ends_the_call_and_new_calls_wait_for_its_return() {
     let st = bed.sipp_uac(&["-sf", &bed.uac_refused(503)], "94670123456");
     assert!(st.success(), "expected 503; cig.log:\n{}", bed.cig_log());
     // The relay comes back: calls work again.
-    bed.relay = bed.spawn_relay();
+    bed.relay = common::spawn_relay(bed.dir.path());
     assert!(wait_until(T, || bed
         .notified()
         .contains(&"relay-recovered".to_owned())));
@@ -898,7 +786,7 @@ fn switch_restarted_gateway_reconnects() {
         .contains(&"switch-lost".to_owned())));
     let st = bed.sipp_uac(&["-sf", &bed.uac_refused(503)], "94670123456");
     assert!(st.success(), "expected 503 while the switch is away");
-    bed.crs = bed.spawn_crs();
+    bed.crs = bed.domain.spawn_crs();
     assert!(
         wait_until(Duration::from_secs(60), || bed
             .notified()
@@ -1124,7 +1012,7 @@ impl AutoAnswer {
             // A phone builds its SAKKE tables (Z, RSK pairing lines, its own [b]P + Z) once.
             keys.prepare();
             let mut cfg = ClientConfig::new(keys);
-            cfg.switches = vec![bed.switch.clone()];
+            cfg.switches = vec![bed.domain.switch.clone()];
             let (me, registered_tx) = (id.clone(), registered_tx.clone());
             rt.spawn(async move {
                 let (h, mut ev) = start(cfg);
@@ -1206,7 +1094,7 @@ fn load_secure_to_sip() {
     let keys = bed.phone_keys(PHONE);
     keys.zpub.prepare();
     let mut cfg = ClientConfig::new(keys.clone());
-    cfg.switches = vec![bed.switch.clone()];
+    cfg.switches = vec![bed.domain.switch.clone()];
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bed_ref = &bed;
     let result = rt.block_on(async move {
