@@ -46,6 +46,10 @@ enum Inbound {
 
 /// Commands to the running user agent. Cheap to clone; the agent stops when every handle is
 /// dropped.
+///
+/// Each command method queues its command the moment it is called and returns the future of
+/// the outcome: commands reach the agent in the order of the calls, whether their futures are
+/// awaited in turn, later or not at all.
 #[derive(Clone, Debug)]
 pub struct SipHandle {
     tx: mpsc::UnboundedSender<Command>,
@@ -65,62 +69,107 @@ impl SipHandle {
         self.local_addr
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+    /// Queues the command `make` builds now; the future gives the agent's reply.
+    fn ask<T: Send + 'static, F: FnOnce(oneshot::Sender<T>) -> Command>(
+        &self,
+        make: F,
+    ) -> impl Future<Output = Result<T>> + Send + use<T, F> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())
+        let queued = self.tx.send(make(tx)).map_err(|_| stopped());
+        async move {
+            queued?;
+            rx.await.map_err(|_| stopped())
+        }
+    }
+
+    /// [`Self::ask`] for a command whose reply is itself a result.
+    fn command<F: FnOnce(oneshot::Sender<Result<()>>) -> Command>(
+        &self,
+        make: F,
+    ) -> impl Future<Output = Result<()>> + Send + use<F> {
+        let reply = self.ask(make);
+        async move { reply.await? }
     }
 
     /// See [`UserAgent::place_call`].
-    pub async fn place_call(&self, call: OutgoingCall) -> Result<CallHandle> {
-        Ok(self.place_call_with_id(call).await?.0)
+    pub fn place_call(
+        &self,
+        call: OutgoingCall,
+    ) -> impl Future<Output = Result<CallHandle>> + Send + use<> {
+        let placed = self.place_call_with_id(call);
+        async move { Ok(placed.await?.0) }
     }
 
     /// [`SipHandle::place_call`], also returning the INVITE's Call-ID (see
     /// [`UserAgent::call_id`]).
-    pub async fn place_call_with_id(&self, call: OutgoingCall) -> Result<(CallHandle, String)> {
-        self.ask(|r| Command::Place(Box::new(call), r)).await
+    pub fn place_call_with_id(
+        &self,
+        call: OutgoingCall,
+    ) -> impl Future<Output = Result<(CallHandle, String)>> + Send + use<> {
+        self.ask(move |r| Command::Place(Box::new(call), r))
     }
 
     /// See [`UserAgent::ringing`].
-    pub async fn ringing(&self, call: CallHandle) -> Result<()> {
-        self.ask(|r| Command::Ringing(call, r)).await?
+    pub fn ringing(&self, call: CallHandle) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::Ringing(call, r))
     }
 
     /// See [`UserAgent::answer`].
-    pub async fn answer(&self, call: CallHandle, sdp: Bytes) -> Result<()> {
-        self.ask(|r| Command::Answer(call, sdp, r)).await?
+    pub fn answer(
+        &self,
+        call: CallHandle,
+        sdp: Bytes,
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::Answer(call, sdp, r))
     }
 
     /// See [`UserAgent::ack`].
-    pub async fn ack(&self, call: CallHandle, sdp: Bytes) -> Result<()> {
-        self.ask(|r| Command::Ack(call, sdp, r)).await?
+    pub fn ack(
+        &self,
+        call: CallHandle,
+        sdp: Bytes,
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::Ack(call, sdp, r))
     }
 
     /// See [`UserAgent::reject`].
-    pub async fn reject(&self, call: CallHandle, status: u16) -> Result<()> {
-        self.ask(|r| Command::Reject(call, status, r)).await?
+    pub fn reject(
+        &self,
+        call: CallHandle,
+        status: u16,
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::Reject(call, status, r))
     }
 
     /// See [`UserAgent::hangup`].
-    pub async fn hangup(&self, call: CallHandle) -> Result<()> {
-        self.ask(|r| Command::Hangup(call, r)).await?
+    pub fn hangup(&self, call: CallHandle) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::Hangup(call, r))
     }
 
     /// See [`UserAgent::reinvite`].
-    pub async fn reinvite(&self, call: CallHandle, sdp: Bytes) -> Result<()> {
-        self.ask(|r| Command::Reinvite(call, sdp, r)).await?
+    pub fn reinvite(
+        &self,
+        call: CallHandle,
+        sdp: Bytes,
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::Reinvite(call, sdp, r))
     }
 
     /// See [`UserAgent::send_message`].
-    pub async fn send_message(&self, msg: OutgoingMessage) -> Result<MessageHandle> {
-        self.ask(|r| Command::Message(Box::new(msg), r)).await
+    pub fn send_message(
+        &self,
+        msg: OutgoingMessage,
+    ) -> impl Future<Output = Result<MessageHandle>> + Send + use<> {
+        self.ask(move |r| Command::Message(Box::new(msg), r))
     }
 
     /// See [`UserAgent::respond_message`].
-    pub async fn respond_message(&self, message: MessageHandle, status: u16) -> Result<()> {
-        self.ask(|r| Command::RespondMessage(message, status, r))
-            .await?
+    pub fn respond_message(
+        &self,
+        message: MessageHandle,
+        status: u16,
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.command(move |r| Command::RespondMessage(message, status, r))
     }
 }
 

@@ -13,7 +13,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use cig_core::Secret;
@@ -557,7 +556,7 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
                 }
             }
             Some(done) = sip_replies.join_next() => {
-                if let Ok(SipDone::Applied(Err(e))) = done {
+                if let Ok(Err(e)) = done {
                     logs.log("SIP", Level::Debug, &format!("command not applied: {e}"));
                 }
             }
@@ -660,50 +659,43 @@ fn reload(path: &Path, engine: &mut Engine, logs: &mut Logs) {
 }
 
 /// Carries out what the engine asked, in order. Every SIP command is handed to the user
-/// agent at once, in the engine's order; only an INVITE is awaited (the engine needs its handle
-/// before the call's events are read), the other replies finish in `sip_replies`, so one slow
-/// command holds up neither the loop nor the commands after it.
+/// agent at once, in the engine's order (a [`SipHandle`] method queues its command when
+/// called); only an INVITE is awaited (the engine needs its handle before the call's events
+/// are read), the other replies finish in `sip_replies`, so one slow command holds up neither
+/// the loop nor the commands after it.
 async fn drain(
     shared: &Shared,
     sip: &SipHandle,
     secure: &mut Umsg,
     logs: &mut Logs,
     dial_tx: &mpsc::UnboundedSender<Dialled>,
-    sip_replies: &mut JoinSet<SipDone>,
+    sip_replies: &mut JoinSet<Result<(), cig_sip::Error>>,
 ) {
     loop {
         let next = lock(&shared.engine).poll_action();
         let Some(a) = next else { break };
         match a {
             Action::Dial(d) => secure.dial(*d, dial_tx),
-            Action::Sip(cmd) => {
-                let place = matches!(cmd, SipCommand::Place(_));
-                let mut reply = Box::pin(sip_command(sip.clone(), cmd));
-                // The first poll sends the command to the user agent's task (an unbounded
-                // channel): the order of the engine's commands is kept whether or not their
-                // replies are awaited.
-                let first = reply.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-                let done = match first {
-                    Poll::Ready(done) => done,
-                    Poll::Pending if place => reply.await,
-                    Poll::Pending => {
-                        sip_replies.spawn(reply);
-                        continue;
-                    }
-                };
-                match done {
-                    SipDone::Placed(call, handle) => {
-                        if let Err(e) = &handle {
-                            logs.log("SIP", Level::Warn, &format!("call {call}: INVITE: {e}"));
-                        }
-                        let now = SystemTime::now();
-                        lock(&shared.engine).on_sip_placed(call, handle.ok(), now, secure);
-                    }
-                    SipDone::Applied(Err(e)) => {
-                        logs.log("SIP", Level::Debug, &format!("command not applied: {e}"));
-                    }
-                    SipDone::Applied(Ok(())) => {}
+            Action::Sip(SipCommand::Place(inv)) => {
+                let call = inv.call;
+                let handle = place(sip, *inv).await;
+                if let Err(e) = &handle {
+                    logs.log("SIP", Level::Warn, &format!("call {call}: INVITE: {e}"));
                 }
+                let now = SystemTime::now();
+                lock(&shared.engine).on_sip_placed(call, handle.ok(), now, secure);
+            }
+            Action::Sip(SipCommand::Ringing(h)) => {
+                sip_replies.spawn(sip.ringing(h));
+            }
+            Action::Sip(SipCommand::Answer(h, sdp)) => {
+                sip_replies.spawn(sip.answer(h, sdp));
+            }
+            Action::Sip(SipCommand::Reject(h, status)) => {
+                sip_replies.spawn(sip.reject(h, status));
+            }
+            Action::Sip(SipCommand::Hangup(h)) => {
+                sip_replies.spawn(sip.hangup(h));
             }
             Action::Relay { call, command } => {
                 // No relay can take a new session: the engine gets the refusal as the reply.
@@ -716,31 +708,6 @@ async fn drain(
             Action::SessionLog(l) => logs.session(&l),
             Action::Log(level, l) => logs.raw(level, &l),
         }
-    }
-}
-
-/// The outcome of a [`SipCommand`].
-enum SipDone {
-    /// The INVITE of a `Place` for the engine's call: its handle and Call-ID.
-    Placed(
-        CallId,
-        Result<(cig_sip::ua::CallHandle, String), cig_sip::Error>,
-    ),
-    /// Whether any other command was applied.
-    Applied(Result<(), cig_sip::Error>),
-}
-
-/// Carries out one SIP command.
-async fn sip_command(sip: SipHandle, cmd: SipCommand) -> SipDone {
-    match cmd {
-        SipCommand::Place(inv) => {
-            let call = inv.call;
-            SipDone::Placed(call, place(&sip, *inv).await)
-        }
-        SipCommand::Ringing(h) => SipDone::Applied(sip.ringing(h).await),
-        SipCommand::Answer(h, sdp) => SipDone::Applied(sip.answer(h, sdp).await),
-        SipCommand::Reject(h, status) => SipDone::Applied(sip.reject(h, status).await),
-        SipCommand::Hangup(h) => SipDone::Applied(sip.hangup(h).await),
     }
 }
 
