@@ -220,12 +220,12 @@ fn a_message_refused_again_and_again_goes_to_failed() {
         bed.cig_log()
     );
     assert!(!file.exists());
+    // The reader moves the file first and then logs (through cig-server's log task).
+    let given_up = "refused by the switch or its recipient 2 times: given up";
+    wait_until(T, || bed.cig_log().contains(given_up));
     let log = bed.cig_log();
     assert!(log.contains("refused by the switch (1 of 2)"), "{log}");
-    assert!(
-        log.contains("refused by the switch or its recipient 2 times: given up"),
-        "{log}"
-    );
+    assert!(log.contains(given_up), "{log}");
     // Not offered again.
     assert!(user.next(Duration::from_secs(12)).is_none());
 }
