@@ -80,14 +80,29 @@ pub enum Message {
 /// accepted (there is nothing else it could mean); a stream needs the blank line.
 pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, usize)> {
     let skip = parse::leading_crlf(data);
-    let end = match parse::head_end(&data[skip..]) {
-        Some(e) => e + skip,
-        None if datagram && data.ends_with(b"\r\n") => data.len(),
-        None => return Err(Error::Incomplete),
+    // One pass: when everything after the leading CRLFs is UTF-8 (a text body, or a stream's
+    // head alone), the line parser finds the blank line itself, so the head is scanned once
+    // instead of being searched for `CRLF CRLF` first. A message that fails here (or has a
+    // binary body) takes the two-step path below, which also decides the exact error.
+    let one_pass = ByteString::try_from(data.slice(skip..))
+        .ok()
+        .and_then(|src| parse::parse_head(&src).ok())
+        .and_then(|(start, headers, end)| match end {
+            Some(e) => Some((start, headers, skip + e)),
+            None if datagram => Some((start, headers, data.len())),
+            None => None,
+        });
+    let (start, headers, end) = match one_pass {
+        Some(parsed) => parsed,
+        None => two_step_head(data, skip, datagram)?,
     };
-    let (start, headers) = parse::parse_head(data.slice(skip..end))?;
+    Ok((message(start, headers), end))
+}
+
+/// The message of a parsed start line and headers, with an empty body.
+fn message(start: StartLine, headers: Headers) -> Message {
     let body = Bytes::new();
-    let msg = match start {
+    match start {
         StartLine::Request { method, uri } => Message::Request(Request {
             method,
             uri,
@@ -100,8 +115,21 @@ pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, us
             headers,
             body,
         }),
+    }
+}
+
+/// The header section found first (`CRLF CRLF`, or the end of a datagram ending in CRLF),
+/// checked as UTF-8, then parsed: the path of [`parse_head_of`] for the messages its one pass
+/// does not take, and the order in which errors are reported.
+fn two_step_head(data: &Bytes, skip: usize, datagram: bool) -> Result<(StartLine, Headers, usize)> {
+    let end = match parse::head_end(&data[skip..]) {
+        Some(e) => e + skip,
+        None if datagram && data.ends_with(b"\r\n") => data.len(),
+        None => return Err(Error::Incomplete),
     };
-    Ok((msg, end))
+    let head = ByteString::try_from(data.slice(skip..end)).map_err(|_| Error::Utf8)?;
+    let (start, headers, _) = parse::parse_head(&head)?;
+    Ok((start, headers, end))
 }
 
 impl Message {
@@ -459,6 +487,41 @@ Content-Length: 4\r\n\r\nv=0\r";
         let req = Request::parse(Bytes::from_static(INVITE.as_bytes())).unwrap();
         let again = Request::parse(req.to_bytes()).unwrap();
         assert_eq!(req, again);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// The one-pass head parser answers exactly as the two-step path (find `CRLF CRLF`,
+        /// check UTF-8, parse) on edits of a message: the same message and body offset, or
+        /// the same error.
+        #[test]
+        fn one_pass_head_matches_two_step(
+            edits in proptest::collection::vec(
+                (0usize..400, proptest::sample::select(
+                    vec![b'\r', b'\n', b' ', b'\t', b':', b'a', 0xff, 0xc3, b'\0'])),
+                0..4),
+            cut in 0usize..420,
+            datagram: bool,
+        ) {
+            let mut wire = INVITE.as_bytes().to_vec();
+            for (at, b) in edits {
+                let at = at.min(wire.len());
+                wire.insert(at, b);
+            }
+            if cut < wire.len() && cut % 3 == 0 {
+                wire.truncate(cut);
+            }
+            let data = Bytes::from(wire);
+            let skip = parse::leading_crlf(&data);
+            let two_step = two_step_head(&data, skip, datagram)
+                .map(|(start, headers, end)| (message(start, headers), end));
+            let one_pass = parse_head_of(&data, datagram);
+            match (one_pass, two_step) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => proptest::prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => proptest::prop_assert!(false, "{:?} vs {:?}", a, b),
+            }
+        }
     }
 
     #[test]

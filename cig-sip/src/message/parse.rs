@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::grammar::{self, is_wsp, sws};
@@ -138,12 +137,13 @@ fn unfold(v: &str) -> String {
     out
 }
 
-/// Parses a header section (start line through the empty line; `head` ends with CRLF CRLF).
-pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
-    let src = ByteString::try_from(head).map_err(|_| Error::Utf8)?;
-    let s: &str = &src;
+/// Parses the header section at the start of `src`: the start line and the header lines up
+/// to the blank line or the end of `src`. Returns them with the offset just past the blank
+/// line (`None` when `src` ended first, after a complete line).
+pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option<usize>)> {
+    let s: &str = src;
     let e = line_end(s.as_bytes())?;
-    let start = start_line(&src, &s[..e])?;
+    let start = start_line(src, &s[..e])?;
     let b = s.as_bytes();
     let mut pos = e + 2;
     // Room for every header of a typical message without counting its lines first (a header
@@ -185,16 +185,21 @@ pub(crate) fn parse_head(head: Bytes) -> Result<(StartLine, Headers)> {
             src.slice_ref(&s[v..ve])
         };
         headers.push(Header {
-            name: HeaderName::from_wire(&src, &s[pos..name_end]),
+            name: HeaderName::from_wire(src, &s[pos..name_end]),
             value,
         });
         pos = end + 2;
     }
     // The loop stops at the end or at a CR starting a line: the blank line, or a bare CR.
-    if pos < b.len() && b.get(pos + 1) != Some(&b'\n') {
-        return Err(Error::HeaderLine("bare CR or LF"));
-    }
-    Ok((start, headers.into()))
+    let end = if pos < b.len() {
+        if b.get(pos + 1) != Some(&b'\n') {
+            return Err(Error::HeaderLine("bare CR or LF"));
+        }
+        Some(pos + 2)
+    } else {
+        None
+    };
+    Ok((start, headers.into(), end))
 }
 
 /// Whether `c` is SP or HTAB.
