@@ -115,10 +115,6 @@ pub(crate) struct PrefixIndex {
     filter_shift: u32,
 }
 
-/// Candidate prefix lengths whose hashes a prepared lookup can carry; a lookup hashes the rest
-/// when it gets to them.
-const CANDIDATES: usize = 8;
-
 /// Mixes one 8-byte chunk into a hash state.
 fn mix(h: u64, word: u64) -> u64 {
     let h = (h ^ word).wrapping_mul(0xa076_1d64_78bd_642f);
@@ -382,59 +378,56 @@ impl PrefixIndex {
 
     /// Starts a lookup: hashes the prefixes of `subject` of the key lengths it is long enough
     /// for, longest first, up to the first that passes the filter, and reads that one's home
-    /// slot (a load nothing waits for yet); `touch(slot)` is called for it, so that a caller
-    /// can read its own per-slot data ahead too. The shorter lengths are not hashed: the key
-    /// found has links to the shorter keys, and [`Self::first_match`] hashes them only if the
-    /// pass was a false one (about 5 %).
-    pub(crate) fn prefixes(&self, subject: &Subject<'_>, mut touch: impl FnMut(usize)) -> Prefixes {
+    /// slot (a load nothing waits for yet; [`Self::home`] names it, so that a caller can read
+    /// its own per-slot data ahead too). The shorter lengths are not hashed: the key found has
+    /// links to the shorter keys, and [`Self::first_match`] hashes them only if the pass was a
+    /// false one (about 5 %).
+    pub(crate) fn prefixes(&self, subject: &Subject<'_>) -> Prefixes {
         let uri_len = subject.uri.len();
         let start = self.lengths.partition_point(|&l| l as usize > uri_len);
         let words = Words::new(subject);
-        // Filled in place (it is the return value).
         let mut out = Prefixes {
             start,
-            hashes: [0; CANDIDATES],
             computed: 0,
-            passed: 0,
+            passed: None,
         };
-        let mut touched = 0u32;
-        let candidates = self.lengths.get(start..).unwrap_or_default();
-        for (j, (&len, slot)) in candidates.iter().zip(&mut out.hashes).enumerate() {
-            let len = len as usize;
-            let h = words.prefix_hash(self.seed, len);
-            *slot = h;
-            out.computed = j + 1;
+        for &len in self.lengths.get(start..).unwrap_or_default() {
+            let h = words.prefix_hash(self.seed, len as usize);
+            out.computed += 1;
             if self.filter_has(h) {
-                out.passed |= 1 << j;
+                out.passed = Some((h, len));
                 // A load nothing waits for yet: the slot is in cache when probed.
-                let home = self.home(h);
-                touched ^= self.slots.get(home).map_or(0, |s| s.tag);
-                touch(home);
+                std::hint::black_box(self.slots.get(self.home(h)).map_or(0, |s| s.tag));
                 break;
             }
         }
-        std::hint::black_box(touched);
         out
     }
 
-    /// The slot a lookup will most likely stop at, with its first rule id: the longest
-    /// candidate length that passed the filter and has a slot with its tag on its probe
-    /// sequence (the key is not verified). A caller reads that rule ahead.
-    pub(crate) fn likely_rule(&self, prefixes: &Prefixes) -> Option<(usize, u32)> {
+    /// The home slot of the candidate that passed the filter, if one did.
+    pub(crate) fn passed_home(&self, prefixes: &Prefixes) -> Option<usize> {
+        prefixes.passed.map(|(h, _)| self.home(h))
+    }
+
+    /// The key slot a lookup will most likely stop at: the first slot with the tag of the
+    /// candidate that passed the filter on that candidate's probe sequence (the key is not
+    /// verified). A caller reads that slot's first rule ahead, and tries it first
+    /// ([`Likely`]).
+    pub(crate) fn likely_key(&self, prefixes: &Prefixes) -> Option<Likely> {
         let mask = self.slots.len() - 1;
-        let mut passed = prefixes.passed;
-        while passed != 0 {
-            let j = passed.trailing_zeros() as usize;
-            passed &= passed - 1;
-            let h = prefixes.hashes.get(j).copied().unwrap_or(0);
-            let tag = tag(h);
-            let mut s = self.home(h);
-            while let Some(slot) = self.slots.get(s).filter(|slot| slot.tag != 0) {
-                if slot.tag == tag {
-                    return Some((s, slot.first_rule));
-                }
-                s = (s + 1) & mask;
+        let (h, len) = prefixes.passed?;
+        let tag = tag(h);
+        let mut s = self.home(h);
+        while let Some(slot) = self.slots.get(s).filter(|slot| slot.tag != 0) {
+            if slot.tag == tag {
+                return Some(Likely {
+                    slot: s as u32,
+                    first_rule: slot.first_rule,
+                    len: len as usize,
+                    alone: slot.ancestors_min >= slot.first_rule,
+                });
             }
+            s = (s + 1) & mask;
         }
         None
     }
@@ -456,16 +449,18 @@ impl PrefixIndex {
             .skip(prefixes.start)
             .enumerate()
             .find_map(|(j, &len)| {
-                let (h, passed) = match prefixes.hashes.get(j).filter(|_| j < prefixes.computed) {
-                    Some(&h) => (h, prefixes.passed & (1 << j) != 0),
-                    None => {
-                        let h = self.hash_subject(&subject, len as usize);
-                        (h, self.filter_has(h))
-                    }
-                };
-                if !passed {
+                let h = if j + 1 < prefixes.computed {
+                    // Failed the filter in `prefixes`.
                     return None;
-                }
+                } else if j + 1 == prefixes.computed {
+                    prefixes.passed?.0
+                } else {
+                    let h = self.hash_subject(&subject, len as usize);
+                    if !self.filter_has(h) {
+                        return None;
+                    }
+                    h
+                };
                 self.probe(&subject, h, len as usize, &prefix_of)
             });
         let mut best = NONE;
@@ -500,16 +495,29 @@ impl PrefixIndex {
     }
 }
 
-/// A started lookup: the hashes of the subject's first candidate prefixes (the key lengths it
-/// is long enough for, longest first, from `lengths[start]`) and which passed the filter.
-#[derive(Clone, Debug)]
+/// The slot that [`PrefixIndex::likely_key`] found for a started lookup.
+///
+/// If its key (the first rule's prefix) has length `len` and the subject starts with it, it
+/// is the longest key the subject starts with, the one [`PrefixIndex::first_match`] starts
+/// at; when it is also `alone` (no shorter key the subject starts with has a rule before its
+/// first rule) and its first rule matches, that rule is the answer of
+/// [`PrefixIndex::first_match`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Likely {
+    pub(crate) slot: u32,
+    pub(crate) first_rule: u32,
+    pub(crate) len: usize,
+    pub(crate) alone: bool,
+}
+
+/// A started lookup: how many candidate prefixes (the key lengths the subject is long enough
+/// for, longest first, from `lengths[start]`) were hashed, and the hash and length of the last
+/// of them if it passed the filter (all before it failed).
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Prefixes {
     start: usize,
-    /// Candidate `j`'s hash, for `j < computed`.
-    hashes: [u64; CANDIDATES],
     computed: usize,
-    /// Bit `j`: candidate `j` passed the filter.
-    passed: u32,
+    passed: Option<(u64, u32)>,
 }
 
 #[cfg(test)]

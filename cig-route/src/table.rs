@@ -23,7 +23,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::index::{PrefixIndex, Prefixes};
+use crate::index::{Likely, PrefixIndex, Prefixes};
 use crate::pages::Pages;
 use crate::pattern::{
     self, CaptureBuf, MAX_PARAMS, MAX_PIECES, OutPiece, PatternView, Rule, Subject,
@@ -74,6 +74,8 @@ pub(crate) struct RuleSpec<'a> {
 pub(crate) struct Prepared<'u> {
     subject: Subject<'u>,
     prefixes: Prefixes,
+    /// The key slot found by [`Table::touch`].
+    likely: Option<Likely>,
 }
 
 /// A matched rule; its expanded output went to the caller's buffer.
@@ -469,18 +471,21 @@ impl Table {
         })
     }
 
-    /// Starts a lookup of `uri`: hashes its candidate prefixes and reads their filter bits and
-    /// home slots. Starting both lookups of a call before [`Self::touch`] and finishing either
-    /// lets their cache misses overlap.
+    /// Starts a lookup of `uri`: hashes its candidate prefixes and reads the filter bits, and
+    /// the home slot and line of the first that passes. Starting both lookups of a call before
+    /// [`Self::touch`] and finishing either lets their cache misses overlap.
     pub(crate) fn prepare<'u>(&self, uri: &'u str) -> Prepared<'u> {
         let subject = Subject::new(uri);
-        let mut touched = 0;
-        let prefixes = self.index.prefixes(&subject, |slot| {
+        let prefixes = self.index.prefixes(&subject);
+        if let Some(home) = self.index.passed_home(&prefixes) {
             // The slot's line, read together with the slot.
-            touched ^= self.line_flag(slot);
-        });
-        std::hint::black_box(touched);
-        Prepared { subject, prefixes }
+            std::hint::black_box(self.line_flag(home));
+        }
+        Prepared {
+            subject,
+            prefixes,
+            likely: None,
+        }
     }
 
     /// [`IN_LINE`] when line `slot` holds a record, else 0.
@@ -490,13 +495,17 @@ impl Table {
             .map_or(0, |flags| flags & IN_LINE)
     }
 
-    /// Reads the rule record that a prepared lookup will most likely try first, if it is not in
-    /// a line read already (a load whose value nothing waits for, so that the record is in
-    /// cache when needed).
-    pub(crate) fn touch(&self, prepared: &Prepared<'_>) {
-        if let Some((slot, id)) = self.index.likely_rule(&prepared.prefixes) {
-            if self.line_flag(slot) != IN_LINE {
-                std::hint::black_box(self.arena.get(id as usize).copied());
+    /// Finds the key slot a prepared lookup will most likely stop at and reads the rule record
+    /// it will try first, if it is not in a line read already (a load whose value nothing waits
+    /// for, so that the record is in cache when needed).
+    pub(crate) fn touch(&self, prepared: &mut Prepared<'_>) {
+        prepared.likely = self.index.likely_key(&prepared.prefixes);
+        if let Some(Likely {
+            slot, first_rule, ..
+        }) = prepared.likely
+        {
+            if self.line_flag(slot as usize) != IN_LINE {
+                std::hint::black_box(self.arena.get(first_rule as usize).copied());
             }
         }
     }
@@ -515,8 +524,8 @@ impl Table {
 
     /// The first rule that matches `uri`; its expanded output replaces what `out` held.
     pub(crate) fn apply(&self, uri: &str, out: &mut String) -> Option<Hit<'_>> {
-        let prepared = self.prepare(uri);
-        self.touch(&prepared);
+        let mut prepared = self.prepare(uri);
+        self.touch(&mut prepared);
         self.apply_prepared(&prepared, &mut pattern::capture_buf(), out)
     }
 
@@ -529,9 +538,48 @@ impl Table {
         caps: &mut CaptureBuf,
         out: &mut String,
     ) -> Option<Hit<'_>> {
-        let Prepared { subject, prefixes } = prepared;
+        let (id, rec) = match self.likely_match(prepared, caps) {
+            Some(hit) => hit,
+            None => self.walk(prepared, caps)?,
+        };
+        rec.expand(prepared.subject.uri, caps, &self.text, out)?;
+        let start =
+            u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]]);
+        let split = start.saturating_add(u32::from(rec.u16_at(4)));
+        Some(Hit {
+            id,
+            table: self,
+            names: (start, split, split.saturating_add(u32::from(rec.u16_at(6)))),
+            auth: rec.u16_at(8),
+        })
+    }
+
+    /// The common case of a lookup without the general walk: the key slot that
+    /// [`Self::touch`] found holds the longest key the subject starts with, nothing shorter can
+    /// win, and that key's first rule matches (captures in `caps`; see [`Likely`]). `None` when
+    /// any of it does not hold: [`Self::walk`] answers then.
+    fn likely_match(
+        &self,
+        prepared: &Prepared<'_>,
+        caps: &mut CaptureBuf,
+    ) -> Option<(u32, Record<'_>)> {
+        let likely = prepared.likely.filter(|l| l.alone)?;
+        let rec = self.record(likely.first_rule, Some(likely.slot))?;
+        let key = rec.prefix();
+        let subject = prepared.subject;
+        (key.len() == likely.len
+            && subject.starts_with(key)
+            && rec.pattern().match_after_head(subject, caps))
+        .then_some((likely.first_rule, rec))
+    }
+
+    /// The first rule that matches a prepared lookup, by the index's general walk (captures in
+    /// `caps`).
+    fn walk(&self, prepared: &Prepared<'_>, caps: &mut CaptureBuf) -> Option<(u32, Record<'_>)> {
+        let Prepared {
+            subject, prefixes, ..
+        } = prepared;
         let subject = *subject;
-        let uri = subject.uri;
         // Captures of the current attempt; those of the best match so far unless a later
         // attempt failed after writing some (`clobbered`: the best one is matched again).
         let mut clobbered = false;
@@ -565,15 +613,6 @@ impl Table {
         if clobbered && !rec.pattern().match_after_head(subject, caps) {
             return None;
         }
-        rec.expand(uri, caps, &self.text, out)?;
-        let start =
-            u32::from_le_bytes([rec.header[0], rec.header[1], rec.header[2], rec.header[3]]);
-        let split = start.saturating_add(u32::from(rec.u16_at(4)));
-        Some(Hit {
-            id,
-            table: self,
-            names: (start, split, split.saturating_add(u32::from(rec.u16_at(6)))),
-            auth: rec.u16_at(8),
-        })
+        Some((id, rec))
     }
 }
