@@ -432,7 +432,10 @@ impl Core {
         let name_addr = |name: &HeaderName| {
             h.name_addr_at(name).map_err(drop).map(|(line, v)| At {
                 line,
-                rec: v.map(&|s| Sp::of(h.value_at(line), s)),
+                rec: {
+                    let base = h.value_at(line);
+                    v.map(&|s| Sp::of(base, s))
+                },
             })
         };
         Core {
@@ -793,9 +796,11 @@ impl Headers {
 
     fn via_at(&self) -> Result<impl Iterator<Item = (usize, ViaRef<'_>)> + Clone + '_> {
         match &self.core().via {
-            Ok(few) => Ok(few
-                .iter()
-                .map(|a| (a.line, a.rec.map(&|s| s.get(self.value_at(a.line)))))),
+            Ok(few) => Ok(few.iter().map(|a| {
+                // The line's value looked up once, not once per part of the view.
+                let base = self.value_at(a.line);
+                (a.line, a.rec.map(&|s| s.get(base)))
+            })),
             Err(()) => Err(Self::first_error(self.via_items(), "Via")),
         }
     }
@@ -864,7 +869,10 @@ impl Headers {
         name: &HeaderName,
     ) -> Result<(usize, NameAddrRef<'_>)> {
         match cached {
-            Ok(a) => Ok((a.line, a.rec.map(&|s| s.get(self.value_at(a.line))))),
+            Ok(a) => {
+                let base = self.value_at(a.line);
+                Ok((a.line, a.rec.map(&|s| s.get(base))))
+            }
             Err(()) => Err(self
                 .name_addr_at(name)
                 .err()
@@ -960,9 +968,11 @@ impl Headers {
 
     fn contacts_at(&self) -> Result<impl Iterator<Item = (usize, NameAddrRef<'_>)> + Clone + '_> {
         match &self.core().contacts {
-            Ok(few) => Ok(few
-                .iter()
-                .map(|a| (a.line, a.rec.map(&|s| s.get(self.value_at(a.line)))))),
+            Ok(few) => Ok(few.iter().map(|a| {
+                // The line's value looked up once, not once per part of the view.
+                let base = self.value_at(a.line);
+                (a.line, a.rec.map(&|s| s.get(base)))
+            })),
             Err(()) => Err(Self::first_error(self.contact_items(), "Contact")),
         }
     }

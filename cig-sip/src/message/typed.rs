@@ -252,10 +252,18 @@ impl<'a> ViaRef<'a> {
 
     /// One Via value (`sent-protocol LWS sent-by *( SEMI via-params )`).
     pub(crate) fn parse(i: &'a str) -> PResult<'a, ViaRef<'a>> {
-        let (i, protocol) = token(i)?;
-        let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
-        let (i, version) = token(i)?;
-        let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
+        // Nearly every Via starts `SIP/2.0/`: read it as one literal (what the general path
+        // below would return for it).
+        let (i, protocol, version) = match (i.get(..8), i.get(8..)) {
+            (Some(p @ "SIP/2.0/"), Some(rest)) => (rest, &p[..3], &p[4..7]),
+            _ => {
+                let (i, protocol) = token(i)?;
+                let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
+                let (i, version) = token(i)?;
+                let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
+                (i, protocol, version)
+            }
+        };
         let (i, transport) = token(i)?;
         let (i, _) = lws(i)?;
         let (i, host) = uri::host_ref(i)?;

@@ -319,6 +319,14 @@ fn tel_uri(i: &str, ctx: UriCtx) -> PResult<'_, TelUriRef<'_>> {
 
 /// Parses a URI at the start of `i` into a borrowed view.
 pub(crate) fn uri_ref(i: &str, ctx: UriCtx) -> PResult<'_, UriRef<'_>> {
+    // Most URIs start `sip:` (any case): straight to the SIP URI parser, as the scheme
+    // dispatch below would go.
+    if let (Some(scheme), Some(rest)) = (i.get(..4), i.get(4..))
+        && scheme.eq_ignore_ascii_case("sip:")
+    {
+        let (r, u) = sip_uri(rest, false, ctx)?;
+        return Ok((r, UriOf::Sip(u)));
+    }
     let (rest, scheme) = take1(i, &SCHEME)?;
     let Some(rest) = rest.strip_prefix(':') else {
         return fail();
