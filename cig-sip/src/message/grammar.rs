@@ -530,6 +530,7 @@ impl<'a> Iterator for ParamIter<'a> {
 
 /// `COMMA` between list elements: `Some(rest)` after a comma, `None` at the end of the value,
 /// an error on anything else.
+#[inline]
 pub(crate) fn list_next(i: &str) -> Result<Option<&str>, nom::Err<()>> {
     let i = sws(i);
     if i.is_empty() {

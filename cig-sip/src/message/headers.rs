@@ -428,6 +428,7 @@ struct Core {
 }
 
 impl Core {
+    #[inline(always)]
     fn build(h: &Headers) -> Core {
         let name_addr = |name: &HeaderName| {
             h.name_addr_at(name).map_err(drop).map(|(line, v)| At {
@@ -457,19 +458,21 @@ impl Core {
 
 /// The values of every line of a comma-separated list header, each parsed when it is read (no
 /// allocation): `Ok` values in order, then an `Err` at the first value that does not parse.
-struct Items<'a, T> {
+struct Items<'a, T, P> {
     lines: &'a [Header],
     next: usize,
     end: usize,
     name: Discriminant<HeaderName>,
     static_name: &'static str,
     cur: Option<(usize, &'a str)>,
-    parse: fn(&'a str) -> PResult<'a, T>,
+    /// The value parser (a function item, so it is inlined into the loop).
+    parse: P,
     empty_ok: bool,
     failed: bool,
+    values: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<'a, T> Items<'a, T> {
+impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Items<'a, T, P> {
     /// The next value with the position of its line.
     fn next_at(&mut self) -> Option<Result<(usize, T)>> {
         if self.failed {
@@ -510,7 +513,7 @@ impl<'a, T> Items<'a, T> {
     }
 }
 
-impl<'a, T> Iterator for Items<'a, T> {
+impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Iterator for Items<'a, T, P> {
     type Item = Result<T>;
     fn next(&mut self) -> Option<Result<T>> {
         self.next_at().map(|r| r.map(|(_, v)| v))
@@ -723,12 +726,12 @@ impl Headers {
     }
 
     /// The values of the `name` lines, parsed with `parse` as they are read.
-    fn items<'a, T>(
+    fn items<'a, T, P: Fn(&'a str) -> PResult<'a, T>>(
         &'a self,
         name: &HeaderName,
         empty_ok: bool,
-        parse: fn(&'a str) -> PResult<'a, T>,
-    ) -> Items<'a, T> {
+        parse: P,
+    ) -> Items<'a, T, P> {
         let range = self.0.candidate_range(name);
         Items {
             lines: &self.0.lines,
@@ -740,13 +743,15 @@ impl Headers {
             parse,
             empty_ok,
             failed: false,
+            values: std::marker::PhantomData,
         }
     }
 
     /// Records of every value of `items` (an `Err(())` if one fails).
+    #[inline(always)]
     fn records<'a, T, R: Copy, const N: usize>(
         &'a self,
-        mut items: Items<'a, T>,
+        mut items: Items<'a, T, impl Fn(&'a str) -> PResult<'a, T>>,
         rec: impl Fn(&'a str, T) -> R,
     ) -> std::result::Result<Few<At<R>, N>, ()> {
         let mut out = Few::new();
@@ -763,7 +768,7 @@ impl Headers {
     /// Owned copies of every value of `items`.
     fn owned<'a, T, O>(
         &'a self,
-        mut items: Items<'a, T>,
+        mut items: Items<'a, T, impl Fn(&'a str) -> PResult<'a, T>>,
         own: impl Fn(&T, &'a ByteString) -> O,
     ) -> Result<Vec<O>> {
         let mut out = Vec::new();
@@ -774,16 +779,23 @@ impl Headers {
         Ok(out)
     }
 
-    fn via_items(&self) -> Items<'_, ViaRef<'_>> {
+    fn via_items<'a>(
+        &'a self,
+    ) -> Items<'a, ViaRef<'a>, impl Fn(&'a str) -> PResult<'a, ViaRef<'a>>> {
         self.items(&HeaderName::Via, false, ViaRef::parse)
     }
 
-    fn contact_items(&self) -> Items<'_, NameAddrRef<'_>> {
+    fn contact_items<'a>(
+        &'a self,
+    ) -> Items<'a, NameAddrRef<'a>, impl Fn(&'a str) -> PResult<'a, NameAddrRef<'a>>> {
         self.items(&HeaderName::Contact, false, contact_item)
     }
 
     /// The exact error of a list header whose cached value failed.
-    fn first_error<T>(mut items: Items<'_, T>, name: &'static str) -> Error {
+    fn first_error<'a, T>(
+        mut items: Items<'a, T, impl Fn(&'a str) -> PResult<'a, T>>,
+        name: &'static str,
+    ) -> Error {
         items
             .find_map(Result::err)
             .unwrap_or(Error::header(name, "syntax"))

@@ -78,6 +78,7 @@ pub enum Message {
 ///
 /// A datagram whose header section ends at the end of the datagram without the blank line is
 /// accepted (there is nothing else it could mean); a stream needs the blank line.
+#[inline]
 pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, usize)> {
     let skip = parse::leading_crlf(data);
     // One pass: when everything after the leading CRLFs is UTF-8 (a text body, or a stream's
@@ -100,6 +101,7 @@ pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, us
 }
 
 /// The message of a parsed start line and headers, with an empty body.
+#[inline]
 fn message(start: StartLine, headers: Headers) -> Message {
     let body = Bytes::new();
     match start {
@@ -137,6 +139,7 @@ impl Message {
     ///
     /// The body is Content-Length octets (octets after it are ignored, RFC 3261 §18.3); without
     /// Content-Length it is the rest of the datagram.
+    #[inline]
     pub fn parse(data: Bytes) -> Result<Message> {
         let msg = Message::parse_unvalidated(data)?;
         msg.validate()?;
@@ -145,6 +148,7 @@ impl Message {
 
     /// Parses one datagram without the semantic checks of [`Message::validate`], so a UAS can
     /// still build its 400 from the headers that are there.
+    #[inline]
     pub fn parse_unvalidated(data: Bytes) -> Result<Message> {
         let (mut msg, start) = parse_head_of(&data, true)?;
         let avail = data.len() - start;
