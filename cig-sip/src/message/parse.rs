@@ -75,7 +75,7 @@ fn start_line(src: &ByteString, line: &str) -> Result<StartLine> {
         });
     }
     // `METHOD SP Request-URI SP version`, split at the first two spaces.
-    let space = |t: &str| t.bytes().position(|c| c == b' ');
+    let space = |t: &str| memchr::memchr(b' ', t.as_bytes());
     let Some((m, rest)) = space(line).map(|k| (&line[..k], &line[k + 1..])) else {
         return Err(Error::StartLine(
             "request line needs method, Request-URI and version",

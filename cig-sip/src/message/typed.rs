@@ -656,13 +656,18 @@ pub struct AuthRef<'a> {
 /// `auth-param = token EQUAL ( token / quoted-string )` (values kept as written).
 fn auth_param(i: &str) -> PResult<'_, (&str, &str)> {
     let (after, name) = token(i)?;
-    let after = sep(after, '=').ok_or(nom::Err::Error(()))?;
-    let (after, v) = if after.starts_with('"') {
-        quoted_string(after)?
-    } else {
-        take1(after, &AUTH_PARAM_VALUE)?
-    };
+    let (after, v) = auth_param_value(after)?;
     Ok((after, (name, v)))
+}
+
+/// `EQUAL ( token / quoted-string )`, the part of an `auth-param` after its name.
+fn auth_param_value(i: &str) -> PResult<'_, &str> {
+    let after = sep(i, '=').ok_or(nom::Err::Error(()))?;
+    if after.starts_with('"') {
+        quoted_string(after)
+    } else {
+        take1(after, &AUTH_PARAM_VALUE)
+    }
 }
 
 impl<'a> AuthRef<'a> {
@@ -693,35 +698,28 @@ impl<'a> AuthRef<'a> {
     pub(crate) fn parse(i: &'a str) -> PResult<'a, AuthRef<'a>> {
         let (r, scheme) = token(i)?;
         let (start, _) = lws(r)?;
-        let mut r = start;
+        let done = |after: &'a str| {
+            Ok((
+                after,
+                AuthRef {
+                    scheme,
+                    params: &start[..start.len() - after.len()],
+                },
+            ))
+        };
+        // Each parameter's name is read once: after a comma, `token LWS token` starts the
+        // next challenge, `token SWS "="` the next parameter of this one.
+        let (mut after_name, _) = token(start)?;
         loop {
-            let (after, _) = auth_param(r)?;
-            let next = match grammar::list_next(after) {
-                Ok(Some(next)) => next,
-                _ => {
-                    return Ok((
-                        after,
-                        AuthRef {
-                            scheme,
-                            params: &start[..start.len() - after.len()],
-                        },
-                    ));
-                }
+            let (after, _) = auth_param_value(after_name)?;
+            let Ok(Some(next)) = grammar::list_next(after) else {
+                return done(after);
             };
-            let new_scheme = token(next)
-                .and_then(|(a, _)| lws(a))
-                .and_then(|(b, _)| token(b))
-                .is_ok();
-            if new_scheme {
-                return Ok((
-                    after,
-                    AuthRef {
-                        scheme,
-                        params: &start[..start.len() - after.len()],
-                    },
-                ));
+            let (a, _) = token(next)?;
+            if lws(a).and_then(|(b, _)| token(b)).is_ok() {
+                return done(after);
             }
-            r = next;
+            after_name = a;
         }
     }
 }
