@@ -166,6 +166,11 @@ fn generator_table() -> &'static PointTable {
     TABLE.get_or_init(|| build_table(ProjectivePoint::GENERATOR))
 }
 
+/// Builds the signing table now rather than in the first [`SigningKey::sign`].
+pub(crate) fn prepare_signing() {
+    generator_table();
+}
+
 /// Public points seen by [`verify`] (KPAKs and signers' PVTs), most recent last. A point gets a
 /// table the second time it is seen, so a peer that signs every I_MESSAGE of a month with the
 /// same PVT is verified without doublings, while one-off signers cost no table build. One

@@ -173,11 +173,13 @@ impl KeyMaterial {
         kept
     }
 
-    /// Builds the SAKKE tables this material uses on first use — Z's fixed-base table, each
-    /// period's RSK pairing lines and its identifier's `[b]P + Z` table (about 0.1 s of CPU and
-    /// a few MiB each) — now, e.g. at start-up rather than in the first calls. Clones made
-    /// before or after share them.
+    /// Builds the tables this material uses on first use — the encapsulation tables of
+    /// [`KmsPublicKey::prepare`](crate::sakke::KmsPublicKey::prepare), each period's RSK
+    /// pairing lines and its identifier's `[b]P + Z` table (about 0.1 s of CPU and a few MiB
+    /// each), and ECCSI's signing table — now, e.g. at start-up rather than in the first calls.
+    /// Clones made before or after share them.
     pub fn prepare(&self) {
+        crate::eccsi::prepare_signing();
         self.zpub.prepare();
         for p in &self.periods {
             p.rsk.prepare_for(&self.zpub, &self.identifier(p.period));

@@ -42,7 +42,7 @@ pub(crate) fn p_table() -> &'static FixedBaseTable {
 }
 
 /// `g^(d * 128^i)` for `d` in `0..=64`, built on first use (1.2 MiB).
-fn gt_table() -> &'static pairing::GtTable {
+pub(crate) fn gt_table() -> &'static pairing::GtTable {
     static T: OnceLock<pairing::GtTable> = OnceLock::new();
     T.get_or_init(pairing::GtTable::new)
 }
