@@ -108,6 +108,9 @@ pub(crate) struct PrefixIndex {
     rules: Box<[u32]>,
     /// Distinct key lengths, longest first.
     lengths: Box<[u32]>,
+    /// Per subject length `n` up to the longest key's: how many key lengths exceed `n` (where
+    /// a subject's candidates start in `lengths`; 0 for longer subjects).
+    starts: Box<[u32]>,
     /// Two bits per key in one word (see [`PrefixIndex::filter_has`]); a clear one means "no
     /// such key".
     filter: Box<[u64]>,
@@ -169,18 +172,24 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
 
 /// A subject read as 8-byte words, the wait mark as `;`: the lookup side of [`hash`], loading
 /// each word straight from the URI (no copy of the URI, no per-prefix state arrays; a lookup
-/// hashes one to three prefixes).
+/// hashes one to three prefixes). The first two words, which cover the keys of a typical dial
+/// plan, are read once for all of them.
 struct Words<'a> {
     bytes: &'a [u8],
     wait: Option<usize>,
+    /// Words 0 and 1.
+    first: [u64; 2],
 }
 
 impl<'a> Words<'a> {
     fn new(subject: &Subject<'a>) -> Words<'a> {
-        Words {
+        let mut words = Words {
             bytes: subject.uri.as_bytes(),
             wait: subject.wait(),
-        }
+            first: [0; 2],
+        };
+        words.first = [words.word(0), words.word(1)];
+        words
     }
 
     /// Word `k` (bytes `8k..8k + 8`).
@@ -201,6 +210,23 @@ impl<'a> Words<'a> {
     #[inline(always)]
     fn prefix_hash(&self, seed: u64, len: usize) -> u64 {
         let mut h = seed;
+        if len <= 16 {
+            // At most two chunks, from the words read once.
+            let [w0, w1] = self.first;
+            if len > 0 {
+                let chunk = if len >= 8 { w0 } else { low_bytes(w0, len) };
+                h = mix(h, chunk);
+            }
+            if len > 8 {
+                let chunk = if len == 16 {
+                    w1
+                } else {
+                    low_bytes(w1, len - 8)
+                };
+                h = mix(h, chunk);
+            }
+            return finish(h, len);
+        }
         for k in 0..len / 8 {
             h = mix(h, self.word(k));
         }
@@ -300,6 +326,9 @@ impl PrefixIndex {
             slots: Slots::new(&slots),
             lists: lists.into(),
             rules: rules.into(),
+            starts: (0..=lengths.first().copied().unwrap_or(0))
+                .map(|n| lengths.partition_point(|&l| l > n) as u32)
+                .collect(),
             lengths: lengths.into(),
             filter: vec![0u64; words].into(),
             filter_shift: 64 - words.trailing_zeros(),
@@ -384,7 +413,7 @@ impl PrefixIndex {
     /// false one (about 5 %).
     pub(crate) fn prefixes(&self, subject: &Subject<'_>) -> Prefixes {
         let uri_len = subject.uri.len();
-        let start = self.lengths.partition_point(|&l| l as usize > uri_len);
+        let start = self.starts.get(uri_len).map_or(0, |&s| s as usize);
         let words = Words::new(subject);
         let mut out = Prefixes {
             start,

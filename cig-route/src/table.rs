@@ -54,6 +54,11 @@ const CAPTURE: u8 = 0;
 const SUBJECT: u8 = 1;
 /// Piece kind: the table's text `[_, start bits 16–23, start bits 0–15, length]`.
 const TEXT: u8 = 2;
+/// Piece kind: the subject from match literal `j` at `offset` through the end of capture `j`
+/// `[_, j, offset, _]` — a [`SUBJECT`] piece that reaches the end of literal `j` merged with
+/// the [`CAPTURE`] of parameter `j` that follows it in the output (a dial plan's common
+/// `tel:+{digits of the match prefix}{ext}`), one copy instead of two.
+const SPAN: u8 = 3;
 /// Output text runs of at least this many bytes that repeat a match literal are copied from
 /// the subject (shorter ones would only split a text piece).
 const MIN_COPY: usize = 4;
@@ -178,13 +183,20 @@ impl<'a> Record<'a> {
                     .get(usize::from(piece[1]))
                     .and_then(|&(start, end)| uri.get(start..end))
                     .unwrap_or_default(),
-                SUBJECT => {
-                    // Literal `j` starts where capture `j - 1` ends (see `match_with`).
-                    let lit_start = match usize::from(piece[1]).checked_sub(1) {
+                SUBJECT | SPAN => {
+                    // Literal `j` starts where capture `j - 1` ends (see `match_with`), and
+                    // capture `j` starts where it ends.
+                    let j = usize::from(piece[1]);
+                    let lit_start = match j.checked_sub(1) {
                         None => 0,
                         Some(i) => caps.get(i)?.1,
                     };
-                    uri.get(lit_start + a..lit_start + a + b)?
+                    let end = if piece[0] == SPAN {
+                        caps.get(j)?.1
+                    } else {
+                        lit_start + a + b
+                    };
+                    uri.get(lit_start + a..end)?
                 }
                 _ => {
                     let start = usize::from(piece[1]) << 16 | a;
@@ -285,7 +297,8 @@ impl TextStore {
 }
 
 /// Appends the output pieces of `rule` to `pieces`: captures, and its output literals split
-/// by [`split_output`] (match literals `literals`) into subject copies and interned text.
+/// by [`split_output`] (match literals `literals`) into subject copies and interned text; a
+/// subject copy that ends where the capture after it starts is merged with it ([`SPAN`]).
 fn pack_output(
     rule: &Rule,
     literals: &[&[u8]],
@@ -298,7 +311,19 @@ fn pack_output(
     for piece in rule.pieces() {
         let (start, end) = match *piece {
             OutPiece::Capture(i) => {
-                pieces.push([CAPTURE, i, 0, 0, 0, 0]);
+                // A copy of the subject up to the end of literal `i` right before it: one span.
+                match pieces.last_mut() {
+                    Some(last)
+                        if last[0] == SUBJECT
+                            && last[1] == i
+                            && usize::from(u16::from_le_bytes([last[2], last[3]]))
+                                + usize::from(u16::from_le_bytes([last[4], last[5]]))
+                                == literals.get(usize::from(i)).map_or(0, |l| l.len()) =>
+                    {
+                        *last = [SPAN, i, last[2], last[3], 0, 0];
+                    }
+                    _ => pieces.push([CAPTURE, i, 0, 0, 0, 0]),
+                }
                 continue;
             }
             OutPiece::Literal(start, end) => (usize::from(start), usize::from(end)),
@@ -565,12 +590,10 @@ impl Table {
     ) -> Option<(u32, Record<'_>)> {
         let likely = prepared.likely.filter(|l| l.alone)?;
         let rec = self.record(likely.first_rule, Some(likely.slot))?;
-        let key = rec.prefix();
-        let subject = prepared.subject;
-        (key.len() == likely.len
-            && subject.starts_with(key)
-            && rec.pattern().match_after_head(subject, caps))
-        .then_some((likely.first_rule, rec))
+        // The match compares the key (the pattern's `L0`) with the subject as the index's key
+        // check would: see `PatternView::match_after_head` on why the two read a wait mark alike.
+        (rec.prefix().len() == likely.len && rec.pattern().match_into(prepared.subject, caps))
+            .then_some((likely.first_rule, rec))
     }
 
     /// The first rule that matches a prepared lookup, by the index's general walk (captures in

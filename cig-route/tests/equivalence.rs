@@ -351,8 +351,9 @@ fn route_into_reuses_the_buffer() {
 }
 
 /// Output literals that repeat the match side are copied from the URI at lookup: never across
-/// a TEL wait mark (the caller's `w` must not replace the template's `;`), and non-ASCII text
-/// stays whole.
+/// a TEL wait mark (the caller's `w` must not replace the template's `;`), non-ASCII text
+/// stays whole, and a copy merged with the capture after it keeps the caller's spelling of
+/// the captured text.
 #[test]
 fn copied_output_literals_keep_the_templates_text() {
     let config = config(
@@ -361,6 +362,7 @@ fn copied_output_literals_keep_the_templates_text() {
             vec![
                 entry("wait", "sip:8888;{x}@pbx.se", "tel:+8888;{x}", None),
                 entry("åsa", "sip:åsa.{x}@bü.se", "tel:+46åsa.bü.se{x}", None),
+                entry("span", "sip:46701{x}@pbx.se", "tel:+46701{x}", None),
             ],
         )],
         iface(&["m"], &[]),
@@ -386,6 +388,12 @@ fn copied_output_literals_keep_the_templates_text() {
             "sip:åsa.1@bü.se",
             "sip:åsa.77@bü.se",
             "tel:+46åsa.bü.se77",
+        ),
+        (
+            InterfaceKind::Tel,
+            "tel:+46701;2",
+            "tel:+46701w5",
+            "sip:46701w5@pbx.se",
         ),
     ] {
         let expected = reference::route(&config, on, from, to);
