@@ -72,6 +72,7 @@ fn span_bytes(b: &[u8], class: &Class) -> usize {
 }
 
 /// One or more octets of `class` (which holds only ASCII, so the split is a char boundary).
+#[inline]
 pub(crate) fn take1<'a>(i: &'a str, class: &Class) -> PResult<'a, &'a str> {
     match span(i, class) {
         0 => fail(),
@@ -82,6 +83,7 @@ pub(crate) fn take1<'a>(i: &'a str, class: &Class) -> PResult<'a, &'a str> {
     }
 }
 
+#[inline]
 pub(crate) fn token(i: &str) -> PResult<'_, &str> {
     take1(i, &TOKEN)
 }
@@ -91,6 +93,7 @@ pub(crate) fn is_wsp(c: char) -> bool {
 }
 
 /// Optional white space (`SWS` after unfolding).
+#[inline]
 pub(crate) fn sws(i: &str) -> &str {
     // Most separators have no white space around them: look at one octet first.
     match i.as_bytes().first() {
@@ -138,6 +141,7 @@ pub(crate) fn lws(i: &str) -> PResult<'_, &str> {
 }
 
 /// `SWS c SWS`: consumes the separator `c` (ASCII) with white space around it.
+#[inline]
 pub(crate) fn sep(i: &str, c: char) -> Option<&str> {
     let i = sws(i);
     // Compared as an octet: `c` is ASCII, so the octet after it starts a char.

@@ -691,6 +691,18 @@ impl Headers {
     }
 
     fn single_at(&self, name: &HeaderName) -> Result<Option<usize>> {
+        // An indexed name's span runs from its first line to just past its last: one line
+        // when it is one long, none when empty, more otherwise (no line needs looking at).
+        if let Some(id) = name.id()
+            && self.0.index.valid
+        {
+            let (first, end) = self.0.index.span[id];
+            return match end.saturating_sub(first) {
+                0 => Ok(None),
+                1 => Ok(Some(usize::from(first))),
+                _ => Err(Error::MultipleValues(name.static_name())),
+            };
+        }
         let mut it = self.positions(name);
         let first = it.next();
         if it.next().is_some() {
@@ -1303,6 +1315,9 @@ mod tests {
             line("Subject", "s"),
             line("x-other", "2"),
             line("VIA", "SIP/2.0/UDP c;branch=z9hG4bK3"),
+            line("Max-Forwards", "70"),
+            line("Expires", "5"),
+            line("max-forwards", "69"),
         ];
         // Past 255 lines the list is not indexed and answers the same by scanning.
         let long: Vec<Header> = (0..300)
@@ -1322,6 +1337,14 @@ mod tests {
                 assert_eq!(indexed.contains(name), plain.contains(name), "{name}");
             }
             assert_eq!(indexed.clone().via().ok(), plain.via().ok());
+            // Single-valued getters: absent, one line, two lines (an error).
+            let err = |r: Result<Option<u32>>| r.map_err(|e| e.to_string());
+            assert_eq!(err(indexed.expires()), err(plain.expires()));
+            assert_eq!(err(indexed.content_length()), err(plain.content_length()));
+            assert_eq!(
+                indexed.max_forwards().map_err(|e| e.to_string()),
+                plain.max_forwards().map_err(|e| e.to_string())
+            );
         }
         let mut h: Headers = lines.into();
         assert_eq!(h.via_ref().unwrap().count(), 3);
