@@ -52,7 +52,7 @@ pub(crate) fn span(i: &str, class: &Class) -> usize {
 }
 
 /// [`span`] over octets, four at a time while four are left.
-fn span_bytes(b: &[u8], class: &Class) -> usize {
+pub(crate) fn span_bytes(b: &[u8], class: &Class) -> usize {
     let mut n = 0;
     for quad in b.chunks_exact(4) {
         for (k, &c) in quad.iter().enumerate() {

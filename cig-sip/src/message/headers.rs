@@ -521,17 +521,18 @@ impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Iterator for Items<'a, T, P> {
 }
 
 fn contact_item(i: &str) -> PResult<'_, NameAddrRef<'_>> {
-    let (r, n) = NameAddrRef::parse(i, true)?;
-    let bad_expires = n.params.get("expires").is_some_and(|p| {
+    // The first `expires` parameter must be delta-seconds: checked while the parameters are
+    // scanned, not by reading them again.
+    let mut seen = false;
+    NameAddrRef::parse_with(i, true, |p| {
+        if seen || !p.name.eq_ignore_ascii_case("expires") {
+            return true;
+        }
+        seen = true;
         p.value
             .and_then(|e| grammar::number(e, u64::from(u32::MAX)))
-            .is_none()
-    });
-    if bad_expires {
-        grammar::fail()
-    } else {
-        Ok((r, n))
-    }
+            .is_some()
+    })
 }
 
 fn route_item(i: &str) -> PResult<'_, NameAddrRef<'_>> {

@@ -410,6 +410,16 @@ impl<'a> NameAddrRef<'a> {
 
     /// Parses one name-addr (or, when `addr_spec` is allowed, a bare URI) with its parameters.
     pub(crate) fn parse(i: &'a str, addr_spec: bool) -> PResult<'a, NameAddrRef<'a>> {
+        Self::parse_with(i, addr_spec, |_| true)
+    }
+
+    /// [`NameAddrRef::parse`] that also checks each header parameter with `check` while the
+    /// parameters are scanned (a `false` fails the value).
+    pub(crate) fn parse_with(
+        i: &'a str,
+        addr_spec: bool,
+        mut check: impl FnMut(&grammar::ParamRef<'_>) -> bool,
+    ) -> PResult<'a, NameAddrRef<'a>> {
         let i = sws(i);
         let (i, display) = if i.starts_with('"') {
             let (r, q) = quoted_string(i)?;
@@ -428,7 +438,7 @@ impl<'a> NameAddrRef<'a> {
                 (r, Some(&i[..i.len() - end.len()]))
             } else if addr_spec {
                 let (r, uri) = uri::uri_ref(i, UriCtx::AddrSpec)?;
-                let (r, params) = params_ref(r, false, |_| true)?;
+                let (r, params) = params_ref(r, false, &mut check)?;
                 return Ok((
                     r,
                     NameAddrOf {
@@ -448,7 +458,7 @@ impl<'a> NameAddrRef<'a> {
         let Some(i) = i.strip_prefix('>') else {
             return fail();
         };
-        let (i, params) = params_ref(i, false, |_| true)?;
+        let (i, params) = params_ref(i, false, check)?;
         Ok((
             i,
             NameAddrOf {
