@@ -468,6 +468,16 @@ impl SigningKey {
         })
     }
 
+    /// Whether this key is the one [`Self::new`] makes of these inputs (one SHA-256 and
+    /// comparisons — the SSK in constant time — instead of `new`'s two scalar multiplications):
+    /// for a cache of validated keys.
+    pub fn is_for(&self, kpak: &Kpak, id: &[u8], ssk: &Ssk, pvt: &Pvt) -> bool {
+        self.id == id
+            && self.pvt == *pvt
+            && bool::from(self.ssk.ct_eq(ssk))
+            && hs_digest(kpak, id, pvt) == self.hs
+    }
+
     /// The identifier this key signs for.
     pub fn id(&self) -> &[u8] {
         &self.id

@@ -91,12 +91,7 @@ impl Community {
         let id = period.identifier(identity);
         let (ssk, pvt) = eccsi::issue_user_key(&self.ksak, &self.kpak, &id, rng);
         let rsk = sakke::issue_rsk(&self.z, &id)?;
-        Ok(PeriodKeys {
-            period,
-            ssk,
-            pvt,
-            rsk,
-        })
+        Ok(PeriodKeys::new(period, ssk, pvt, rsk))
     }
 
     /// Key material for `identity` with keys for `periods`, switch addresses and CA.
