@@ -228,11 +228,16 @@ pub fn quote(s: &str) -> String {
 
 /// Parses a run of ASCII digits into a number no larger than `max`.
 pub(crate) fn number(s: &str, max: u64) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 20 {
         return None;
     }
+    // One pass: each octet checked as a digit and added in.
     let v = s.bytes().try_fold(0u64, |acc, b| {
-        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(d))
     })?;
     (v <= max).then_some(v)
 }
@@ -626,6 +631,18 @@ mod tests {
         fn span_agrees_with_a_plain_search(s in "[a-z0-9 .;:é\t-]{0,40}") {
             let plain = s.bytes().position(|b| !TOKEN[usize::from(b)]).unwrap_or(s.len());
             proptest::prop_assert_eq!(span(&s, &TOKEN), plain);
+        }
+
+        #[test]
+        fn number_agrees_with_std(
+            s in "[0-9]{0,22}|[0-9+/:a -]{0,22}",
+            max in proptest::prop_oneof![0u64..100_000, proptest::num::u64::ANY],
+        ) {
+            let plain = (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+                .filter(|v| *v <= max);
+            proptest::prop_assert_eq!(number(&s, max), plain);
         }
 
         #[test]

@@ -202,6 +202,7 @@ impl HeaderName {
         HeaderName::known(s).unwrap_or_else(|| HeaderName::Other(ByteString::from(s)))
     }
 
+    #[inline]
     pub(crate) fn from_wire(src: &ByteString, s: &str) -> HeaderName {
         HeaderName::known(s).unwrap_or_else(|| HeaderName::Other(src.slice_ref(s)))
     }
