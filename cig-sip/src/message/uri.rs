@@ -116,6 +116,8 @@ pub(crate) enum UriCtx {
 
 /// `unreserved` octets are letters, digits and `-_.!~*'()`; each class below adds its own.
 const USERINFO: Class = class(true, b"-_.!~*'()%&=+$,;?/:");
+/// `USERINFO` without `:` and `%`: a user part with no password and no escapes.
+const USER_PLAIN: Class = class(true, b"-_.!~*'()&=+$,;?/");
 const PARAM: Class = class(true, b"-_.!~*'()%[]/:&+$");
 const HEADER: Class = class(true, b"-_.!~*'()%[]/?:+$&=");
 const HOST: Class = class(true, b"-._");
@@ -251,25 +253,7 @@ pub(crate) fn uri_param(i: &str) -> Result<Option<(&str, ParamRef<'_>)>, nom::Er
 }
 
 fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
-    let (user, password, i) = {
-        let n = span(i, &USERINFO);
-        if i.as_bytes().get(n) == Some(&b'@') {
-            let info = &i[..n];
-            let (u, p) = match info.bytes().position(|c| c == b':') {
-                Some(k) => (&info[..k], Some(&info[k + 1..])),
-                None => (info, None),
-            };
-            if u.is_empty()
-                || !escapes_ok(info)
-                || p.is_some_and(|p| p.contains([';', '?', '/', ':']))
-            {
-                return fail();
-            }
-            (Some(u), p, &i[n + 1..])
-        } else {
-            (None, None, i)
-        }
-    };
+    let (user, password, i) = user_part(i)?;
     let (i, host) = host_ref(i)?;
     let (i, port) = port(i, false)?;
     let (i, params) = if ctx == UriCtx::AddrSpec {
@@ -300,6 +284,42 @@ fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
             headers,
         },
     ))
+}
+
+/// [`userinfo`], with one scan for the common case: userinfo without `:` or `%` (no password,
+/// no escapes) followed by `@` is the user; followed by any other octet but `:` or `%`, there
+/// is no user part; otherwise the general scan.
+fn user_part(i: &str) -> Result<UserInfo<'_>, nom::Err<()>> {
+    let plain = span(i, &USER_PLAIN);
+    match i.as_bytes().get(plain) {
+        Some(b'@') if plain > 0 => Ok((Some(&i[..plain]), None, &i[plain + 1..])),
+        Some(b'@' | b':' | b'%') => userinfo(i),
+        _ => Ok((None, None, i)),
+    }
+}
+
+/// User, password and the rest after the `@` (all `None` and the whole input when there is no
+/// user part).
+type UserInfo<'a> = (Option<&'a str>, Option<&'a str>, &'a str);
+
+/// `userinfo "@"` at the start of `i` when there is one: user, password and the rest after
+/// the `@`; `(None, None, i)` when there is none.
+fn userinfo(i: &str) -> Result<UserInfo<'_>, nom::Err<()>> {
+    let n = span(i, &USERINFO);
+    if i.as_bytes().get(n) == Some(&b'@') {
+        let info = &i[..n];
+        let (u, p) = match info.bytes().position(|c| c == b':') {
+            Some(k) => (&info[..k], Some(&info[k + 1..])),
+            None => (info, None),
+        };
+        if u.is_empty() || !escapes_ok(info) || p.is_some_and(|p| p.contains([';', '?', '/', ':']))
+        {
+            return fail();
+        }
+        Ok((Some(u), p, &i[n + 1..]))
+    } else {
+        Ok((None, None, i))
+    }
 }
 
 fn tel_uri(i: &str, ctx: UriCtx) -> PResult<'_, TelUriRef<'_>> {
@@ -697,6 +717,11 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn user_part_agrees_with_the_general_scan(s in "[a-z0-9@:%;?/&=.+-]{0,16}") {
+            proptest::prop_assert_eq!(user_part(&s), userinfo(&s));
+        }
+
         #[test]
         fn ipv4_reads_as_std_does(s in "[0-9.]{0,17}") {
             proptest::prop_assert_eq!(ipv4(&s), s.parse::<Ipv4Addr>().ok());
