@@ -18,10 +18,11 @@
 //!
 //! In a large table every probe is a cache (and TLB) miss, so a lookup is split in steps whose
 //! loads do not wait for each other ([`PrefixIndex::prefixes`] hashes candidate prefixes,
-//! longest first, up to the first that passes the filter and reads its home slot;
-//! [`PrefixIndex::likely_rule`] then names the record to read ahead when the table does not
-//! keep it beside the slot), and a router starts both lookups of a call before it finishes
-//! either. A slot is 16 bytes: a 32-bit tag of the key's hash (so a probe that
+//! longest first, up to the first that passes the filter, whose home slot the routing table
+//! uses to read its copy of the key's first rule — in the common case the answer, without
+//! reading the slots at all —; [`PrefixIndex::likely_rule`] names the record to read ahead
+//! when the table keeps no such copy), and a router starts both lookups of a call before it
+//! finishes either. A slot is 16 bytes: a 32-bit tag of the key's hash (so a probe that
 //! misses never reads a rule record), the key's first rule, its parent and the parent chain's
 //! lowest rule; the rule lists of keys with several rules sit apart. A bit filter (eight bits
 //! per key, two set per key in one 64-bit word: about 5 % false passes; 128 KiB for 100 000
@@ -370,12 +371,21 @@ impl PrefixIndex {
         self.slots.len()
     }
 
-    /// `(slot, first rule)` of every key.
-    pub(crate) fn first_rules(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+    /// `(slot, first rule, alone, tag)` of every key; `alone` when no key that this key starts
+    /// with has a rule before its first rule.
+    pub(crate) fn first_rules(&self) -> impl Iterator<Item = (usize, u32, bool, u32)> + '_ {
         (0..self.slots.len())
             .filter_map(|s| Some((s, self.slots.get(s)?)))
             .filter(|(_, slot)| slot.tag != 0)
-            .map(|(s, slot)| (s, slot.first_rule))
+            .map(|(s, slot)| {
+                let alone = slot.ancestors_min >= slot.first_rule;
+                (s, slot.first_rule, alone, slot.tag)
+            })
+    }
+
+    /// The first rule of the key in slot `slot`.
+    pub(crate) fn first_rule_of(&self, slot: usize) -> Option<u32> {
+        self.slots.get(slot).map(|s| s.first_rule)
     }
 
     /// The slot of the key equal to the first `len` bytes of `subject`, if any, with its
@@ -406,11 +416,10 @@ impl PrefixIndex {
     }
 
     /// Starts a lookup: hashes the prefixes of `subject` of the key lengths it is long enough
-    /// for, longest first, up to the first that passes the filter, and reads that one's home
-    /// slot (a load nothing waits for yet; [`Self::home`] names it, so that a caller can read
-    /// its own per-slot data ahead too). The shorter lengths are not hashed: the key found has
-    /// links to the shorter keys, and [`Self::first_match`] hashes them only if the pass was a
-    /// false one (about 5 %).
+    /// for, longest first, up to the first that passes the filter ([`Self::passed`] names its
+    /// home slot, so that a caller can read its per-slot data ahead). The shorter lengths are
+    /// not hashed: the key found has links to the shorter keys, and [`Self::first_match`]
+    /// hashes them only if the pass was a false one (about 5 %).
     pub(crate) fn prefixes(&self, subject: &Subject<'_>) -> Prefixes {
         let uri_len = subject.uri.len();
         let start = self.starts.get(uri_len).map_or(0, |&s| s as usize);
@@ -425,36 +434,32 @@ impl PrefixIndex {
             out.computed += 1;
             if self.filter_has(h) {
                 out.passed = Some((h, len));
-                // A load nothing waits for yet: the slot is in cache when probed.
-                std::hint::black_box(self.slots.get(self.home(h)).map_or(0, |s| s.tag));
                 break;
             }
         }
         out
     }
 
-    /// The home slot of the candidate that passed the filter, if one did.
-    pub(crate) fn passed_home(&self, prefixes: &Prefixes) -> Option<usize> {
-        prefixes.passed.map(|(h, _)| self.home(h))
+    /// The home slot, the length and the slot tag of the candidate that passed the filter, if
+    /// one did (its key, if it is one, sits in the first slot with that tag from the home slot
+    /// on).
+    pub(crate) fn passed(&self, prefixes: &Prefixes) -> Option<(usize, usize, u32)> {
+        prefixes
+            .passed
+            .map(|(h, len)| (self.home(h), len as usize, tag(h)))
     }
 
-    /// The key slot a lookup will most likely stop at: the first slot with the tag of the
-    /// candidate that passed the filter on that candidate's probe sequence (the key is not
-    /// verified). A caller reads that slot's first rule ahead, and tries it first
-    /// ([`Likely`]).
-    pub(crate) fn likely_key(&self, prefixes: &Prefixes) -> Option<Likely> {
+    /// The slot a lookup will most likely stop at, with its first rule id: the first slot with
+    /// the tag of the candidate that passed the filter on that candidate's probe sequence (the
+    /// key is not verified). A caller reads that rule ahead.
+    pub(crate) fn likely_rule(&self, prefixes: &Prefixes) -> Option<(usize, u32)> {
         let mask = self.slots.len() - 1;
-        let (h, len) = prefixes.passed?;
+        let (h, _) = prefixes.passed?;
         let tag = tag(h);
         let mut s = self.home(h);
         while let Some(slot) = self.slots.get(s).filter(|slot| slot.tag != 0) {
             if slot.tag == tag {
-                return Some(Likely {
-                    slot: s as u32,
-                    first_rule: slot.first_rule,
-                    len: len as usize,
-                    alone: slot.ancestors_min >= slot.first_rule,
-                });
+                return Some((s, slot.first_rule));
             }
             s = (s + 1) & mask;
         }
@@ -522,21 +527,6 @@ impl PrefixIndex {
         }
         (best != NONE).then_some(best)
     }
-}
-
-/// The slot that [`PrefixIndex::likely_key`] found for a started lookup.
-///
-/// If its key (the first rule's prefix) has length `len` and the subject starts with it, it
-/// is the longest key the subject starts with, the one [`PrefixIndex::first_match`] starts
-/// at; when it is also `alone` (no shorter key the subject starts with has a rule before its
-/// first rule) and its first rule matches, that rule is the answer of
-/// [`PrefixIndex::first_match`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Likely {
-    pub(crate) slot: u32,
-    pub(crate) first_rule: u32,
-    pub(crate) len: usize,
-    pub(crate) alone: bool,
 }
 
 /// A started lookup: how many candidate prefixes (the key lengths the subject is long enough

@@ -588,10 +588,9 @@ impl Router {
         let (incoming, outgoing) = (side(on)?, side(out)?);
         // Both lookups are started before either is finished, so their memory reads overlap:
         // first the slots of both, then the likely rule records of both.
-        let (mut to_lookup, mut from_lookup) =
-            (incoming.to.prepare(to), outgoing.from.prepare(from));
-        incoming.to.touch(&mut to_lookup);
-        outgoing.from.touch(&mut from_lookup);
+        let (to_lookup, from_lookup) = (incoming.to.prepare(to), outgoing.from.prepare(from));
+        incoming.to.touch(&to_lookup);
+        outgoing.from.touch(&from_lookup);
         // One capture buffer for both (each lookup expands its output before the next).
         let mut caps = pattern::capture_buf();
         let to_hit = incoming
