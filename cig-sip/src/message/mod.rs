@@ -85,18 +85,19 @@ pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, us
     // head alone), the line parser finds the blank line itself, so the head is scanned once
     // instead of being searched for `CRLF CRLF` first. A message that fails here (or has a
     // binary body) takes the two-step path below, which also decides the exact error.
-    let one_pass = ByteString::try_from(data.slice(skip..))
-        .ok()
-        .and_then(|src| parse::parse_head(&src).ok())
-        .and_then(|(start, headers, end)| match end {
-            Some(e) => Some((start, headers, skip + e)),
-            None if datagram => Some((start, headers, data.len())),
+    if let Ok(src) = ByteString::try_from(data.slice(skip..))
+        && let Ok((start, headers, end)) = parse::parse_head(&src)
+    {
+        let end = match end {
+            Some(e) => Some(skip + e),
+            None if datagram => Some(data.len()),
             None => None,
-        });
-    let (start, headers, end) = match one_pass {
-        Some(parsed) => parsed,
-        None => two_step_head(data, skip, datagram)?,
-    };
+        };
+        if let Some(end) = end {
+            return Ok((message(start, headers), end));
+        }
+    }
+    let (start, headers, end) = two_step_head(data, skip, datagram)?;
     Ok((message(start, headers), end))
 }
 
