@@ -255,7 +255,7 @@ impl<'a> ViaRef<'a> {
         // Nearly every Via starts `SIP/2.0/`: read it as one literal (what the general path
         // below would return for it).
         let (i, protocol, version) = match (i.get(..8), i.get(8..)) {
-            (Some(p @ "SIP/2.0/"), Some(rest)) => (rest, &p[..3], &p[4..7]),
+            (Some(p @ "SIP/2.0/"), Some(rest)) => (sws(rest), &p[..3], &p[4..7]),
             _ => {
                 let (i, protocol) = token(i)?;
                 let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
@@ -751,6 +751,29 @@ mod tests {
 
     fn bs(s: &str) -> ByteString {
         ByteString::from(s)
+    }
+
+    #[test]
+    fn via_sent_protocol_with_or_without_white_space() {
+        // The `SIP/2.0/` literal fast path and the general token path give the same parts.
+        for v in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1",
+            "SIP/2.0/ UDP h;branch=z9hG4bK1",
+            "SIP/2.0/\tUDP h;branch=z9hG4bK1",
+            "SIP / 2.0 / UDP h;branch=z9hG4bK1",
+            "SIP/2.0 /UDP h;branch=z9hG4bK1",
+        ] {
+            let (rest, via) = ViaRef::parse(v).unwrap();
+            assert_eq!(rest, "", "{v}");
+            assert_eq!(
+                (via.protocol, via.version, via.transport),
+                ("SIP", "2.0", "UDP"),
+                "{v}"
+            );
+            assert_eq!(via.branch(), Some("z9hG4bK1"), "{v}");
+        }
+        let (_, lower) = ViaRef::parse("sip/2.0/udp h").unwrap();
+        assert_eq!((lower.protocol, lower.transport), ("sip", "udp"));
     }
 
     #[test]
