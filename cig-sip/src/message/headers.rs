@@ -1426,6 +1426,20 @@ mod tests {
     }
 
     #[test]
+    fn contact_expires_is_checked_on_its_first_occurrence() {
+        let contacts = |v: &str| {
+            let mut h = Headers::new();
+            h.push(HeaderName::Contact, v);
+            h.contacts().map(|c| c.len()).map_err(|e| e.to_string())
+        };
+        assert_eq!(contacts("<sip:a@b>;expires=60;EXPIRES=x"), Ok(1));
+        assert_eq!(contacts("sip:a@b;Expires=4294967295"), Ok(1));
+        assert!(contacts("<sip:a@b>;expires").is_err());
+        assert!(contacts("<sip:a@b>;x=1;expires=4294967296").is_err());
+        assert!(contacts("<sip:a@b>, <sip:c@d>;expires=-1").is_err());
+    }
+
+    #[test]
     fn cached_values_past_the_inline_room_keep_their_order() {
         let mut h = Headers::new();
         for k in 0..7 {
