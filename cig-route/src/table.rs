@@ -521,15 +521,15 @@ impl Table {
     }
 
     /// Starts a lookup of `uri`: hashes its candidate prefixes and reads the filter bits, and
-    /// the home slot and line of the first that passes. Starting both lookups of a call before
-    /// [`Self::touch`] and finishing either lets their cache misses overlap.
+    /// the home line and the next of the first that passes. Starting both lookups of a call
+    /// before [`Self::touch`] and finishing either lets their cache misses overlap.
     pub(crate) fn prepare<'u>(&self, uri: &'u str) -> Prepared<'u> {
         let subject = Subject::new(uri);
         let prefixes = self.index.prefixes(&subject);
         if let Some((home, ..)) = self.index.passed(&prefixes) {
-            // The slot's line, read together with the slot, and the next one: a key whose home
-            // slot an earlier key took sits there most often (at 100k keys one key in five is
-            // off its home slot, two thirds of those in the next).
+            // The home line, and the next one: a key whose home slot an earlier key took sits
+            // there most often (at 100k keys one key in five is off its home slot, two thirds
+            // of those in the next).
             let next = (home + 1) & (self.index.slot_count() - 1);
             std::hint::black_box((self.line_flag(home), self.line_flag(next)));
         }
