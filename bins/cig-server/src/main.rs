@@ -208,20 +208,17 @@ impl Umsg {
     }
 }
 
-/// Builds the `[b]P + Z` SAKKE tables of callees dialled again (~0.1 s of CPU each), one at a
-/// time, on a thread of its own at the lowest priority (nice 19): a table only makes later
-/// encapsulations to that callee cheaper (~1 ms instead of ~2 ms), so it is built from the
-/// CPU time that calls leave over — on a busy machine, four new callees' tables built at
-/// normal priority put ~0.4 s of work in front of the next calls. Ends when every sender is
-/// gone.
+/// Builds the `[b]P + Z` SAKKE tables of callees dialled again (~0.1 s of CPU each) one at a
+/// time, on a thread of its own: off every dial's path, and never more than one core's worth
+/// (on the blocking pool, four new callees' tables would take both cores at once). Normal
+/// priority on purpose: a table halves the cost of every later encapsulation to its callee
+/// (~1 ms instead of ~2 ms), so on a busy machine it should be ready soon, not starved (see
+/// docs/decisions.md). Ends when every sender is gone.
 fn table_builder(keys: Arc<KeyMaterial>) -> std::io::Result<std::sync::mpsc::Sender<Vec<u8>>> {
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::Builder::new()
         .name("sakke-tables".to_owned())
         .spawn(move || {
-            // Raising one's own nice value cannot fail for want of privilege; if it still
-            // failed, the tables would be built at normal priority, as before.
-            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
             for id in rx {
                 keys.zpub.prepare_recipient(&id);
             }
