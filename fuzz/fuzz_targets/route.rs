@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
         let borrowed = router
             .route_into(on, from, to, &mut uris)
             .map(|r| r.into_routed(uris.clone()));
-        assert_eq!(borrowed, expected, "route_into on {on:?}: {from:?} -> {to:?}");
+        assert_eq!(
+            borrowed, expected,
+            "route_into on {on:?}: {from:?} -> {to:?}"
+        );
         assert_eq!(router.route(on, from, to), expected, "route on {on:?}");
     }
     for map in &config.translate_maps {
