@@ -155,12 +155,14 @@ impl KeyMaterial {
 
     fn validate_period(&self, p: &PeriodKeys) -> Result<(), Error> {
         let id = self.identifier(p.period);
-        eccsi::validate_ssk(&self.kpak, &id, &p.ssk, &p.pvt).map_err(|_| {
+        // The validated signing key is kept for `signing_key`, which would validate it again.
+        let signer = SigningKey::new(&self.kpak, &id, p.ssk.clone(), p.pvt).map_err(|_| {
             Error::Keystore(format!(
                 "SSK of {} for {} does not validate (RFC 6507 §5.1.2)",
                 p.period, self.identity
             ))
         })?;
+        let _ = p.signer.set(signer);
         sakke::validate_rsk(&self.zpub, &id, &p.rsk).map_err(|_| {
             Error::Keystore(format!(
                 "RSK of {} for {} does not validate (RFC 6508 §6.1.2)",
@@ -197,7 +199,7 @@ impl KeyMaterial {
     /// each), and ECCSI's signing table — now, e.g. at start-up rather than in the first calls.
     /// Clones made before or after share them.
     pub fn prepare(&self) {
-        crate::eccsi::prepare_signing();
+        eccsi::prepare_signing();
         self.zpub.prepare();
         for p in &self.periods {
             p.rsk.prepare_for(&self.zpub, &self.identifier(p.period));
