@@ -360,8 +360,9 @@ async fn run(args: Args, config: Config, logs: &mut Logs) -> Result<(), String> 
         ),
     }
     let material = keys::load(&args.userdata, args.identity.as_deref())?;
-    // Build the SAKKE tables now (clones share them) so the first calls do not wait for them:
-    // Z's fixed-base table, each period's RSK pairing lines and our own [b]P + Z table.
+    // Build the crypto tables now (clones share them) so the first calls do not wait for them:
+    // P's, g's and Z's fixed-base tables, each period's RSK pairing lines, our own [b]P + Z
+    // table and ECCSI's signing table (KeyMaterial::prepare).
     material.prepare();
     // Callees' [b]P + Z tables are built in the background (table_builder), not by the dial
     // that sees a callee the second time: a burst of calls to a new phone never waits ~0.1 s.
