@@ -68,8 +68,7 @@ use rand::{Rng, SeedableRng};
 use crate::dialog::{Dialog, literal_address};
 use crate::digest::{Challenge, Credentials, DigestClient, RequestTarget};
 use crate::message::{
-    CSeq, Header, HeaderName, Host, Message, Method, NameAddr, Request, Response, Uri, Via,
-    reason_phrase,
+    CSeq, HeaderName, Host, Message, Method, NameAddr, Request, Response, Uri, Via, reason_phrase,
 };
 use crate::sdp::{self, AudioCapabilities, SessionDescription};
 use crate::transaction::{ClientTx, Outbox, Retransmit, ServerTx, Timers, Transmit, Transport};
@@ -518,7 +517,7 @@ impl Auth {
         } else {
             HeaderName::WwwAuthenticate
         };
-        let Some(ch) = Challenge::best(resp.headers.get_all(&name).map(|v| &**v)) else {
+        let Some(ch) = Challenge::best(resp.headers.get_all(&name)) else {
             return false;
         };
         // A second challenge is answered only when the first was accepted but the nonce was
@@ -1474,10 +1473,10 @@ impl UserAgent {
     }
 
     fn find_dialog(&self, req: &Request) -> Option<CallHandle> {
-        let call_id = req.headers.call_id().ok()?;
+        let call_id = req.headers.call_id_shared().ok()?;
         let to = req.headers.to().ok()?;
         let tag = to.tag()?;
-        self.dialogs.get(&(call_id.clone(), text(tag))).copied()
+        self.dialogs.get(&(call_id, text(tag))).copied()
     }
 
     fn on_invite(
@@ -1503,7 +1502,7 @@ impl UserAgent {
         let (Ok(from), Ok(to), Ok(call_id), Ok(cseq)) = (
             req.headers.from(),
             req.headers.to(),
-            req.headers.call_id(),
+            req.headers.call_id_shared(),
             req.headers.cseq(),
         ) else {
             return self.reply(&key, &req, 400, now);
@@ -1538,8 +1537,7 @@ impl UserAgent {
             transport,
         };
         dialog.retarget();
-        self.dialogs
-            .insert((call_id.clone(), text(local_tag)), call);
+        self.dialogs.insert((call_id, text(local_tag)), call);
         if let Some((_, owner)) = self.servers.get_mut(&key) {
             *owner = Some(call);
         }
@@ -2308,20 +2306,11 @@ fn stamp_via(req: &mut Request, source: SocketAddr) -> Option<Via> {
         top.params
             .set("rport", Some(text(source.port().to_string())));
     }
-    let pos = req
-        .headers
-        .0
-        .iter()
-        .position(|h| h.name == HeaderName::Via)?;
+    let pos = req.headers.position(&HeaderName::Via)?;
     req.headers.remove(&HeaderName::Via);
     for (k, v) in vias.iter().enumerate() {
-        req.headers.0.insert(
-            pos + k,
-            Header {
-                name: HeaderName::Via,
-                value: text(v.to_string()),
-            },
-        );
+        req.headers
+            .insert(pos + k, HeaderName::Via, text(v.to_string()));
     }
     vias.into_iter().next()
 }

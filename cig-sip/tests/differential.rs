@@ -305,7 +305,7 @@ proptest! {
         prop_assert_eq!(to.tag(), g.to_tag.as_deref());
         prop_assert_eq!(eto.tag.as_deref(), g.to_tag.as_deref());
 
-        prop_assert_eq!(&**h.call_id().unwrap(), g.call_id.as_str());
+        prop_assert_eq!(h.call_id().unwrap(), g.call_id.as_str());
         prop_assert_eq!(e.headers.get_named::<CallID>().unwrap().0.to_string(), g.call_id.clone());
         let cseq = h.cseq().unwrap();
         let ecseq: CSeq = e.headers.get_named().unwrap();

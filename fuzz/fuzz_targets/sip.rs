@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
         let h = m.headers();
         let mut fresh = Headers::new();
         for line in h.iter() {
-            fresh.push(line.name.clone(), line.value.clone());
+            fresh.push(line.name.clone(), line.value.to_owned());
         }
         assert_eq!(h.via().ok(), fresh.via().ok());
         let via = fresh.via().unwrap_or_default();

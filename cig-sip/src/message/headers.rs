@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::mem::{Discriminant, discriminant};
-use std::ops::{Deref, DerefMut, Range};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use bytestring::ByteString;
@@ -223,30 +223,54 @@ impl fmt::Display for HeaderName {
     }
 }
 
-/// One header line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
+/// One header line as read from a [`Headers`]: its name and its value as written (folding
+/// replaced by a space, outer white space trimmed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
     /// Name.
-    pub name: HeaderName,
-    /// Value as written (folding replaced by a space, outer white space trimmed).
-    pub value: ByteString,
+    pub name: &'a HeaderName,
+    /// Value.
+    pub value: &'a str,
 }
 
-/// The header lines of a [`Headers`], in order. Reads and writes go through `Vec<Header>`
-/// (`Deref`/`DerefMut`); any mutable access drops the parse-once cache of the headers that
-/// [`Message::validate`](super::Message::validate) checks and the index of known names, so the
-/// typed getters never see a stale value.
-#[derive(Default)]
-pub struct HeaderList {
-    lines: Vec<Header>,
-    core: OnceLock<Box<Core>>,
-    index: Index,
+/// Where a line's value is: a range of the parsed text the list keeps (every unfolded line
+/// of a parsed message: no copy and no reference count per line), or a string of its own (a
+/// value set by a builder, a folded value joined into one line, a line copied from another
+/// list).
+#[derive(Clone)]
+enum Value {
+    At(usize, usize),
+    Own(ByteString),
+}
+
+/// One header line of a [`Headers`].
+#[derive(Clone)]
+pub(crate) struct Line {
+    name: HeaderName,
+    value: Value,
+}
+
+impl Line {
+    /// A line whose value is `text[start..end]` of the text the list is built on.
+    pub(crate) fn at(name: HeaderName, start: usize, end: usize) -> Line {
+        Line {
+            name,
+            value: Value::At(start, end),
+        }
+    }
+
+    /// A line with a value of its own.
+    pub(crate) fn own(name: HeaderName, value: ByteString) -> Line {
+        Line {
+            name,
+            value: Value::Own(value),
+        }
+    }
 }
 
 /// Where each known header name occurs: lines `first..end` hold every line of that name
 /// (`0..0`: none), so a getter looks at those lines instead of scanning the whole list. Built
-/// with the list (a parsed message) and dropped on any mutable access; lists of more than 255
-/// lines are not indexed.
+/// with a parsed list and dropped on any change; lists of more than 255 lines are not indexed.
 #[derive(Clone)]
 struct Index {
     valid: bool,
@@ -263,7 +287,7 @@ impl Default for Index {
 }
 
 impl Index {
-    fn of(lines: &[Header]) -> Index {
+    fn of(lines: &[Line]) -> Index {
         let mut index = Index::default();
         if lines.len() > usize::from(u8::MAX) {
             return index;
@@ -280,98 +304,6 @@ impl Index {
         }
         index.valid = true;
         index
-    }
-}
-
-impl HeaderList {
-    fn with_lines(lines: Vec<Header>) -> HeaderList {
-        let index = Index::of(&lines);
-        HeaderList {
-            lines,
-            core: OnceLock::new(),
-            index,
-        }
-    }
-
-    /// The positions of the lines that can hold `name`: its indexed span, else all of them.
-    fn candidate_range(&self, name: &HeaderName) -> Range<usize> {
-        match name.id() {
-            Some(id) if self.index.valid => {
-                let (first, end) = self.index.span[id];
-                usize::from(first)..usize::from(end).min(self.lines.len())
-            }
-            _ => 0..self.lines.len(),
-        }
-    }
-
-    /// The lines that can hold `name`.
-    fn candidates(&self, name: &HeaderName) -> &[Header] {
-        self.lines
-            .get(self.candidate_range(name))
-            .unwrap_or_default()
-    }
-}
-
-impl Deref for HeaderList {
-    type Target = Vec<Header>;
-    fn deref(&self) -> &Vec<Header> {
-        &self.lines
-    }
-}
-
-impl DerefMut for HeaderList {
-    fn deref_mut(&mut self) -> &mut Vec<Header> {
-        self.core.take();
-        self.index.valid = false;
-        &mut self.lines
-    }
-}
-
-/// A clone has the same lines and index and an empty cache (it is rebuilt when a borrowing
-/// getter or `validate` needs it).
-impl Clone for HeaderList {
-    fn clone(&self) -> HeaderList {
-        HeaderList {
-            lines: self.lines.clone(),
-            core: OnceLock::new(),
-            index: self.index.clone(),
-        }
-    }
-}
-
-impl PartialEq for HeaderList {
-    fn eq(&self, other: &HeaderList) -> bool {
-        self.lines == other.lines
-    }
-}
-
-impl Eq for HeaderList {}
-
-impl fmt::Debug for HeaderList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.lines.fmt(f)
-    }
-}
-
-impl From<Vec<Header>> for HeaderList {
-    fn from(lines: Vec<Header>) -> HeaderList {
-        HeaderList::with_lines(lines)
-    }
-}
-
-impl<'a> IntoIterator for &'a HeaderList {
-    type Item = &'a Header;
-    type IntoIter = std::slice::Iter<'a, Header>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.lines.iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a mut HeaderList {
-    type Item = &'a mut Header;
-    type IntoIter = std::slice::IterMut<'a, Header>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.deref_mut().iter_mut()
     }
 }
 
@@ -460,7 +392,7 @@ impl Core {
 /// The values of every line of a comma-separated list header, each parsed when it is read (no
 /// allocation): `Ok` values in order, then an `Err` at the first value that does not parse.
 struct Items<'a, T, P> {
-    lines: &'a [Header],
+    headers: &'a Headers,
     next: usize,
     end: usize,
     name: Discriminant<HeaderName>,
@@ -495,14 +427,14 @@ impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Items<'a, T, P> {
                     }
                 });
             }
-            let lines = self.lines;
+            let lines = &self.headers.lines;
             let k = (self.next..self.end).find(|&k| {
                 lines
                     .get(k)
                     .is_some_and(|h| discriminant(&h.name) == self.name)
             })?;
             self.next = k + 1;
-            let v = sws(lines.get(k).map_or("", |h| &*h.value));
+            let v = sws(self.headers.value_at(k));
             if v.len() > u32::MAX as usize {
                 self.failed = true;
                 return Some(Err(Error::header(self.static_name, "value too long")));
@@ -541,12 +473,56 @@ fn route_item(i: &str) -> PResult<'_, NameAddrRef<'_>> {
 }
 
 /// All headers of a message, in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(pub HeaderList);
+///
+/// A parsed list keeps the received text and each line as a range of it. The headers
+/// [`Message::validate`](super::Message::validate) checks are parsed once into a cache, and a
+/// parsed list indexes where each known name occurs; any change to the list drops both, so
+/// the typed getters never see a stale value.
+#[derive(Default)]
+pub struct Headers {
+    /// The text `Value::At` ranges are of (empty for a list built by hand).
+    text: ByteString,
+    lines: Vec<Line>,
+    core: OnceLock<Box<Core>>,
+    index: Index,
+}
 
-impl From<Vec<Header>> for Headers {
-    fn from(lines: Vec<Header>) -> Headers {
-        Headers(HeaderList::with_lines(lines))
+/// A clone has the same lines and index and an empty cache (it is rebuilt when a borrowing
+/// getter or `validate` needs it).
+impl Clone for Headers {
+    fn clone(&self) -> Headers {
+        Headers {
+            text: self.text.clone(),
+            lines: self.lines.clone(),
+            core: OnceLock::new(),
+            index: self.index.clone(),
+        }
+    }
+}
+
+/// Two lists are equal when their lines are: same names, same values, same order.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A list of the given lines, indexed as a parsed one is.
+impl FromIterator<(HeaderName, ByteString)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (HeaderName, ByteString)>>(lines: I) -> Headers {
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .map(|(name, value)| Line::own(name, value))
+            .collect();
+        Headers::parsed(ByteString::new(), lines)
     }
 }
 
@@ -563,88 +539,105 @@ fn bad(name: &HeaderName) -> impl Fn(nom::Err<()>) -> Error + '_ {
 impl Headers {
     /// An empty list.
     pub fn new() -> Headers {
-        Headers(HeaderList::default())
+        Headers::default()
     }
 
     /// An empty list with room for `n` lines.
     pub fn with_capacity(n: usize) -> Headers {
-        Headers(HeaderList::with_lines(Vec::with_capacity(n)))
+        Headers {
+            lines: Vec::with_capacity(n),
+            ..Headers::default()
+        }
+    }
+
+    /// The list of a parsed header section: `lines` are ranges of `text` (or values of their
+    /// own), indexed by name.
+    pub(crate) fn parsed(text: ByteString, lines: Vec<Line>) -> Headers {
+        let index = Index::of(&lines);
+        Headers {
+            text,
+            lines,
+            core: OnceLock::new(),
+            index,
+        }
+    }
+
+    /// The lines, for a change: drops the parse-once cache and the index.
+    fn lines_mut(&mut self) -> &mut Vec<Line> {
+        self.core.take();
+        self.index.valid = false;
+        &mut self.lines
     }
 
     /// Iterates over all headers in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
-        self.0.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Header<'_>> + ExactSizeIterator + '_ {
+        self.lines.iter().map(|l| Header {
+            name: &l.name,
+            value: self.value_of(l),
+        })
     }
 
     /// Number of header lines.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.lines.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.lines.is_empty()
     }
 
     /// The first value of `name`.
-    pub fn get(&self, name: &HeaderName) -> Option<&ByteString> {
-        self.0
-            .candidates(name)
-            .iter()
-            .find(|h| &h.name == name)
-            .map(|h| &h.value)
+    pub fn get(&self, name: &HeaderName) -> Option<&str> {
+        self.positions(name).next().map(|k| self.value_at(k))
     }
 
     /// All values of `name` in order.
-    pub fn get_all<'a>(
-        &'a self,
-        name: &'a HeaderName,
-    ) -> impl Iterator<Item = &'a ByteString> + 'a {
-        self.0
-            .candidates(name)
-            .iter()
-            .filter(move |h| &h.name == name)
-            .map(|h| &h.value)
+    pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
+        self.positions(name).map(|k| self.value_at(k))
     }
 
     /// Whether `name` is present.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.get(name).is_some()
+        self.positions(name).next().is_some()
+    }
+
+    /// The position of the first `name` line.
+    pub fn position(&self, name: &HeaderName) -> Option<usize> {
+        self.positions(name).next()
     }
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<ByteString>) {
-        self.0.push(Header {
-            name,
-            value: value.into(),
-        });
+        self.lines_mut().push(Line::own(name, value.into()));
     }
 
     /// Inserts a header before all others (a new top Via).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<ByteString>) {
-        self.0.insert(
-            0,
-            Header {
-                name,
-                value: value.into(),
-            },
-        );
+        self.insert(0, name, value);
+    }
+
+    /// Inserts a header at position `k` (at the end when `k` is past it).
+    pub fn insert(&mut self, k: usize, name: HeaderName, value: impl Into<ByteString>) {
+        let lines = self.lines_mut();
+        lines.insert(k.min(lines.len()), Line::own(name, value.into()));
     }
 
     /// Removes every `name` header.
     pub fn remove(&mut self, name: &HeaderName) {
-        self.0.retain(|h| &h.name != name);
+        self.lines_mut().retain(|h| &h.name != name);
     }
 
     /// Replaces all `name` headers with one value (at the position of the first, else at the
     /// end).
     pub fn set(&mut self, name: HeaderName, value: impl Into<ByteString>) {
         let value = value.into();
-        match self.0.iter().position(|h| h.name == name) {
+        let lines = self.lines_mut();
+        match lines.iter().position(|h| h.name == name) {
             Some(k) => {
-                self.0[k].value = value;
+                lines[k].value = Value::Own(value);
                 let mut seen = 0;
-                self.0.retain(|h| {
+                lines.retain(|h| {
                     if h.name == name {
                         seen += 1;
                         seen == 1
@@ -653,52 +646,82 @@ impl Headers {
                     }
                 });
             }
-            None => self.push(name, value),
+            None => lines.push(Line::own(name, value)),
         }
     }
 
     /// Copies every `name` header of `from`, in order, to the end of this list.
     pub fn copy_from(&mut self, from: &Headers, name: &HeaderName) {
-        for h in from.0.iter().filter(|h| &h.name == name) {
-            self.0.push(h.clone());
-        }
+        let copies: Vec<Line> = from
+            .positions(name)
+            .filter_map(|k| {
+                let line = from.lines.get(k)?;
+                Some(Line::own(
+                    line.name.clone(),
+                    from.src_at(k).slice_ref(from.value_at(k)),
+                ))
+            })
+            .collect();
+        self.lines_mut().extend(copies);
     }
 
     /// The parse-once cache, built on first use.
     fn core(&self) -> &Core {
-        self.0.core.get_or_init(|| Box::new(Core::build(self)))
+        self.core.get_or_init(|| Box::new(Core::build(self)))
     }
 
     /// The cache if it was built (by `validate` or a getter) and nothing changed since.
     fn cached(&self) -> Option<&Core> {
-        self.0.core.get().map(|c| &**c)
+        self.core.get().map(|c| &**c)
+    }
+
+    /// The value of `line`, a line of this list.
+    fn value_of<'a>(&'a self, line: &'a Line) -> &'a str {
+        match &line.value {
+            Value::At(start, end) => self.text.get(*start..*end).unwrap_or_default(),
+            Value::Own(v) => v,
+        }
     }
 
     /// The value of line `k` (empty past the end).
     fn value_at(&self, k: usize) -> &str {
-        self.0.lines.get(k).map_or("", |h| &*h.value)
+        self.lines.get(k).map_or("", |l| self.value_of(l))
     }
 
-    /// The value of line `k` as the shared string owned values are sliced from.
+    /// The shared string the value of line `k` is part of (owned values are sliced from it).
     fn src_at(&self, k: usize) -> &ByteString {
         static EMPTY: ByteString = ByteString::from_static("");
-        self.0.lines.get(k).map_or(&EMPTY, |h| &h.value)
+        match self.lines.get(k).map(|l| &l.value) {
+            Some(Value::At(..)) => &self.text,
+            Some(Value::Own(v)) => v,
+            None => &EMPTY,
+        }
+    }
+
+    /// The positions of the lines that can hold `name`: its indexed span, else all of them.
+    fn candidate_range(&self, name: &HeaderName) -> Range<usize> {
+        match name.id() {
+            Some(id) if self.index.valid => {
+                let (first, end) = self.index.span[id];
+                usize::from(first)..usize::from(end).min(self.lines.len())
+            }
+            _ => 0..self.lines.len(),
+        }
     }
 
     /// The positions of the `name` lines.
     fn positions<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = usize> + 'a {
-        self.0
-            .candidate_range(name)
-            .filter(move |&k| self.0.lines.get(k).is_some_and(|h| &h.name == name))
+        self.candidate_range(name)
+            .filter(move |&k| self.lines.get(k).is_some_and(|h| &h.name == name))
     }
 
     fn single_at(&self, name: &HeaderName) -> Result<Option<usize>> {
         // An indexed name's span runs from its first line to just past its last: one line
         // when it is one long, none when empty, more otherwise (no line needs looking at).
         if let Some(id) = name.id()
-            && self.0.index.valid
+            && self.index.valid
         {
-            let (first, end) = self.0.index.span[id];
+            let (first, end) = self.index.span[id];
             return match end.saturating_sub(first) {
                 0 => Ok(None),
                 1 => Ok(Some(usize::from(first))),
@@ -713,8 +736,11 @@ impl Headers {
         Ok(first)
     }
 
-    fn single(&self, name: &HeaderName) -> Result<Option<&ByteString>> {
-        Ok(self.single_at(name)?.map(|k| self.src_at(k)))
+    /// The value of a header that may occur once, with the string it is part of.
+    fn single(&self, name: &HeaderName) -> Result<Option<(&ByteString, &str)>> {
+        Ok(self
+            .single_at(name)?
+            .map(|k| (self.src_at(k), self.value_at(k))))
     }
 
     fn required_at(&self, name: &HeaderName) -> Result<usize> {
@@ -722,19 +748,20 @@ impl Headers {
             .ok_or(Error::MissingHeader(name.static_name()))
     }
 
-    fn required(&self, name: &HeaderName) -> Result<&ByteString> {
-        Ok(self.src_at(self.required_at(name)?))
-    }
-
-    /// Parses every value of a comma-list header with `item` (all lines, in order).
+    /// Parses every value of a comma-list header with `parse_line` (all lines, in order; it
+    /// gets the string each value is part of and the value).
     fn list<T>(
         &self,
         name: &HeaderName,
-        mut parse_line: impl FnMut(&ByteString, &mut Vec<T>) -> std::result::Result<(), nom::Err<()>>,
+        mut parse_line: impl FnMut(
+            &ByteString,
+            &str,
+            &mut Vec<T>,
+        ) -> std::result::Result<(), nom::Err<()>>,
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        for v in self.get_all(name) {
-            parse_line(v, &mut out).map_err(bad(name))?;
+        for k in self.positions(name) {
+            parse_line(self.src_at(k), self.value_at(k), &mut out).map_err(bad(name))?;
         }
         Ok(out)
     }
@@ -746,9 +773,9 @@ impl Headers {
         empty_ok: bool,
         parse: P,
     ) -> Items<'a, T, P> {
-        let range = self.0.candidate_range(name);
+        let range = self.candidate_range(name);
         Items {
-            lines: &self.0.lines,
+            headers: self,
             next: range.start,
             end: range.end,
             name: discriminant(name),
@@ -946,20 +973,25 @@ impl Headers {
     }
 
     /// Call-ID (`word ["@" word]`).
-    pub fn call_id(&self) -> Result<&ByteString> {
-        if let Some(line) = self
-            .cached()
-            .and_then(|c| c.call_id)
-            .and_then(|k| self.0.get(k))
-        {
-            return Ok(&line.value);
+    pub fn call_id(&self) -> Result<&str> {
+        if let Some(k) = self.cached().and_then(|c| c.call_id) {
+            return Ok(self.value_at(k));
         }
-        self.parse_call_id().map(|k| self.src_at(k))
+        self.parse_call_id().map(|k| self.value_at(k))
+    }
+
+    /// Call-ID as a shared string (a slice of the message, no copy).
+    pub fn call_id_shared(&self) -> Result<ByteString> {
+        let k = match self.cached().and_then(|c| c.call_id) {
+            Some(k) => k,
+            None => self.parse_call_id()?,
+        };
+        Ok(self.src_at(k).slice_ref(self.value_at(k)))
     }
 
     fn parse_cseq(&self) -> Result<CSeq> {
-        let v = self.required(&HeaderName::CSeq)?;
-        match CSeq::parse(v, v) {
+        let k = self.required_at(&HeaderName::CSeq)?;
+        match CSeq::parse(self.src_at(k), self.value_at(k)) {
             Ok((rest, c)) if sws(rest).is_empty() => Ok(c),
             _ => Err(Error::header(
                 "CSeq",
@@ -989,7 +1021,7 @@ impl Headers {
 
     /// Whether Contact is `*` (REGISTER removal).
     pub fn contact_is_wildcard(&self) -> bool {
-        self.get(&HeaderName::Contact).is_some_and(|v| &**v == "*")
+        self.get(&HeaderName::Contact) == Some("*")
     }
 
     fn contacts_at(&self) -> Result<impl Iterator<Item = (usize, NameAddrRef<'_>)> + Clone + '_> {
@@ -1059,7 +1091,7 @@ impl Headers {
     fn number(&self, name: &HeaderName, max: u64) -> Result<Option<u64>> {
         match self.single(name)? {
             None => Ok(None),
-            Some(v) => grammar::number(v, max)
+            Some((_, v)) => grammar::number(v, max)
                 .map(Some)
                 .ok_or(Error::header(name.static_name(), "not a number in range")),
         }
@@ -1095,7 +1127,7 @@ impl Headers {
     pub fn content_type(&self) -> Result<Option<MediaType>> {
         match self.single(&HeaderName::ContentType)? {
             None => Ok(None),
-            Some(v) => match MediaType::parse(v, v) {
+            Some((src, v)) => match MediaType::parse(src, v) {
                 Ok((rest, m)) if sws(rest).is_empty() => Ok(Some(m)),
                 _ => Err(Error::header("Content-Type", "syntax")),
             },
@@ -1104,11 +1136,11 @@ impl Headers {
 
     /// Accept entries (empty if absent or empty).
     pub fn accept(&self) -> Result<Vec<MediaType>> {
-        self.list(&HeaderName::Accept, |v, out| {
+        self.list(&HeaderName::Accept, |src, v, out| {
             if v.trim().is_empty() {
                 Ok(())
             } else {
-                grammar::list(v, |i| MediaType::parse(v, i), out)
+                grammar::list(v, |i| MediaType::parse(src, i), out)
             }
         })
     }
@@ -1219,14 +1251,6 @@ impl Headers {
     }
 }
 
-impl<'a> IntoIterator for &'a Headers {
-    type Item = &'a Header;
-    type IntoIter = std::slice::Iter<'a, Header>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.lines.iter()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{HostOf, UriOf};
@@ -1267,20 +1291,24 @@ mod tests {
             h.via_ref().unwrap().next().unwrap().branch()
         );
         assert!(matches!(h.to_ref(), Err(Error::MissingHeader("To"))));
-        // A write through the public Vec drops the cache.
-        h.0.insert(
+        // Every change drops the cache.
+        h.insert(
             0,
-            Header {
-                name: HeaderName::Via,
-                value: ByteString::from("SIP/2.0/TCP b.example.com;branch=z9hG4bK2"),
-            },
+            HeaderName::Via,
+            "SIP/2.0/TCP b.example.com;branch=z9hG4bK2",
         );
         assert_eq!(h.via().unwrap().len(), 2);
         assert_eq!(
             h.via_ref().unwrap().next().unwrap().branch(),
             Some("z9hG4bK2")
         );
-        h.0[1].value = ByteString::from("SIP/2.0/UDP a.example.com;branch");
+        h.remove(&HeaderName::Via);
+        h.insert(
+            0,
+            HeaderName::Via,
+            "SIP/2.0/TCP b.example.com;branch=z9hG4bK2",
+        );
+        h.insert(1, HeaderName::Via, "SIP/2.0/UDP a.example.com;branch");
         assert!(h.via().is_err());
         assert_eq!(
             h.via_ref().err().map(|e| e.to_string()),
@@ -1290,11 +1318,7 @@ mod tests {
         h.push(HeaderName::From, "<sip:eve@example.com>");
         assert!(matches!(h.from(), Err(Error::MultipleValues("From"))));
         assert!(matches!(h.from_ref(), Err(Error::MultipleValues("From"))));
-        for line in &mut h.0 {
-            if line.name == HeaderName::CSeq {
-                line.value = ByteString::from("2 BYE");
-            }
-        }
+        h.set(HeaderName::CSeq, "2 BYE");
         assert_eq!(h.cseq_ref().unwrap().seq, 2);
         assert_eq!(h.cseq().unwrap().method, super::super::Method::Bye);
         // A clone compares equal and answers the same.
@@ -1305,10 +1329,7 @@ mod tests {
 
     #[test]
     fn the_index_finds_every_line_and_follows_changes() {
-        let line = |n: &str, v: &str| Header {
-            name: HeaderName::new(n),
-            value: ByteString::from(v),
-        };
+        let line = |n: &str, v: &str| (HeaderName::new(n), ByteString::from(v));
         let lines = vec![
             line("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"),
             line("t", "<sip:b@example.com>"),
@@ -1322,18 +1343,18 @@ mod tests {
             line("max-forwards", "69"),
         ];
         // Past 255 lines the list is not indexed and answers the same by scanning.
-        let long: Vec<Header> = (0..300)
+        let long: Vec<_> = (0..300)
             .map(|k| line(if k % 7 == 0 { "Via" } else { "X-Pad" }, "x"))
             .collect();
         for lines in [lines.clone(), long] {
-            let indexed: Headers = lines.clone().into();
+            let indexed: Headers = lines.iter().cloned().collect();
             let mut plain = Headers::new();
-            for l in &lines {
-                plain.push(l.name.clone(), l.value.clone());
+            for (name, value) in &lines {
+                plain.push(name.clone(), value.clone());
             }
             let other = HeaderName::new("X-OTHER");
             for name in HeaderName::ALL.iter().chain([&other]) {
-                let all = |h: &Headers| h.get_all(name).cloned().collect::<Vec<_>>();
+                let all = |h: &Headers| h.get_all(name).map(str::to_owned).collect::<Vec<_>>();
                 assert_eq!(all(&indexed), all(&plain), "{name}");
                 assert_eq!(indexed.get(name), plain.get(name), "{name}");
                 assert_eq!(indexed.contains(name), plain.contains(name), "{name}");
@@ -1348,11 +1369,11 @@ mod tests {
                 plain.max_forwards().map_err(|e| e.to_string())
             );
         }
-        let mut h: Headers = lines.into();
+        let mut h: Headers = lines.into_iter().collect();
         assert_eq!(h.via_ref().unwrap().count(), 3);
         h.push(HeaderName::Via, "SIP/2.0/UDP d;branch=z9hG4bK4");
         assert_eq!(h.get_all(&HeaderName::Via).count(), 4);
-        h.0.insert(0, line("From", "<sip:a@example.com>;tag=1"));
+        h.insert(0, HeaderName::From, "<sip:a@example.com>;tag=1");
         assert_eq!(h.from().unwrap().tag(), Some("1"));
         assert_eq!(
             h.via_ref().unwrap().nth(3).unwrap().branch(),
@@ -1519,7 +1540,7 @@ mod tests {
         h.set_to_tag("xyz").unwrap();
         assert_eq!(h.to().unwrap().tag(), Some("xyz"));
         assert_eq!(
-            h.get(&HeaderName::To).map(|v| &**v),
+            h.get(&HeaderName::To),
             Some("<sip:bob@example.com>;tag=xyz")
         );
         h.set_to_tag("abc").unwrap();

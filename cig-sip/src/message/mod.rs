@@ -1,8 +1,9 @@
 //! SIP messages: parse from and serialize to bytes, typed header access, builders.
 //!
-//! A parsed message keeps its bytes: header values, URI parts and bodies are slices of the
-//! received buffer ([`bytes::Bytes`] / [`bytestring::ByteString`]), so parsing copies nothing but
-//! folded header lines. The headers [`Message::validate`] checks (Via, From, To, Call-ID, CSeq,
+//! A parsed message keeps its bytes: the header list keeps the received text once and each
+//! line as a range of it (no reference count per line), and URI parts and bodies of owned values
+//! are slices of the received buffer ([`bytes::Bytes`] / [`bytestring::ByteString`]), so parsing
+//! copies nothing but folded header lines. The headers [`Message::validate`] checks (Via, From, To, Call-ID, CSeq,
 //! Max-Forwards, Content-Length, Contact) are parsed once and kept as records of offsets into
 //! their lines: `headers.via_ref()`, `from_ref()`, ... return borrowed views built from them
 //! ([`ViaRef`], [`NameAddrRef`]: `&str` parts, parameter lists as validated [`ParamsRef`]s read
@@ -25,7 +26,7 @@ use bytestring::ByteString;
 
 pub use codec::{DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER, StreamCodec, StreamItem};
 pub use grammar::{Param, ParamIter, ParamRef, Params, ParamsOf, ParamsRef, quote, unquote};
-pub use headers::{Header, HeaderList, HeaderName, Headers};
+pub use headers::{Header, HeaderName, Headers};
 pub use typed::{
     AuthRef, AuthValue, BRANCH_MAGIC, CSeq, Challenge, Credentials, MediaType, Method, NameAddr,
     NameAddrOf, NameAddrRef, Via, ViaOf, ViaRef,
@@ -256,7 +257,7 @@ fn encode_tail(headers: &Headers, body: &Bytes, buf: &mut BytesMut) {
         .map(|h| h.name.as_str().len() + h.value.len() + 4)
         .sum();
     buf.reserve(len + body.len() + 24);
-    for h in headers {
+    for h in headers.iter() {
         buf.put_slice(h.name.as_str().as_bytes());
         buf.put_slice(b": ");
         buf.put_slice(h.value.as_bytes());
@@ -467,7 +468,7 @@ Content-Length: 4\r\n\r\nv=0\r";
         assert_eq!(req.method, Method::Invite);
         assert_eq!(&req.body[..], b"v=0\r");
         assert_eq!(
-            req.headers.get(&HeaderName::new("x-custom")).map(|v| &**v),
+            req.headers.get(&HeaderName::new("x-custom")),
             Some("kept  as written")
         );
         let mut resp = Response::from_request(&req, 180, reason_phrase(180));
@@ -481,10 +482,7 @@ Content-Length: 4\r\n\r\nv=0\r";
         assert_eq!(back.headers.to().unwrap().tag(), Some("8321234356"));
         assert_eq!(back.headers.content_length().unwrap(), Some(0));
         let trying = Response::from_request(&req, 100, "Trying");
-        assert_eq!(
-            trying.headers.get(&HeaderName::Timestamp).map(|v| &**v),
-            Some("54")
-        );
+        assert_eq!(trying.headers.get(&HeaderName::Timestamp), Some("54"));
     }
 
     #[test]

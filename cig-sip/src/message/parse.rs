@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use bytestring::ByteString;
 
 use super::grammar::{self, is_wsp, sws};
-use super::headers::{Header, HeaderName, Headers};
+use super::headers::{HeaderName, Headers, Line};
 use super::typed::Method;
 use super::uri::{self, Uri, UriCtx};
 use crate::{Error, Result};
@@ -199,8 +199,9 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
             return Err(Error::HeaderLine("missing colon"));
         }
         v += 1;
-        let value = if folded {
-            ByteString::from(unfold(sws(&s[v..end])))
+        let name = HeaderName::from_wire(src, &s[pos..name_end]);
+        headers.push(if folded {
+            Line::own(name, ByteString::from(unfold(sws(&s[v..end]))))
         } else {
             while v < end && is_wsp_octet(b[v]) {
                 v += 1;
@@ -209,11 +210,7 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
             while ve > v && is_wsp_octet(b[ve - 1]) {
                 ve -= 1;
             }
-            src.slice_ref(&s[v..ve])
-        };
-        headers.push(Header {
-            name: HeaderName::from_wire(src, &s[pos..name_end]),
-            value,
+            Line::at(name, v, ve)
         });
         pos = end + 2;
     }
@@ -226,7 +223,7 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
     } else {
         None
     };
-    Ok((start, headers.into(), end))
+    Ok((start, Headers::parsed(src.clone(), headers), end))
 }
 
 /// Whether `c` is SP or HTAB.

@@ -133,7 +133,7 @@ fn invite_client_acks_non_2xx_and_absorbs_retransmissions() {
     assert_eq!(ack.headers.cseq().unwrap().seq, 1);
     assert_eq!(ack.headers.top_via().unwrap().branch(), Some("z9hG4bKtx1"));
     assert_eq!(
-        ack.headers.get(&HeaderName::Route).map(|v| &**v),
+        ack.headers.get(&HeaderName::Route),
         Some("<sip:proxy.example;lr>")
     );
     // The retransmitted 486 is absorbed and ACKed again.
