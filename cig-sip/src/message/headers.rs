@@ -270,7 +270,8 @@ impl Line {
 
 /// Where each known header name occurs: lines `first..end` hold every line of that name
 /// (`0..0`: none), so a getter looks at those lines instead of scanning the whole list. Built
-/// with a parsed list and dropped on any change; lists of more than 255 lines are not indexed.
+/// with a parsed list ([`HeadLines`]) and dropped on any change; lists of more than 255 lines
+/// are not indexed.
 #[derive(Clone)]
 struct Index {
     valid: bool,
@@ -286,24 +287,45 @@ impl Default for Index {
     }
 }
 
-impl Index {
-    fn of(lines: &[Line]) -> Index {
-        let mut index = Index::default();
-        if lines.len() > usize::from(u8::MAX) {
-            return index;
+/// The lines of a header section as they are parsed, indexed as they come.
+pub(crate) struct HeadLines {
+    lines: Vec<Line>,
+    index: Index,
+}
+
+impl HeadLines {
+    pub(crate) fn with_capacity(n: usize) -> HeadLines {
+        HeadLines {
+            lines: Vec::with_capacity(n),
+            index: Index::default(),
         }
-        for (k, line) in lines.iter().enumerate() {
-            if let Some(id) = line.name.id() {
-                let k = k as u8;
-                let span = &mut index.span[id];
-                if span.1 == 0 {
-                    span.0 = k;
-                }
-                span.1 = k + 1;
+    }
+
+    /// Appends a line (only the first 255 lines can be indexed; a longer list is not).
+    #[inline]
+    pub(crate) fn push(&mut self, line: Line) {
+        if let Some(id) = line.name.id()
+            && let Ok(k) = u8::try_from(self.lines.len())
+            && k < u8::MAX
+        {
+            let span = &mut self.index.span[id];
+            if span.1 == 0 {
+                span.0 = k;
             }
+            span.1 = k + 1;
         }
-        index.valid = true;
-        index
+        self.lines.push(line);
+    }
+
+    /// The list of these lines, whose ranges are of `text`.
+    pub(crate) fn finish(mut self, text: ByteString) -> Headers {
+        self.index.valid = self.lines.len() <= usize::from(u8::MAX);
+        Headers {
+            text,
+            lines: self.lines,
+            core: OnceLock::new(),
+            index: self.index,
+        }
     }
 }
 
@@ -518,11 +540,11 @@ impl fmt::Debug for Headers {
 /// A list of the given lines, indexed as a parsed one is.
 impl FromIterator<(HeaderName, ByteString)> for Headers {
     fn from_iter<I: IntoIterator<Item = (HeaderName, ByteString)>>(lines: I) -> Headers {
-        let lines: Vec<Line> = lines
-            .into_iter()
-            .map(|(name, value)| Line::own(name, value))
-            .collect();
-        Headers::parsed(ByteString::new(), lines)
+        let mut head = HeadLines::with_capacity(0);
+        for (name, value) in lines {
+            head.push(Line::own(name, value));
+        }
+        head.finish(ByteString::new())
     }
 }
 
@@ -547,18 +569,6 @@ impl Headers {
         Headers {
             lines: Vec::with_capacity(n),
             ..Headers::default()
-        }
-    }
-
-    /// The list of a parsed header section: `lines` are ranges of `text` (or values of their
-    /// own), indexed by name.
-    pub(crate) fn parsed(text: ByteString, lines: Vec<Line>) -> Headers {
-        let index = Index::of(&lines);
-        Headers {
-            text,
-            lines,
-            core: OnceLock::new(),
-            index,
         }
     }
 
