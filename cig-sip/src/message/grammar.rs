@@ -39,7 +39,8 @@ pub(crate) const fn class(alnum: bool, extra: &[u8]) -> Class {
 pub(crate) const TOKEN: Class = class(true, b"-.!%*_+`'~");
 /// ASCII digits.
 pub(crate) const DIGIT: Class = class(false, b"0123456789");
-const WSP: Class = class(false, b" \t");
+/// SP and HTAB.
+pub(crate) const WSP: Class = class(false, b" \t");
 
 /// Whether `c` is a `token` character.
 pub(crate) fn is_token_char(c: char) -> bool {
@@ -52,6 +53,7 @@ pub(crate) fn span(i: &str, class: &Class) -> usize {
 }
 
 /// [`span`] over octets, four at a time while four are left.
+#[inline]
 pub(crate) fn span_bytes(b: &[u8], class: &Class) -> usize {
     let mut n = 0;
     for quad in b.chunks_exact(4) {
@@ -69,6 +71,34 @@ pub(crate) fn span_bytes(b: &[u8], class: &Class) -> usize {
         n += 1;
     }
     n
+}
+
+/// The end of the run of octets of `class` that starts at octet `k` of `b`.
+#[inline(always)]
+pub(crate) fn run(b: &[u8], k: usize, class: &Class) -> usize {
+    k + b.get(k..).map_or(0, |r| span_bytes(r, class))
+}
+
+/// The first octet at or after `k` that is not SP or HTAB.
+#[inline(always)]
+pub(crate) fn ws(b: &[u8], mut k: usize) -> usize {
+    while let Some(b' ' | b'\t') = b.get(k) {
+        k += 1;
+    }
+    k
+}
+
+/// The text of `i` between two octet offsets found by the scanners (which stop only next to
+/// ASCII octets, so both are char boundaries; empty if they were not).
+#[inline(always)]
+pub(crate) fn at(i: &str, a: usize, z: usize) -> &str {
+    i.get(a..z).unwrap_or_default()
+}
+
+/// `i` from octet `k` on (empty if `k` is past the end or not a char boundary).
+#[inline(always)]
+pub(crate) fn from(i: &str, k: usize) -> &str {
+    i.get(k..).unwrap_or_default()
 }
 
 /// One or more octets of `class` (which holds only ASCII, so the split is a char boundary).
@@ -151,27 +181,27 @@ pub(crate) fn sep(i: &str, c: char) -> Option<&str> {
     }
 }
 
-/// A `quoted-string`, returned with its quotes.
-pub(crate) fn quoted_string(i: &str) -> PResult<'_, &str> {
-    let b = i.as_bytes();
-    if b.first() != Some(&b'"') {
-        return fail();
+/// The end (just past the closing quote) of the `quoted-string` that starts at octet `k`.
+#[inline]
+pub(crate) fn quoted_end(b: &[u8], k: usize) -> Option<usize> {
+    if b.get(k) != Some(&b'"') {
+        return None;
     }
-    let mut k = 1;
+    let mut k = k + 1;
     loop {
         // qdtext runs up to a quote, a backslash or an octet that is not allowed (all ASCII,
         // so `k` stays on a char boundary).
-        k += b.get(k..).map_or(0, |r| span_bytes(r, &QDTEXT));
+        k = run(b, k, &QDTEXT);
         match b.get(k) {
-            Some(b'"') => return Ok((&i[k + 1..], &i[..k + 1])),
+            Some(b'"') => return Some(k + 1),
             Some(b'\\') => {
                 // quoted-pair: any octet 0x00-0x7F except CR and LF.
                 match b.get(k + 1) {
                     Some(&c) if c < 0x80 && c != b'\r' && c != b'\n' => k += 2,
-                    _ => return fail(),
+                    _ => return None,
                 }
             }
-            _ => return fail(),
+            _ => return None,
         }
     }
 }
@@ -227,12 +257,19 @@ pub fn quote(s: &str) -> String {
 }
 
 /// Parses a run of ASCII digits into a number no larger than `max`.
+#[inline]
 pub(crate) fn number(s: &str, max: u64) -> Option<u64> {
+    number_bytes(s.as_bytes(), max)
+}
+
+/// [`number`] over octets.
+#[inline]
+pub(crate) fn number_bytes(s: &[u8], max: u64) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
     // One pass: each octet checked as a digit and added in.
-    let v = s.bytes().try_fold(0u64, |acc, b| {
+    let v = s.iter().try_fold(0u64, |acc, &b| {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
             return None;
@@ -327,53 +364,110 @@ impl fmt::Display for Params {
 }
 
 /// `gen-value` characters other than a quoted string: token, host (with IPv6 brackets).
-const GEN_VALUE: Class = class(true, b"-.!%*_+`'~:[]");
+pub(crate) const GEN_VALUE: Class = class(true, b"-.!%*_+`'~:[]");
 
-/// One header parameter `SWS ";" SWS token [SWS "=" SWS gen-value]` at the start of `i`;
-/// `Ok(None)` when `i` does not start with a `;`.
-pub(crate) fn header_param(i: &str) -> Result<Option<(&str, ParamRef<'_>)>, nom::Err<()>> {
-    let Some(rest) = sep(i, ';') else {
-        return Ok(None);
-    };
-    let (rest, name) = token(rest)?;
-    let (rest, value) = match sep(rest, '=') {
-        Some(r) => {
-            let (r, v) = if r.starts_with('"') {
-                quoted_string(r)?
-            } else {
-                take1(r, &GEN_VALUE)?
-            };
-            (r, Some(v))
+/// The octet offsets of one parameter found by a scanner: its name, and its value (`None` for
+/// a flag).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ParamAt {
+    pub(crate) name: (usize, usize),
+    pub(crate) value: Option<(usize, usize)>,
+}
+
+impl ParamAt {
+    /// Where the parameter ends.
+    #[inline(always)]
+    pub(crate) fn end(&self) -> usize {
+        self.value.map_or(self.name.1, |v| v.1)
+    }
+
+    /// The parameter as text of `i` (the text the offsets are in).
+    #[inline(always)]
+    pub(crate) fn of<'a>(&self, i: &'a str) -> ParamRef<'a> {
+        ParamRef {
+            name: at(i, self.name.0, self.name.1),
+            value: self.value.map(|(a, z)| at(i, a, z)),
         }
-        None => (rest, None),
+    }
+}
+
+/// One header parameter `SWS ";" SWS token [SWS "=" SWS gen-value]` at octet `k`; `Ok(None)`
+/// when no `;` follows.
+#[inline(always)]
+fn header_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
+    let j = ws(b, k);
+    if b.get(j) != Some(&b';') {
+        return Ok(None);
+    }
+    let n0 = ws(b, j + 1);
+    let n1 = run(b, n0, &TOKEN);
+    if n1 == n0 {
+        return Err(());
+    }
+    let e = ws(b, n1);
+    if b.get(e) != Some(&b'=') {
+        return Ok(Some(ParamAt {
+            name: (n0, n1),
+            value: None,
+        }));
+    }
+    let v0 = ws(b, e + 1);
+    let v1 = if b.get(v0) == Some(&b'"') {
+        quoted_end(b, v0).ok_or(())?
+    } else {
+        run(b, v0, &GEN_VALUE)
     };
-    Ok(Some((rest, ParamRef { name, value })))
+    if v1 == v0 {
+        return Err(());
+    }
+    Ok(Some(ParamAt {
+        name: (n0, n1),
+        value: Some((v0, v1)),
+    }))
+}
+
+/// One parameter at octet `k`: a header parameter, or a URI parameter when `uri`.
+#[inline(always)]
+fn param_at(b: &[u8], k: usize, uri: bool) -> Result<Option<ParamAt>, ()> {
+    if uri {
+        super::uri::uri_param_at(b, k)
+    } else {
+        header_param_at(b, k)
+    }
+}
+
+/// Scans the parameters from octet `k` of `i` (header parameters, or URI parameters when
+/// `uri`), checking each with `check`; returns where the last one ends (`None` on a syntax
+/// error or a failed check).
+#[inline(always)]
+pub(crate) fn params_end(
+    i: &str,
+    mut k: usize,
+    uri: bool,
+    mut check: impl FnMut(&ParamRef<'_>) -> bool,
+) -> Option<usize> {
+    let b = i.as_bytes();
+    while let Some(p) = param_at(b, k, uri).ok()? {
+        if !check(&p.of(i)) {
+            return None;
+        }
+        k = p.end();
+    }
+    Some(k)
 }
 
 /// Scans the parameters at the start of `i` (header parameters, or URI parameters when `uri`),
 /// checking each with `check`; returns them as one validated, borrowed list.
+#[inline]
 pub(crate) fn params_ref(
     i: &str,
     uri: bool,
-    mut check: impl FnMut(&ParamRef<'_>) -> bool,
+    check: impl FnMut(&ParamRef<'_>) -> bool,
 ) -> PResult<'_, ParamsRef<'_>> {
-    let mut r = i;
-    while let Some((rest, p)) = param_step(r, uri)? {
-        if !check(&p) {
-            return fail();
-        }
-        r = rest;
-    }
-    let text = &i[..i.len() - r.len()];
-    Ok((r, ParamsOf { text, uri }))
-}
-
-fn param_step(i: &str, uri: bool) -> Result<Option<(&str, ParamRef<'_>)>, nom::Err<()>> {
-    if uri {
-        super::uri::uri_param(i)
-    } else {
-        header_param(i)
-    }
+    let Some(end) = params_end(i, 0, uri, check) else {
+        return fail();
+    };
+    Ok((from(i, end), ParamsOf::of(at(i, 0, end), uri)))
 }
 
 /// Header parameters: `*( SEMI generic-param )`. `src` is the header value that `i` lies in.
@@ -391,6 +485,7 @@ pub(crate) struct Sp {
 
 impl Sp {
     /// The offsets of `s`, a slice of `base` (which is at most `u32::MAX` octets long).
+    #[inline(always)]
     pub(crate) fn of(base: &str, s: &str) -> Sp {
         let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         Sp {
@@ -401,6 +496,7 @@ impl Sp {
 
     /// The text at these offsets of `base` (empty if they do not fit, which a record built
     /// from `base` never does).
+    #[inline(always)]
     pub(crate) fn get(self, base: &str) -> &str {
         base.get(self.start as usize..self.end as usize)
             .unwrap_or_default()
@@ -429,6 +525,13 @@ pub struct ParamRef<'a> {
 }
 
 impl<S> ParamsOf<S> {
+    /// The list `text` (validated by the caller).
+    #[inline(always)]
+    pub(crate) fn of(text: S, uri: bool) -> ParamsOf<S> {
+        ParamsOf { text, uri }
+    }
+
+    #[inline(always)]
     pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> ParamsOf<T> {
         ParamsOf {
             text: f(self.text),
@@ -523,11 +626,13 @@ pub struct ParamIter<'a> {
 
 impl<'a> Iterator for ParamIter<'a> {
     type Item = ParamRef<'a>;
+    #[inline]
     fn next(&mut self) -> Option<ParamRef<'a>> {
-        match param_step(self.rest, self.uri) {
-            Ok(Some((rest, p))) => {
-                self.rest = rest;
-                Some(p)
+        match param_at(self.rest.as_bytes(), 0, self.uri) {
+            Ok(Some(p)) => {
+                let v = p.of(self.rest);
+                self.rest = from(self.rest, p.end());
+                Some(v)
             }
             _ => {
                 self.rest = "";
@@ -541,13 +646,12 @@ impl<'a> Iterator for ParamIter<'a> {
 /// an error on anything else.
 #[inline]
 pub(crate) fn list_next(i: &str) -> Result<Option<&str>, nom::Err<()>> {
-    let i = sws(i);
-    if i.is_empty() {
-        Ok(None)
-    } else if let Some(r) = i.strip_prefix(',') {
-        Ok(Some(sws(r)))
-    } else {
-        fail()
+    let b = i.as_bytes();
+    let k = ws(b, 0);
+    match b.get(k) {
+        None => Ok(None),
+        Some(b',') => Ok(Some(from(i, ws(b, k + 1)))),
+        Some(_) => fail(),
     }
 }
 
@@ -649,17 +753,16 @@ mod tests {
         fn quoted_string_agrees_with_the_octet_loop(
             s in "\"?[ -~\t\\\\\"\r\n\x01\x7féü]{0,24}"
         ) {
-            proptest::prop_assert_eq!(quoted_string(&s), quoted_string_reference(&s));
+            let scanned = quoted_end(s.as_bytes(), 0).map(|e| (&s[e..], &s[..e])).ok_or(nom::Err::Error(()));
+            proptest::prop_assert_eq!(scanned, quoted_string_reference(&s));
         }
     }
 
     #[test]
     fn quoted_strings() {
-        assert_eq!(
-            quoted_string(r#""a \"b\" c" rest"#),
-            Ok((" rest", r#""a \"b\" c""#))
-        );
-        assert!(quoted_string(r#""unterminated"#).is_err());
+        assert_eq!(quoted_end(br#""a \"b\" c" rest"#, 0), Some(11));
+        assert_eq!(quoted_end(br#"x "a" "#, 2), Some(5));
+        assert!(quoted_end(br#""unterminated"#, 0).is_none());
         assert_eq!(unquote(r#""J Rosenberg \\\"""#), r#"J Rosenberg \""#);
         assert_eq!(quote(r#"a"b\"#), r#""a\"b\\""#);
     }

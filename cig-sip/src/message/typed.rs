@@ -8,10 +8,13 @@ use std::fmt;
 use bytestring::ByteString;
 
 use super::grammar::{
-    self, Class, DIGIT, PResult, Params, ParamsOf, class, fail, header_params, lws, params_ref,
-    quoted_string, sep, sws, take1, token, word,
+    self, Class, DIGIT, PResult, Params, ParamsOf, TOKEN, WSP, at, class, fail, from,
+    header_params, lws, params_end, params_ref, quoted_end, run, sep, sws, take1, token, word, ws,
 };
 use super::uri::{self, Host, HostOf, Uri, UriCtx, UriOf};
+
+#[cfg(test)]
+mod reference;
 
 /// Unquoted auth-param values: token characters and `/:=@`.
 const AUTH_PARAM_VALUE: Class = class(true, b"-.!%*_+`'~/:=@");
@@ -212,6 +215,7 @@ pub struct ViaOf<S> {
 pub type ViaRef<'a> = ViaOf<&'a str>;
 
 impl<S> ViaOf<S> {
+    #[inline(always)]
     pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> ViaOf<T> {
         ViaOf {
             protocol: f(self.protocol),
@@ -250,36 +254,46 @@ impl<'a> ViaRef<'a> {
         self.transport.eq_ignore_ascii_case(t)
     }
 
-    /// One Via value (`sent-protocol LWS sent-by *( SEMI via-params )`).
+    /// One Via value (`sent-protocol LWS sent-by *( SEMI via-params )`), scanned once by octet
+    /// offsets.
     pub(crate) fn parse(i: &'a str) -> PResult<'a, ViaRef<'a>> {
+        let b = i.as_bytes();
         // Nearly every Via starts `SIP/2.0/`: read it as one literal (what the general path
         // below would return for it).
-        let (i, protocol, version) = match (i.get(..8), i.get(8..)) {
-            (Some(p @ "SIP/2.0/"), Some(rest)) => (sws(rest), &p[..3], &p[4..7]),
-            _ => {
-                let (i, protocol) = token(i)?;
-                let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
-                let (i, version) = token(i)?;
-                let i = sep(i, '/').ok_or(nom::Err::Error(()))?;
-                (i, protocol, version)
+        let (protocol, version, k0) = if b.starts_with(b"SIP/2.0/") {
+            (at(i, 0, 3), at(i, 4, 7), ws(b, 8))
+        } else {
+            // token SWS "/" SWS token SWS "/" SWS
+            let p = run(b, 0, &TOKEN);
+            let s = ws(b, p);
+            let v0 = ws(b, s + 1);
+            let v1 = run(b, v0, &TOKEN);
+            let s2 = ws(b, v1);
+            if p == 0 || b.get(s) != Some(&b'/') || v1 == v0 || b.get(s2) != Some(&b'/') {
+                return fail();
             }
+            (at(i, 0, p), at(i, v0, v1), ws(b, s2 + 1))
         };
-        let (i, transport) = token(i)?;
-        let (i, _) = lws(i)?;
-        let (i, host) = uri::host_ref(i)?;
-        let (i, port) = uri::port(i, true)?;
-        let (i, params) = params_ref(i, false, |p| {
+        let t = run(b, k0, &TOKEN);
+        let h = run(b, t, &WSP);
+        if t == k0 || h == t {
+            return fail();
+        }
+        let (host, k) = uri::host_at(i, h)?;
+        let (port, k) = uri::port_at(b, k, true)?;
+        let end = params_end(i, k, false, |p| {
             p.value.is_some() || !p.name.eq_ignore_ascii_case("branch")
-        })?;
+        })
+        .ok_or(nom::Err::Error(()))?;
         Ok((
-            i,
+            from(i, end),
             ViaOf {
                 protocol,
                 version,
-                transport,
+                transport: at(i, k0, t),
                 host,
                 port,
-                params,
+                params: ParamsOf::of(at(i, k, end), false),
             },
         ))
     }
@@ -388,6 +402,7 @@ pub struct NameAddrOf<S> {
 pub type NameAddrRef<'a> = NameAddrOf<&'a str>;
 
 impl<S> NameAddrOf<S> {
+    #[inline(always)]
     pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> NameAddrOf<T> {
         NameAddrOf {
             display: self.display.map(f),
@@ -421,50 +436,56 @@ impl<'a> NameAddrRef<'a> {
         mut check: impl FnMut(&grammar::ParamRef<'_>) -> bool,
     ) -> PResult<'a, NameAddrRef<'a>> {
         let i = sws(i);
-        let (i, display) = if i.starts_with('"') {
-            let (r, q) = quoted_string(i)?;
-            (sws(r), Some(q))
-        } else if i.starts_with('<') {
-            (i, None)
-        } else {
-            // `*(token LWS)` followed by `<`, else an addr-spec.
-            let mut r = i;
-            let mut end = i;
-            while let Ok((after, _)) = token(r) {
-                end = after;
-                r = sws(after);
+        let b = i.as_bytes();
+        let (display, k) = match b.first() {
+            Some(b'<') => (None, 0),
+            Some(b'"') => {
+                let e = quoted_end(b, 0).ok_or(nom::Err::Error(()))?;
+                (Some(at(i, 0, e)), ws(b, e))
             }
-            if r.starts_with('<') && end.len() < i.len() {
-                (r, Some(&i[..i.len() - end.len()]))
-            } else if addr_spec {
-                let (r, uri) = uri::uri_ref(i, UriCtx::AddrSpec)?;
-                let (r, params) = params_ref(r, false, &mut check)?;
-                return Ok((
-                    r,
-                    NameAddrOf {
-                        display: None,
-                        uri,
-                        params,
-                    },
-                ));
-            } else {
-                return fail();
+            _ => {
+                // `*(token LWS)` followed by `<`, else an addr-spec.
+                let (mut r, mut end) = (0, 0);
+                loop {
+                    let t = run(b, r, &TOKEN);
+                    if t == r {
+                        break;
+                    }
+                    end = t;
+                    r = ws(b, t);
+                }
+                if b.get(r) == Some(&b'<') && end > 0 {
+                    (Some(at(i, 0, end)), r)
+                } else if addr_spec {
+                    let (r, uri) = uri::uri_ref(i, UriCtx::AddrSpec)?;
+                    let (r, params) = params_ref(r, false, &mut check)?;
+                    return Ok((
+                        r,
+                        NameAddrOf {
+                            display: None,
+                            uri,
+                            params,
+                        },
+                    ));
+                } else {
+                    return fail();
+                }
             }
         };
-        let Some(i) = i.strip_prefix('<') else {
+        if b.get(k) != Some(&b'<') {
+            return fail();
+        }
+        let (r, uri) = uri::uri_ref(from(i, k + 1), UriCtx::Bracketed)?;
+        let Some(r) = r.strip_prefix('>') else {
             return fail();
         };
-        let (i, uri) = uri::uri_ref(i, UriCtx::Bracketed)?;
-        let Some(i) = i.strip_prefix('>') else {
-            return fail();
-        };
-        let (i, params) = params_ref(i, false, check)?;
+        let end = params_end(r, 0, false, check).ok_or(nom::Err::Error(()))?;
         Ok((
-            i,
+            from(r, end),
             NameAddrOf {
                 display,
                 uri,
-                params,
+                params: ParamsOf::of(at(r, 0, end), false),
             },
         ))
     }
@@ -663,21 +684,28 @@ pub struct AuthRef<'a> {
     params: &'a str,
 }
 
-/// `auth-param = token EQUAL ( token / quoted-string )` (values kept as written).
-fn auth_param(i: &str) -> PResult<'_, (&str, &str)> {
-    let (after, name) = token(i)?;
-    let (after, v) = auth_param_value(after)?;
-    Ok((after, (name, v)))
+/// `SWS "=" SWS ( token / quoted-string )`, the part of an `auth-param` after its name, at
+/// octet `k`: the value's offsets.
+#[inline(always)]
+fn auth_value_at(b: &[u8], k: usize) -> Option<(usize, usize)> {
+    let e = ws(b, k);
+    if b.get(e) != Some(&b'=') {
+        return None;
+    }
+    let v0 = ws(b, e + 1);
+    let v1 = if b.get(v0) == Some(&b'"') {
+        quoted_end(b, v0)?
+    } else {
+        run(b, v0, &AUTH_PARAM_VALUE)
+    };
+    (v1 > v0).then_some((v0, v1))
 }
 
-/// `EQUAL ( token / quoted-string )`, the part of an `auth-param` after its name.
-fn auth_param_value(i: &str) -> PResult<'_, &str> {
-    let after = sep(i, '=').ok_or(nom::Err::Error(()))?;
-    if after.starts_with('"') {
-        quoted_string(after)
-    } else {
-        take1(after, &AUTH_PARAM_VALUE)
-    }
+/// `SWS "," SWS` at octet `k`: where the next list element starts.
+#[inline(always)]
+fn comma_at(b: &[u8], k: usize) -> Option<usize> {
+    let c = ws(b, k);
+    (b.get(c) == Some(&b',')).then(|| ws(b, c + 1))
 }
 
 impl<'a> AuthRef<'a> {
@@ -688,11 +716,16 @@ impl<'a> AuthRef<'a> {
 
     /// The parameters in order, values as written (quoted strings keep their quotes).
     pub fn params(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let mut rest = Some(self.params);
+        let i = self.params;
+        let b = i.as_bytes();
+        let mut k = Some(0);
         std::iter::from_fn(move || {
-            let (after, p) = auth_param(rest?).ok()?;
-            rest = grammar::list_next(after).ok().flatten();
-            Some(p)
+            let n0 = k?;
+            let n1 = run(b, n0, &TOKEN);
+            let (v0, v1) = auth_value_at(b, n1).filter(|_| n1 > n0)?;
+            // The list goes on after a comma (a value that ends otherwise is the last).
+            k = comma_at(b, v1);
+            Some((at(i, n0, n1), at(i, v0, v1)))
         })
     }
 
@@ -706,30 +739,38 @@ impl<'a> AuthRef<'a> {
     /// One challenge or credentials value: a scheme and its parameters, up to the end of the
     /// value or the comma before the next scheme (a token, white space and a token).
     pub(crate) fn parse(i: &'a str) -> PResult<'a, AuthRef<'a>> {
-        let (r, scheme) = token(i)?;
-        let (start, _) = lws(r)?;
-        let done = |after: &'a str| {
+        let b = i.as_bytes();
+        let s = run(b, 0, &TOKEN);
+        let start = run(b, s, &WSP);
+        if s == 0 || start == s {
+            return fail();
+        }
+        // Each parameter's name is read once: after a comma, `token LWS token` starts the
+        // next challenge, `token SWS "="` the next parameter of this one.
+        let done = |after: usize| {
             Ok((
-                after,
+                from(i, after),
                 AuthRef {
-                    scheme,
-                    params: &start[..start.len() - after.len()],
+                    scheme: at(i, 0, s),
+                    params: at(i, start, after),
                 },
             ))
         };
-        // Each parameter's name is read once: after a comma, `token LWS token` starts the
-        // next challenge, `token SWS "="` the next parameter of this one.
-        let (mut after_name, _) = token(start)?;
+        let (mut n0, mut n1) = (start, run(b, start, &TOKEN));
         loop {
-            let (after, _) = auth_param_value(after_name)?;
-            let Ok(Some(next)) = grammar::list_next(after) else {
+            if n1 == n0 {
+                return fail();
+            }
+            let (_, after) = auth_value_at(b, n1).ok_or(nom::Err::Error(()))?;
+            let Some(next) = comma_at(b, after) else {
                 return done(after);
             };
-            let (a, _) = token(next)?;
-            if lws(a).and_then(|(b, _)| token(b)).is_ok() {
+            let t = run(b, next, &TOKEN);
+            let w = run(b, t, &WSP);
+            if t > next && w > t && run(b, w, &TOKEN) > w {
                 return done(after);
             }
-            after_name = a;
+            (n0, n1) = (next, t);
         }
     }
 }

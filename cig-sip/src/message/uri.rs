@@ -11,7 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytestring::ByteString;
 
 use super::grammar::{
-    Class, DIGIT, PResult, ParamRef, Params, ParamsOf, class, fail, params_ref, span, take1,
+    Class, DIGIT, PResult, ParamAt, Params, ParamsOf, at, class, fail, from, number_bytes,
+    params_end, params_ref, run, span, take1, ws,
 };
 use crate::Error;
 
@@ -115,17 +116,38 @@ pub(crate) enum UriCtx {
 }
 
 /// `unreserved` octets are letters, digits and `-_.!~*'()`; each class below adds its own.
-const USERINFO: Class = class(true, b"-_.!~*'()%&=+$,;?/:");
+pub(crate) const USERINFO: Class = class(true, b"-_.!~*'()%&=+$,;?/:");
 /// `USERINFO` without `:` and `%`: a user part with no password and no escapes.
 const USER_PLAIN: Class = class(true, b"-_.!~*'()&=+$,;?/");
-const PARAM: Class = class(true, b"-_.!~*'()%[]/:&+$");
-const HEADER: Class = class(true, b"-_.!~*'()%[]/?:+$&=");
-const HOST: Class = class(true, b"-._");
-const TEL: Class = class(false, b"0123456789abcdefABCDEF+-.()*#");
-const SCHEME: Class = class(true, b"+-.");
+/// `PARAM` without `%` (escapes are checked as they are met).
+const PARAM_PLAIN: Class = class(true, b"-_.!~*'()[]/:&+$");
+/// `HEADER` without `%`.
+const HEADER_PLAIN: Class = class(true, b"-_.!~*'()[]/?:+$&=");
+pub(crate) const HOST: Class = class(true, b"-._");
+pub(crate) const TEL: Class = class(false, b"0123456789abcdefABCDEF+-.()*#");
+pub(crate) const SCHEME: Class = class(true, b"+-.");
 /// `uric` octets of an opaque absolute URI, minus what ends it in context.
-const URIC: Class = class(true, b"-_.!~*'()%/:@&=+$[]#;,?");
-const URIC_ADDR_SPEC: Class = class(true, b"-_.!~*'()%/:@&=+$[]#");
+pub(crate) const URIC: Class = class(true, b"-_.!~*'()%/:@&=+$[]#;,?");
+pub(crate) const URIC_ADDR_SPEC: Class = class(true, b"-_.!~*'()%/:@&=+$[]#");
+
+/// The end of the run from octet `k` of octets of `plain` (which holds no `%`) and `%HH`
+/// escapes; `None` at a `%` that does not start an escape. Equals a run of `plain` plus `%`
+/// checked afterwards with [`escapes_ok`], since `plain` holds every hex digit.
+#[inline(always)]
+fn escaped_run(b: &[u8], mut k: usize, plain: &Class) -> Option<usize> {
+    loop {
+        k = run(b, k, plain);
+        if b.get(k) != Some(&b'%') {
+            return Some(k);
+        }
+        if !(b.get(k + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(k + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return None;
+        }
+        k += 3;
+    }
+}
 
 /// Checks that every `%` starts a `%HH` escape.
 fn escapes_ok(s: &str) -> bool {
@@ -169,8 +191,7 @@ pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
 
 /// A dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` reads it (four groups of one to
 /// three digits, each at most 255, no leading zero), without its general-purpose parser.
-fn ipv4(h: &str) -> Option<Ipv4Addr> {
-    let b = h.as_bytes();
+fn ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut k = 0;
     for (n, o) in octets.iter_mut().enumerate() {
@@ -195,85 +216,143 @@ fn ipv4(h: &str) -> Option<Ipv4Addr> {
     (k == b.len()).then(|| Ipv4Addr::from(octets))
 }
 
-/// Parses a host (`hostname`, IPv4 or `[IPv6]`).
-pub(crate) fn host_ref(i: &str) -> PResult<'_, HostRef<'_>> {
-    if let Some(r) = i.strip_prefix('[') {
-        let end = r.find(']').ok_or(nom::Err::Error(()))?;
-        let a: Ipv6Addr = r[..end].parse().map_err(|_| nom::Err::Error(()))?;
-        return Ok((&r[end + 1..], HostOf::Ipv6(a)));
-    }
-    let (rest, h) = take1(i, &HOST)?;
-    let first = h.as_bytes().first().copied().unwrap_or(b'.');
-    if first == b'-' || first == b'.' {
-        return fail();
-    }
-    if first.is_ascii_digit() {
-        if let Some(a) = ipv4(h) {
-            return Ok((rest, HostOf::Ipv4(a)));
+/// A dotted quad read from octet `k` as [`ipv4`] reads a host made of it, when the octet after
+/// it cannot continue a host (so the host is exactly the quad): the address and its end.
+/// `None` sends the caller to the general path (which also decides every malformed case).
+#[inline(always)]
+fn ipv4_at(b: &[u8], mut k: usize) -> Option<(Ipv4Addr, usize)> {
+    let digit = |k: usize| b.get(k).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9);
+    let mut octets = [0u8; 4];
+    for (n, o) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(k) != Some(&b'.') {
+                return None;
+            }
+            k += 1;
         }
-        // Digits and dots only, yet not a dotted quad: neither an address nor a name.
-        if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return fail();
+        let mut v = u32::from(digit(k)?);
+        k += 1;
+        // No leading zero: a group starting `0` is that digit alone.
+        if v != 0 {
+            for _ in 0..2 {
+                let Some(d) = digit(k) else { break };
+                v = v * 10 + u32::from(d);
+                k += 1;
+            }
         }
+        *o = u8::try_from(v).ok()?;
     }
-    Ok((rest, HostOf::Domain(h)))
+    match b.get(k) {
+        Some(&c) if HOST[usize::from(c)] => None,
+        _ => Some((Ipv4Addr::from(octets), k)),
+    }
 }
 
-/// `[":" port]`, with white space allowed around the colon when `lws` (Via sent-by).
-pub(crate) fn port(i: &str, lws: bool) -> PResult<'_, Option<u16>> {
-    let after = if lws {
-        super::grammar::sep(i, ':')
-    } else {
-        i.strip_prefix(':')
-    };
-    let Some(r) = after else { return Ok((i, None)) };
-    let (rest, digits) = take1(r, &DIGIT)?;
-    let p = super::grammar::number(digits, u64::from(u16::MAX)).ok_or(nom::Err::Error(()))?;
-    Ok((rest, Some(p as u16)))
+/// Parses a host (`hostname`, IPv4 or `[IPv6]`) at octet `k` of `i`: the host and its end.
+#[inline]
+pub(crate) fn host_at(i: &str, k: usize) -> Result<(HostRef<'_>, usize), nom::Err<()>> {
+    let b = i.as_bytes();
+    match b.get(k) {
+        Some(c) if c.is_ascii_digit() => {
+            if let Some((a, end)) = ipv4_at(b, k) {
+                return Ok((HostOf::Ipv4(a), end));
+            }
+            let end = run(b, k, &HOST);
+            let h = &b[k..end];
+            if let Some(a) = ipv4(h) {
+                return Ok((HostOf::Ipv4(a), end));
+            }
+            // Digits and dots only, yet not a dotted quad: neither an address nor a name.
+            if h.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+                return fail();
+            }
+            Ok((HostOf::Domain(at(i, k, end)), end))
+        }
+        Some(b'[') => {
+            let r = from(i, k + 1);
+            let end = r.find(']').ok_or(nom::Err::Error(()))?;
+            let a: Ipv6Addr = at(r, 0, end).parse().map_err(|_| nom::Err::Error(()))?;
+            Ok((HostOf::Ipv6(a), k + 1 + end + 1))
+        }
+        Some(b'-' | b'.') | None => fail(),
+        Some(_) => {
+            let end = run(b, k, &HOST);
+            if end == k {
+                return fail();
+            }
+            Ok((HostOf::Domain(at(i, k, end)), end))
+        }
+    }
 }
 
-/// One URI parameter `";" pname [ "=" pvalue ]` (no white space) at the start of `i`;
-/// `Ok(None)` when `i` does not start with a `;`.
-pub(crate) fn uri_param(i: &str) -> Result<Option<(&str, ParamRef<'_>)>, nom::Err<()>> {
-    let Some(r) = i.strip_prefix(';') else {
+/// `[":" port]` at octet `k`, with white space allowed around the colon when `lws` (Via
+/// sent-by): the port and where it ends (`k` when there is none).
+#[inline(always)]
+pub(crate) fn port_at(b: &[u8], k: usize, lws: bool) -> Result<(Option<u16>, usize), nom::Err<()>> {
+    let c = if lws { ws(b, k) } else { k };
+    if b.get(c) != Some(&b':') {
+        return Ok((None, k));
+    }
+    let d = if lws { ws(b, c + 1) } else { c + 1 };
+    let end = run(b, d, &DIGIT);
+    let p = number_bytes(b.get(d..end).unwrap_or_default(), u64::from(u16::MAX))
+        .ok_or(nom::Err::Error(()))?;
+    Ok((Some(p as u16), end))
+}
+
+/// One URI parameter `";" pname [ "=" pvalue ]` (no white space) at octet `k`; `Ok(None)`
+/// when no `;` is there.
+#[inline(always)]
+pub(crate) fn uri_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
+    if b.get(k) != Some(&b';') {
         return Ok(None);
-    };
-    let (r, name) = take1(r, &PARAM)?;
-    let (r, value) = match r.strip_prefix('=') {
-        Some(r) => {
-            let (r, v) = take1(r, &PARAM)?;
-            (r, Some(v))
-        }
-        None => (r, None),
-    };
-    if !escapes_ok(name) || !value.is_none_or(escapes_ok) {
-        return fail();
     }
-    Ok(Some((r, ParamRef { name, value })))
+    let n0 = k + 1;
+    let n1 = escaped_run(b, n0, &PARAM_PLAIN).ok_or(())?;
+    if n1 == n0 {
+        return Err(());
+    }
+    if b.get(n1) != Some(&b'=') {
+        return Ok(Some(ParamAt {
+            name: (n0, n1),
+            value: None,
+        }));
+    }
+    let v0 = n1 + 1;
+    let v1 = escaped_run(b, v0, &PARAM_PLAIN).ok_or(())?;
+    if v1 == v0 {
+        return Err(());
+    }
+    Ok(Some(ParamAt {
+        name: (n0, n1),
+        value: Some((v0, v1)),
+    }))
 }
 
 fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
-    let (user, password, i) = user_part(i)?;
-    let (i, host) = host_ref(i)?;
-    let (i, port) = port(i, false)?;
-    let (i, params) = if ctx == UriCtx::AddrSpec {
-        (i, ParamsOf::empty(true))
+    let b = i.as_bytes();
+    let (user, password, rest) = user_part(i)?;
+    let (host, k) = host_at(i, i.len() - rest.len())?;
+    let (port, k) = port_at(b, k, false)?;
+    let (params, k) = if ctx == UriCtx::AddrSpec {
+        (ParamsOf::empty(true), k)
     } else {
-        params_ref(i, true, |_| true)?
+        let end = params_end(i, k, true, |_| true).ok_or(nom::Err::Error(()))?;
+        (ParamsOf::of(at(i, k, end), true), end)
     };
-    let (i, headers) = match i.strip_prefix('?') {
-        Some(_) if ctx == UriCtx::AddrSpec => return fail(),
-        Some(r) => {
-            let (r, h) = take1(r, &HEADER)?;
-            if !escapes_ok(h) {
+    let (headers, k) = match b.get(k) {
+        Some(b'?') if ctx == UriCtx::AddrSpec => return fail(),
+        Some(b'?') => {
+            let end = escaped_run(b, k + 1, &HEADER_PLAIN).ok_or(nom::Err::Error(()))?;
+            if end == k + 1 {
                 return fail();
             }
-            (r, Some(h))
+            (Some(at(i, k + 1, end)), end)
         }
-        None => (i, None),
+        _ => (None, k),
     };
     Ok((
-        i,
+        from(i, k),
         SipUriOf {
             secure,
             user,
@@ -397,6 +476,7 @@ pub enum HostOf<S> {
 pub type HostRef<'a> = HostOf<&'a str>;
 
 impl<S> HostOf<S> {
+    #[inline(always)]
     pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> HostOf<T> {
         match self {
             HostOf::Domain(d) => HostOf::Domain(f(d)),
@@ -494,6 +574,7 @@ pub struct OtherUriOf<S> {
 }
 
 impl<S> UriOf<S> {
+    #[inline(always)]
     pub(crate) fn map<T>(self, f: &impl Fn(S) -> T) -> UriOf<T> {
         match self {
             UriOf::Sip(u) => UriOf::Sip(SipUriOf {
@@ -724,7 +805,7 @@ mod tests {
 
         #[test]
         fn ipv4_reads_as_std_does(s in "[0-9.]{0,17}") {
-            proptest::prop_assert_eq!(ipv4(&s), s.parse::<Ipv4Addr>().ok());
+            proptest::prop_assert_eq!(ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok());
         }
     }
 
@@ -743,7 +824,7 @@ mod tests {
             "1.2.3.4.5",
             "",
         ] {
-            assert_eq!(ipv4(s), s.parse::<Ipv4Addr>().ok(), "{s}");
+            assert_eq!(ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
         }
     }
 
