@@ -1,10 +1,10 @@
 //! Header names (canonical and compact forms, case-insensitive) and the ordered header list with
-//! typed accessors. Values are kept as written (unfolded). The headers `validate` checks are
-//! parsed once into a cache, and a parsed list indexes where each known name occurs; any
-//! mutable access to the list drops both. Other typed views parse on demand.
+//! typed accessors. Values are kept as written (unfolded); a parsed list keeps the received
+//! text once and each line as numbers (a name id and a range of the text). The headers
+//! `validate` checks are parsed once into a cache, and a parsed list indexes where each known
+//! name occurs; any change to the list drops both. Other typed views parse on demand.
 
 use std::fmt;
-use std::mem::{Discriminant, discriminant};
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -67,9 +67,8 @@ macro_rules! header_names {
                 None
             }
 
-            /// Every known name.
-            #[cfg(test)]
-            const ALL: &[HeaderName] = &[$( HeaderName::$variant, )*];
+            /// Every known name, in id order.
+            const ALL: [HeaderName; KNOWN] = [$( HeaderName::$variant, )*];
         }
 
         /// Number of known names.
@@ -233,44 +232,34 @@ pub struct Header<'a> {
     pub value: &'a str,
 }
 
-/// Where a line's value is: a range of the parsed text the list keeps (every unfolded line
-/// of a parsed message: no copy and no reference count per line), or a string of its own (a
-/// value set by a builder, a folded value joined into one line, a line copied from another
+/// Where a line's value is: a range of the text the list keeps (every unfolded line of a
+/// parsed message: no copy and no reference count per line), or one of the list's own strings
+/// (a value set by a builder, a folded value joined into one line, a line copied from another
 /// list).
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 enum Value {
-    At(usize, usize),
-    Own(ByteString),
+    /// `text[start..end]`.
+    At(u32, u32),
+    /// `owned[k]`.
+    Own(u32),
 }
 
-/// One header line of a [`Headers`].
-#[derive(Clone)]
-pub(crate) struct Line {
-    name: HeaderName,
+/// One header line of a [`Headers`]: plain numbers, so pushing one writes a few octets and
+/// dropping a list drops no line.
+#[derive(Clone, Copy)]
+struct Line {
+    /// A known name's id ([`HeaderName::id`]), or `KNOWN + k` for the extension name
+    /// `others[k]`.
+    name: u16,
     value: Value,
 }
 
-impl Line {
-    /// A line whose value is `text[start..end]` of the text the list is built on.
-    pub(crate) fn at(name: HeaderName, start: usize, end: usize) -> Line {
-        Line {
-            name,
-            value: Value::At(start, end),
-        }
-    }
-
-    /// A line with a value of its own.
-    pub(crate) fn own(name: HeaderName, value: ByteString) -> Line {
-        Line {
-            name,
-            value: Value::Own(value),
-        }
-    }
-}
+/// Every known name, by id.
+static KNOWN_NAMES: [HeaderName; KNOWN] = HeaderName::ALL;
 
 /// Where each known header name occurs: lines `first..end` hold every line of that name
 /// (`0..0`: none), so a getter looks at those lines instead of scanning the whole list. Built
-/// with a parsed list ([`HeadLines`]) and dropped on any change; lists of more than 255 lines
+/// as a message's lines are parsed and dropped on any change; lists of more than 255 lines
 /// are not indexed.
 #[derive(Clone)]
 struct Index {
@@ -283,48 +272,6 @@ impl Default for Index {
         Index {
             valid: false,
             span: [(0, 0); KNOWN],
-        }
-    }
-}
-
-/// The lines of a header section as they are parsed, indexed as they come.
-pub(crate) struct HeadLines {
-    lines: Vec<Line>,
-    index: Index,
-}
-
-impl HeadLines {
-    pub(crate) fn with_capacity(n: usize) -> HeadLines {
-        HeadLines {
-            lines: Vec::with_capacity(n),
-            index: Index::default(),
-        }
-    }
-
-    /// Appends a line (only the first 255 lines can be indexed; a longer list is not).
-    #[inline]
-    pub(crate) fn push(&mut self, line: Line) {
-        if let Some(id) = line.name.id()
-            && let Ok(k) = u8::try_from(self.lines.len())
-            && k < u8::MAX
-        {
-            let span = &mut self.index.span[id];
-            if span.1 == 0 {
-                span.0 = k;
-            }
-            span.1 = k + 1;
-        }
-        self.lines.push(line);
-    }
-
-    /// The list of these lines, whose ranges are of `text`.
-    pub(crate) fn finish(mut self, text: ByteString) -> Headers {
-        self.index.valid = self.lines.len() <= usize::from(u8::MAX);
-        Headers {
-            text,
-            lines: self.lines,
-            core: OnceLock::new(),
-            index: self.index,
         }
     }
 }
@@ -417,7 +364,8 @@ struct Items<'a, T, P> {
     headers: &'a Headers,
     next: usize,
     end: usize,
-    name: Discriminant<HeaderName>,
+    /// The id of the known name whose lines are read (list headers are known names).
+    id: usize,
     static_name: &'static str,
     cur: Option<(usize, &'a str)>,
     /// The value parser (a function item, so it is inlined into the loop).
@@ -450,11 +398,8 @@ impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Items<'a, T, P> {
                 });
             }
             let lines = &self.headers.lines;
-            let k = (self.next..self.end).find(|&k| {
-                lines
-                    .get(k)
-                    .is_some_and(|h| discriminant(&h.name) == self.name)
-            })?;
+            let k = (self.next..self.end)
+                .find(|&k| lines.get(k).is_some_and(|l| usize::from(l.name) == self.id))?;
             self.next = k + 1;
             let v = sws(self.headers.value_at(k));
             if v.len() > u32::MAX as usize {
@@ -505,6 +450,10 @@ pub struct Headers {
     /// The text `Value::At` ranges are of (empty for a list built by hand).
     text: ByteString,
     lines: Vec<Line>,
+    /// Values that are not ranges of `text`.
+    owned: Vec<ByteString>,
+    /// Extension header names, as written.
+    others: Vec<HeaderName>,
     core: OnceLock<Box<Core>>,
     index: Index,
 }
@@ -516,6 +465,8 @@ impl Clone for Headers {
         Headers {
             text: self.text.clone(),
             lines: self.lines.clone(),
+            owned: self.owned.clone(),
+            others: self.others.clone(),
             core: OnceLock::new(),
             index: self.index.clone(),
         }
@@ -540,11 +491,12 @@ impl fmt::Debug for Headers {
 /// A list of the given lines, indexed as a parsed one is.
 impl FromIterator<(HeaderName, ByteString)> for Headers {
     fn from_iter<I: IntoIterator<Item = (HeaderName, ByteString)>>(lines: I) -> Headers {
-        let mut head = HeadLines::with_capacity(0);
+        let mut headers = Headers::parsing(ByteString::new(), 0);
         for (name, value) in lines {
-            head.push(Line::own(name, value));
+            headers.push_parsed_own(name, value);
         }
-        head.finish(ByteString::new())
+        headers.end_parse();
+        headers
     }
 }
 
@@ -572,17 +524,117 @@ impl Headers {
         }
     }
 
-    /// The lines, for a change: drops the parse-once cache and the index.
-    fn lines_mut(&mut self) -> &mut Vec<Line> {
+    /// An empty list for the lines of a header section parsed from `text`, with room for
+    /// `n` lines; [`Headers::end_parse`] ends it.
+    pub(crate) fn parsing(text: ByteString, n: usize) -> Headers {
+        Headers {
+            text,
+            lines: Vec::with_capacity(n),
+            ..Headers::default()
+        }
+    }
+
+    /// The number of a line's name, adding an extension name to `others`.
+    #[inline(always)]
+    fn name_number(&mut self, name: HeaderName) -> u16 {
+        match name.id() {
+            Some(id) => id as u16,
+            None => {
+                self.others.push(name);
+                (KNOWN + self.others.len() - 1) as u16
+            }
+        }
+    }
+
+    /// A value of the list's own.
+    fn own_value(&mut self, value: ByteString) -> Value {
+        self.owned.push(value);
+        Value::Own((self.owned.len() - 1) as u32)
+    }
+
+    /// Appends a parsed line, indexing it (only the first 255 lines can be indexed; a longer
+    /// list is not).
+    #[inline(always)]
+    fn push_indexed(&mut self, name: HeaderName, value: Value) {
+        let number = self.name_number(name);
+        let k = self.lines.len();
+        if let Some(span) = self.index.span.get_mut(usize::from(number))
+            && k < usize::from(u8::MAX)
+        {
+            let k = k as u8;
+            if span.1 == 0 {
+                span.0 = k;
+            }
+            span.1 = k + 1;
+        }
+        self.lines.push(Line {
+            name: number,
+            value,
+        });
+    }
+
+    /// Appends a parsed line whose value is `text[start..end]`.
+    #[inline(always)]
+    pub(crate) fn push_parsed(&mut self, name: HeaderName, start: usize, end: usize) {
+        let value = match (u32::try_from(start), u32::try_from(end)) {
+            (Ok(start), Ok(end)) => Value::At(start, end),
+            // Past 4 GiB (never, with the codec's caps): a slice of its own.
+            _ => {
+                let v = self.text.get(start..end).unwrap_or_default();
+                let v = self.text.slice_ref(v);
+                self.own_value(v)
+            }
+        };
+        self.push_indexed(name, value);
+    }
+
+    /// Appends a parsed line with a value of its own (a folded line, joined).
+    pub(crate) fn push_parsed_own(&mut self, name: HeaderName, value: ByteString) {
+        let value = self.own_value(value);
+        self.push_indexed(name, value);
+    }
+
+    /// Ends a parsed list: its index is valid from here (up to 255 lines).
+    pub(crate) fn end_parse(&mut self) {
+        self.index.valid = self.lines.len() <= usize::from(u8::MAX);
+    }
+
+    /// A change: drops the parse-once cache and the index.
+    fn changing(&mut self) {
         self.core.take();
         self.index.valid = false;
-        &mut self.lines
+    }
+
+    /// A line with `name` and a value of the list's own.
+    fn own_line(&mut self, name: HeaderName, value: ByteString) -> Line {
+        Line {
+            name: self.name_number(name),
+            value: self.own_value(value),
+        }
+    }
+
+    /// The name of `line`, a line of this list.
+    fn name_of(&self, line: &Line) -> &HeaderName {
+        let k = usize::from(line.name);
+        KNOWN_NAMES
+            .get(k)
+            .or_else(|| self.others.get(k - KNOWN))
+            .unwrap_or(&KNOWN_NAMES[0])
+    }
+
+    /// Whether `line` is a `name` line.
+    #[inline]
+    fn is(&self, line: &Line, name: &HeaderName) -> bool {
+        match name.id() {
+            Some(id) => usize::from(line.name) == id,
+            None => usize::from(line.name) >= KNOWN && self.name_of(line) == name,
+        }
     }
 
     /// Iterates over all headers in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Header<'_>> + ExactSizeIterator + '_ {
         self.lines.iter().map(|l| Header {
-            name: &l.name,
+            name: self.name_of(l),
             value: self.value_of(l),
         })
     }
@@ -619,7 +671,7 @@ impl Headers {
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<ByteString>) {
-        self.lines_mut().push(Line::own(name, value.into()));
+        self.insert(usize::MAX, name, value);
     }
 
     /// Inserts a header before all others (a new top Via).
@@ -629,50 +681,81 @@ impl Headers {
 
     /// Inserts a header at position `k` (at the end when `k` is past it).
     pub fn insert(&mut self, k: usize, name: HeaderName, value: impl Into<ByteString>) {
-        let lines = self.lines_mut();
-        lines.insert(k.min(lines.len()), Line::own(name, value.into()));
+        self.changing();
+        let line = self.own_line(name, value.into());
+        self.lines.insert(k.min(self.lines.len()), line);
     }
 
     /// Removes every `name` header.
     pub fn remove(&mut self, name: &HeaderName) {
-        self.lines_mut().retain(|h| &h.name != name);
+        self.changing();
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.retain(|l| !self.is(l, name));
+        self.lines = lines;
+        self.collect_garbage();
     }
 
     /// Replaces all `name` headers with one value (at the position of the first, else at the
     /// end).
     pub fn set(&mut self, name: HeaderName, value: impl Into<ByteString>) {
         let value = value.into();
-        let lines = self.lines_mut();
-        match lines.iter().position(|h| h.name == name) {
+        match self.position(&name) {
             Some(k) => {
-                lines[k].value = Value::Own(value);
+                self.changing();
+                let value = self.own_value(value);
+                // Lines before the first `name` line stay, so it is still at `k`.
+                let mut lines = std::mem::take(&mut self.lines);
                 let mut seen = 0;
-                lines.retain(|h| {
-                    if h.name == name {
+                lines.retain(|l| {
+                    !self.is(l, &name) || {
                         seen += 1;
                         seen == 1
-                    } else {
-                        true
                     }
                 });
+                if let Some(line) = lines.get_mut(k) {
+                    line.value = value;
+                }
+                self.lines = lines;
+                self.collect_garbage();
             }
-            None => lines.push(Line::own(name, value)),
+            None => self.push(name, value),
         }
+    }
+
+    /// Drops the strings and names no line refers to any more, once they are more than the
+    /// lines (a list changed again and again does not grow without bound).
+    fn collect_garbage(&mut self) {
+        if self.owned.len() + self.others.len() <= 2 * self.lines.len() + 8 {
+            return;
+        }
+        let mut owned = Vec::new();
+        let mut others = Vec::new();
+        let mut lines = std::mem::take(&mut self.lines);
+        for line in &mut lines {
+            if let Value::Own(k) = line.value {
+                owned.push(self.owned.get(k as usize).cloned().unwrap_or_default());
+                line.value = Value::Own((owned.len() - 1) as u32);
+            }
+            if usize::from(line.name) >= KNOWN {
+                others.push(self.name_of(line).clone());
+                line.name = (KNOWN + others.len() - 1) as u16;
+            }
+        }
+        self.lines = lines;
+        self.owned = owned;
+        self.others = others;
     }
 
     /// Copies every `name` header of `from`, in order, to the end of this list.
     pub fn copy_from(&mut self, from: &Headers, name: &HeaderName) {
-        let copies: Vec<Line> = from
-            .positions(name)
-            .filter_map(|k| {
-                let line = from.lines.get(k)?;
-                Some(Line::own(
-                    line.name.clone(),
-                    from.src_at(k).slice_ref(from.value_at(k)),
-                ))
-            })
-            .collect();
-        self.lines_mut().extend(copies);
+        self.changing();
+        for k in from.positions(name) {
+            if let Some(line) = from.lines.get(k) {
+                let value = from.src_at(k).slice_ref(from.value_at(k));
+                let line = self.own_line(from.name_of(line).clone(), value);
+                self.lines.push(line);
+            }
+        }
     }
 
     /// The parse-once cache, built on first use.
@@ -686,10 +769,13 @@ impl Headers {
     }
 
     /// The value of `line`, a line of this list.
-    fn value_of<'a>(&'a self, line: &'a Line) -> &'a str {
-        match &line.value {
-            Value::At(start, end) => self.text.get(*start..*end).unwrap_or_default(),
-            Value::Own(v) => v,
+    fn value_of(&self, line: &Line) -> &str {
+        match line.value {
+            Value::At(start, end) => self
+                .text
+                .get(start as usize..end as usize)
+                .unwrap_or_default(),
+            Value::Own(k) => self.owned.get(k as usize).map_or("", |v| &**v),
         }
     }
 
@@ -701,9 +787,9 @@ impl Headers {
     /// The shared string the value of line `k` is part of (owned values are sliced from it).
     fn src_at(&self, k: usize) -> &ByteString {
         static EMPTY: ByteString = ByteString::from_static("");
-        match self.lines.get(k).map(|l| &l.value) {
+        match self.lines.get(k).map(|l| l.value) {
             Some(Value::At(..)) => &self.text,
-            Some(Value::Own(v)) => v,
+            Some(Value::Own(v)) => self.owned.get(v as usize).unwrap_or(&EMPTY),
             None => &EMPTY,
         }
     }
@@ -722,7 +808,7 @@ impl Headers {
     /// The positions of the `name` lines.
     fn positions<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = usize> + 'a {
         self.candidate_range(name)
-            .filter(move |&k| self.lines.get(k).is_some_and(|h| &h.name == name))
+            .filter(move |&k| self.lines.get(k).is_some_and(|l| self.is(l, name)))
     }
 
     fn single_at(&self, name: &HeaderName) -> Result<Option<usize>> {
@@ -788,7 +874,7 @@ impl Headers {
             headers: self,
             next: range.start,
             end: range.end,
-            name: discriminant(name),
+            id: name.id().unwrap_or(usize::MAX),
             static_name: name.static_name(),
             cur: None,
             parse,
@@ -1268,7 +1354,7 @@ mod tests {
 
     #[test]
     fn every_known_name_is_found_in_any_case() {
-        for n in HeaderName::ALL {
+        for n in &HeaderName::ALL {
             let name = n.as_str();
             assert_eq!(HeaderName::known(name).as_ref(), Some(n), "{name}");
             let upper = name.to_ascii_uppercase();
@@ -1537,6 +1623,23 @@ mod tests {
             r#"Digest username="a\"b", realm=pbx, nc=00000001"#
         );
         assert_eq!(owned[1].params.len(), 1);
+    }
+
+    #[test]
+    fn a_list_changed_again_and_again_keeps_its_size() {
+        let mut h = Headers::new();
+        h.push(HeaderName::new("X-Keep"), "k");
+        for k in 0..1000 {
+            h.set(HeaderName::Subject, format!("s{k}"));
+            h.push(HeaderName::new("X-Tmp"), "t");
+            h.push(HeaderName::Via, "SIP/2.0/UDP a;branch=z9hG4bK1");
+            h.remove(&HeaderName::new("x-tmp"));
+            h.remove(&HeaderName::Via);
+        }
+        assert_eq!(h.len(), 2);
+        assert!(h.owned.len() + h.others.len() <= 2 * h.len() + 8 + 3);
+        let lines: Vec<_> = h.iter().map(|l| (l.name.as_str(), l.value)).collect();
+        assert_eq!(lines, [("X-Keep", "k"), ("Subject", "s999")]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use bytestring::ByteString;
 
 use super::grammar::{self, is_wsp, sws};
-use super::headers::{HeadLines, HeaderName, Headers, Line};
+use super::headers::{HeaderName, Headers};
 use super::typed::Method;
 use super::uri::{self, Uri, UriCtx};
 use crate::{Error, Result};
@@ -175,7 +175,7 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
     let mut pos = e + 2;
     // Room for every header of a typical message without counting its lines first (a header
     // line is rarely under 24 octets; a message of shorter ones regrows once or twice).
-    let mut headers = HeadLines::with_capacity((b.len() - pos) / 24 + 1);
+    let mut headers = Headers::parsing(src.clone(), (b.len() - pos) / 24 + 1);
     // Octet offsets (all at ASCII octets, so every slice below is on a char boundary).
     while let Some(&first) = b.get(pos)
         && first != b'\r'
@@ -201,7 +201,7 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
             if !b.get(end + 2).copied().is_some_and(is_wsp_octet)
                 && !b.get(end - 1).copied().is_some_and(is_wsp_octet)
             {
-                headers.push(Line::at(name, v, end));
+                headers.push_parsed(name, v, end);
                 pos = end + 2;
                 continue;
             }
@@ -220,8 +220,8 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
             return Err(Error::HeaderLine("missing colon"));
         }
         v += 1;
-        headers.push(if folded {
-            Line::own(name, ByteString::from(unfold(sws(&s[v..end]))))
+        if folded {
+            headers.push_parsed_own(name, ByteString::from(unfold(sws(&s[v..end]))));
         } else {
             while v < end && is_wsp_octet(b[v]) {
                 v += 1;
@@ -230,8 +230,8 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
             while ve > v && is_wsp_octet(b[ve - 1]) {
                 ve -= 1;
             }
-            Line::at(name, v, ve)
-        });
+            headers.push_parsed(name, v, ve);
+        }
         pos = end + 2;
     }
     // The loop stops at the end or at a CR starting a line: the blank line, or a bare CR.
@@ -243,7 +243,8 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
     } else {
         None
     };
-    Ok((start, headers.finish(src.clone()), end))
+    headers.end_parse();
+    Ok((start, headers, end))
 }
 
 /// Whether `c` is SP or HTAB.
