@@ -330,8 +330,19 @@ struct Core {
 }
 
 impl Core {
+    /// Parses the cached headers of `h` straight into the box (no copy of the whole cache).
     #[inline(always)]
-    fn build(h: &Headers) -> Core {
+    fn build(h: &Headers) -> Box<Core> {
+        let mut core = Box::new(Core {
+            via: Ok(Few::new()),
+            from: Err(()),
+            to: Err(()),
+            call_id: h.parse_call_id().ok(),
+            cseq: h.parse_cseq().map_err(drop),
+            max_forwards: h.parse_max_forwards().map_err(drop),
+            content_length: h.parse_content_length().map_err(drop),
+            contacts: Ok(Few::new()),
+        });
         let name_addr = |name: &HeaderName| {
             h.name_addr_at(name).map_err(drop).map(|(line, v)| At {
                 line,
@@ -341,20 +352,17 @@ impl Core {
                 },
             })
         };
-        Core {
-            via: h.records(h.via_items(), |base, v| v.map(&|s| Sp::of(base, s))),
-            from: name_addr(&HeaderName::From),
-            to: name_addr(&HeaderName::To),
-            call_id: h.parse_call_id().ok(),
-            cseq: h.parse_cseq().map_err(drop),
-            max_forwards: h.parse_max_forwards().map_err(drop),
-            content_length: h.parse_content_length().map_err(drop),
-            contacts: if h.contact_is_wildcard() {
-                Ok(Few::new())
-            } else {
-                h.records(h.contact_items(), |base, v| v.map(&|s| Sp::of(base, s)))
-            },
+        h.records_into(&mut core.via, h.via_items(), |base, v| {
+            v.map(&|s| Sp::of(base, s))
+        });
+        core.from = name_addr(&HeaderName::From);
+        core.to = name_addr(&HeaderName::To);
+        if !h.contact_is_wildcard() {
+            h.records_into(&mut core.contacts, h.contact_items(), |base, v| {
+                v.map(&|s| Sp::of(base, s))
+            });
         }
+        core
     }
 }
 
@@ -760,7 +768,7 @@ impl Headers {
 
     /// The parse-once cache, built on first use.
     fn core(&self) -> &Core {
-        self.core.get_or_init(|| Box::new(Core::build(self)))
+        self.core.get_or_init(|| Core::build(self))
     }
 
     /// The cache if it was built (by `validate` or a getter) and nothing changed since.
@@ -884,22 +892,26 @@ impl Headers {
         }
     }
 
-    /// Records of every value of `items` (an `Err(())` if one fails).
+    /// Records of every value of `items`, pushed into `out` (an `Err(())` if one fails).
     #[inline(always)]
-    fn records<'a, T, R: Copy, const N: usize>(
+    fn records_into<'a, T, R: Copy, const N: usize>(
         &'a self,
+        out: &mut std::result::Result<Few<At<R>, N>, ()>,
         mut items: Items<'a, T, impl Fn(&'a str) -> PResult<'a, T>>,
         rec: impl Fn(&'a str, T) -> R,
-    ) -> std::result::Result<Few<At<R>, N>, ()> {
-        let mut out = Few::new();
+    ) {
         while let Some(item) = items.next_at() {
-            let (line, v) = item.map_err(drop)?;
-            out.push(At {
-                line,
-                rec: rec(self.value_at(line), v),
-            });
+            match (item, out.as_mut()) {
+                (Ok((line, v)), Ok(few)) => few.push(At {
+                    line,
+                    rec: rec(self.value_at(line), v),
+                }),
+                _ => {
+                    *out = Err(());
+                    return;
+                }
+            }
         }
-        Ok(out)
     }
 
     /// Owned copies of every value of `items`.
