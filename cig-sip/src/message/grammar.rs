@@ -48,6 +48,7 @@ pub(crate) fn is_token_char(c: char) -> bool {
 }
 
 /// Length of the run of octets of `class` at the start of `i`.
+#[inline]
 pub(crate) fn span(i: &str, class: &Class) -> usize {
     span_bytes(i.as_bytes(), class)
 }
