@@ -249,7 +249,7 @@ fn ipv4_at(b: &[u8], mut k: usize) -> Option<(Ipv4Addr, usize)> {
 }
 
 /// Parses a host (`hostname`, IPv4 or `[IPv6]`) at octet `k` of `i`: the host and its end.
-#[inline]
+#[inline(always)]
 pub(crate) fn host_at(i: &str, k: usize) -> Result<(HostRef<'_>, usize), nom::Err<()>> {
     let b = i.as_bytes();
     match b.get(k) {
