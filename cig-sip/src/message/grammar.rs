@@ -48,6 +48,7 @@ pub(crate) fn is_token_char(c: char) -> bool {
 }
 
 /// Length of the run of octets of `class` at the start of `i`.
+#[inline]
 pub(crate) fn span(i: &str, class: &Class) -> usize {
     span_bytes(i.as_bytes(), class)
 }
@@ -395,6 +396,50 @@ impl ParamAt {
 /// when no `;` follows.
 #[inline(always)]
 fn header_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
+    // Nearly every parameter has no white space in it: `;name`, `;name=value` or
+    // `;name="value"` read with each octet looked at once (what the general path below reads
+    // for them); at any white space, the general path from `k`.
+    match b.get(k) {
+        Some(b';') => {}
+        Some(b' ' | b'\t') => return header_param_general(b, k),
+        _ => return Ok(None),
+    }
+    {
+        let n0 = k + 1;
+        let n1 = run(b, n0, &TOKEN);
+        match b.get(n1) {
+            _ if n1 == n0 => {}
+            Some(b' ' | b'\t') => {}
+            Some(b'=') => {
+                let v0 = n1 + 1;
+                let v1 = match b.get(v0) {
+                    Some(b' ' | b'\t') => None,
+                    Some(b'"') => Some(quoted_end(b, v0).ok_or(())?),
+                    _ => Some(run(b, v0, &GEN_VALUE)),
+                };
+                if let Some(v1) = v1 {
+                    if v1 == v0 {
+                        return Err(());
+                    }
+                    return Ok(Some(ParamAt {
+                        name: (n0, n1),
+                        value: Some((v0, v1)),
+                    }));
+                }
+            }
+            _ => {
+                return Ok(Some(ParamAt {
+                    name: (n0, n1),
+                    value: None,
+                }));
+            }
+        }
+    }
+    header_param_general(b, k)
+}
+
+/// [`header_param_at`] with white space anywhere.
+fn header_param_general(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
     let j = ws(b, k);
     if b.get(j) != Some(&b';') {
         return Ok(None);

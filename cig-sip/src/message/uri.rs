@@ -249,7 +249,7 @@ fn ipv4_at(b: &[u8], mut k: usize) -> Option<(Ipv4Addr, usize)> {
 }
 
 /// Parses a host (`hostname`, IPv4 or `[IPv6]`) at octet `k` of `i`: the host and its end.
-#[inline]
+#[inline(always)]
 pub(crate) fn host_at(i: &str, k: usize) -> Result<(HostRef<'_>, usize), nom::Err<()>> {
     let b = i.as_bytes();
     match b.get(k) {
@@ -329,6 +329,7 @@ pub(crate) fn uri_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
     }))
 }
 
+#[inline(always)]
 fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
     let b = i.as_bytes();
     let (user, password, rest) = user_part(i)?;
@@ -368,6 +369,7 @@ fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
 /// [`userinfo`], with one scan for the common case: userinfo without `:` or `%` (no password,
 /// no escapes) followed by `@` is the user; followed by any other octet but `:` or `%`, there
 /// is no user part; otherwise the general scan.
+#[inline(always)]
 fn user_part(i: &str) -> Result<UserInfo<'_>, nom::Err<()>> {
     let plain = span(i, &USER_PLAIN);
     match i.as_bytes().get(plain) {
