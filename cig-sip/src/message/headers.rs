@@ -385,6 +385,7 @@ struct Items<'a, T, P> {
 
 impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Items<'a, T, P> {
     /// The next value with the position of its line.
+    #[inline(always)]
     fn next_at(&mut self) -> Option<Result<(usize, T)>> {
         if self.failed {
             return None;
