@@ -509,10 +509,23 @@ impl FromIterator<(HeaderName, ByteString)> for Headers {
     }
 }
 
-/// A Call-ID `word` (RFC 3261 §25.1): token characters and `()<>:\"/[]?{}`.
-fn call_id_word(w: &str) -> bool {
-    const WORD: grammar::Class = grammar::class(true, b"-.!%*_+`'~()<>:\\\"/[]?{}");
-    !w.is_empty() && grammar::span(w, &WORD) == w.len()
+/// Call-ID word octets (RFC 3261 §25.1): token characters and `()<>:\"/[]?{}`.
+const CALL_ID_WORD: grammar::Class = grammar::class(true, b"-.!%*_+`'~()<>:\\\"/[]?{}");
+
+/// Whether `v` is a Call-ID, `word ["@" word]`: one scan of the first word, and of the second
+/// when an `@` ends the first.
+fn is_call_id(v: &str) -> bool {
+    let b = v.as_bytes();
+    let first = grammar::span_bytes(b, &CALL_ID_WORD);
+    match b.get(first) {
+        None => first > 0,
+        Some(b'@') if first > 0 => {
+            let rest = b.get(first + 1..).unwrap_or_default();
+            let second = grammar::span_bytes(rest, &CALL_ID_WORD);
+            second > 0 && second == rest.len()
+        }
+        Some(_) => false,
+    }
 }
 
 fn bad(name: &HeaderName) -> impl Fn(nom::Err<()>) -> Error + '_ {
@@ -1069,12 +1082,7 @@ impl Headers {
     /// The line of a well-formed Call-ID.
     fn parse_call_id(&self) -> Result<usize> {
         let k = self.required_at(&HeaderName::CallId)?;
-        let v = self.value_at(k);
-        let ok = match v.bytes().position(|c| c == b'@') {
-            Some(k) => call_id_word(&v[..k]) && call_id_word(&v[k + 1..]),
-            None => call_id_word(v),
-        };
-        if ok {
+        if is_call_id(self.value_at(k)) {
             Ok(k)
         } else {
             Err(Error::header("Call-ID", "syntax"))
@@ -1198,9 +1206,9 @@ impl Headers {
     }
 
     fn number(&self, name: &HeaderName, max: u64) -> Result<Option<u64>> {
-        match self.single(name)? {
+        match self.single_at(name)? {
             None => Ok(None),
-            Some((_, v)) => grammar::number(v, max)
+            Some(k) => grammar::number(self.value_at(k), max)
                 .map(Some)
                 .ok_or(Error::header(name.static_name(), "not a number in range")),
         }
@@ -1636,6 +1644,28 @@ mod tests {
             r#"Digest username="a\"b", realm=pbx, nc=00000001"#
         );
         assert_eq!(owned[1].params.len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The one-scan Call-ID check answers as the plain definition: split at the first
+        /// `@`, each side a non-empty run of word octets.
+        #[test]
+        fn call_id_check_matches_the_definition(
+            v in proptest::collection::vec(
+                proptest::sample::select(vec!['a', '@', ' ', '(', '"', '.', 'é', ';']),
+                0..8,
+            )
+        ) {
+            let v: String = v.into_iter().collect();
+            let word = |w: &str| {
+                !w.is_empty() && w.bytes().all(|c| CALL_ID_WORD[usize::from(c)])
+            };
+            let plain = match v.split_once('@') {
+                Some((a, b)) => word(a) && word(b),
+                None => word(&v),
+            };
+            proptest::prop_assert_eq!(is_call_id(&v), plain, "{:?}", v);
+        }
     }
 
     #[test]
