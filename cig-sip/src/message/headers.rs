@@ -574,10 +574,10 @@ impl Headers {
         Value::Own((self.owned.len() - 1) as u32)
     }
 
-    /// Appends a parsed line, indexing it (only the first 255 lines can be indexed; a longer
-    /// list is not).
+    /// The number of the name of a parsed line about to be appended, indexed (only the first
+    /// 255 lines can be indexed; a longer list is not).
     #[inline(always)]
-    fn push_indexed(&mut self, name: HeaderName, value: Value) {
+    fn indexed_name(&mut self, name: HeaderName) -> u16 {
         let number = self.name_number(name);
         let k = self.lines.len();
         if let Some(span) = self.index.span.get_mut(usize::from(number))
@@ -589,31 +589,28 @@ impl Headers {
             }
             span.1 = k + 1;
         }
-        self.lines.push(Line {
-            name: number,
-            value,
-        });
+        number
     }
 
-    /// Appends a parsed line whose value is `text[start..end]`.
+    /// Appends a parsed line whose value is `text[start..end]` (the parser refuses a text of
+    /// 4 GiB or more, so both fit in 32 bits).
     #[inline(always)]
     pub(crate) fn push_parsed(&mut self, name: HeaderName, start: usize, end: usize) {
-        let value = match (u32::try_from(start), u32::try_from(end)) {
-            (Ok(start), Ok(end)) => Value::At(start, end),
-            // Past 4 GiB (never, with the codec's caps): a slice of its own.
-            _ => {
-                let v = self.text.get(start..end).unwrap_or_default();
-                let v = self.text.slice_ref(v);
-                self.own_value(v)
-            }
-        };
-        self.push_indexed(name, value);
+        let name = self.indexed_name(name);
+        // Built where it is stored, from the numbers as they are: a value built earlier and
+        // kept across the name lookup was spilled in pieces and read back whole, which stalls
+        // store-to-load forwarding on every line.
+        self.lines.push(Line {
+            name,
+            value: Value::At(start as u32, end as u32),
+        });
     }
 
     /// Appends a parsed line with a value of its own (a folded line, joined).
     pub(crate) fn push_parsed_own(&mut self, name: HeaderName, value: ByteString) {
+        let name = self.indexed_name(name);
         let value = self.own_value(value);
-        self.push_indexed(name, value);
+        self.lines.push(Line { name, value });
     }
 
     /// Ends a parsed list: its index is valid from here (up to 255 lines).

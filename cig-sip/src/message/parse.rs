@@ -167,6 +167,11 @@ fn unfold(v: &str) -> String {
 /// to the blank line or the end of `src`. Returns them with the offset just past the blank
 /// line (`None` when `src` ended first, after a complete line).
 pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option<usize>)> {
+    // Line values are kept as 32-bit ranges (a datagram is under 64 KiB, a stream's head is
+    // capped far lower).
+    if u32::try_from(src.len()).is_err() {
+        return Err(Error::HeadersTooLarge(u32::MAX as usize));
+    }
     let s: &str = src;
     let crlf = CrLf::new();
     let e = line_end(&crlf, s.as_bytes())?;
