@@ -1035,45 +1035,51 @@ impl Headers {
         }
     }
 
-    fn cached_name_addr(
-        &self,
-        cached: &std::result::Result<At<NameAddrOf<Sp>>, ()>,
-        name: &HeaderName,
-    ) -> Result<(usize, NameAddrRef<'_>)> {
-        match cached {
-            Ok(a) => {
-                let base = self.value_at(a.line);
-                Ok((a.line, a.rec.map(&|s| s.get(base))))
-            }
-            Err(()) => Err(self
-                .name_addr_at(name)
-                .err()
-                .unwrap_or(Error::header(name.static_name(), "syntax"))),
-        }
+    /// The view of a cached From/To record.
+    #[inline(always)]
+    fn name_addr_view(&self, a: &At<NameAddrOf<Sp>>) -> NameAddrRef<'_> {
+        let base = self.value_at(a.line);
+        a.rec.map(&|s| s.get(base))
+    }
+
+    /// The exact error of a From/To whose cached parse failed.
+    #[cold]
+    fn name_addr_error(&self, name: &HeaderName) -> Error {
+        self.name_addr_at(name)
+            .err()
+            .unwrap_or(Error::header(name.static_name(), "syntax"))
     }
 
     /// From.
     pub fn from(&self) -> Result<NameAddr> {
-        let (k, v) = self.cached_name_addr(&self.core().from, &HeaderName::From)?;
-        Ok(v.own(self.src_at(k)))
+        match &self.core().from {
+            Ok(a) => Ok(self.name_addr_view(a).own(self.src_at(a.line))),
+            Err(()) => Err(self.name_addr_error(&HeaderName::From)),
+        }
     }
 
     /// From, a view of the parse-once cache.
     pub fn from_ref(&self) -> Result<NameAddrRef<'_>> {
-        Ok(self
-            .cached_name_addr(&self.core().from, &HeaderName::From)?
-            .1)
+        match &self.core().from {
+            Ok(a) => Ok(self.name_addr_view(a)),
+            Err(()) => Err(self.name_addr_error(&HeaderName::From)),
+        }
     }
 
     /// To.
     pub fn to(&self) -> Result<NameAddr> {
-        let (k, v) = self.cached_name_addr(&self.core().to, &HeaderName::To)?;
-        Ok(v.own(self.src_at(k)))
+        match &self.core().to {
+            Ok(a) => Ok(self.name_addr_view(a).own(self.src_at(a.line))),
+            Err(()) => Err(self.name_addr_error(&HeaderName::To)),
+        }
     }
 
     /// To, a view of the parse-once cache.
     pub fn to_ref(&self) -> Result<NameAddrRef<'_>> {
-        Ok(self.cached_name_addr(&self.core().to, &HeaderName::To)?.1)
+        match &self.core().to {
+            Ok(a) => Ok(self.name_addr_view(a)),
+            Err(()) => Err(self.name_addr_error(&HeaderName::To)),
+        }
     }
 
     /// The line of a well-formed Call-ID.

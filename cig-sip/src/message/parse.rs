@@ -108,9 +108,10 @@ fn start_line(src: &ByteString, line: &str) -> Result<StartLine> {
     })
 }
 
-/// The CR-or-LF search of one header section: on x86-64 with AVX2, memchr's AVX2 searcher
-/// built once for all lines (`memchr2` picks the CPU's routine again on every call, a
-/// noticeable part of a 40-octet line); elsewhere `memchr2`.
+/// The CR-or-LF search of the header sections: on x86-64 with AVX2, memchr's AVX2 searcher
+/// built once per process (`memchr2` picks the CPU's routine again on every call, a noticeable
+/// part of a 40-octet line, and building the searcher per message copies its vectors);
+/// elsewhere `memchr2`.
 struct CrLf {
     #[cfg(target_arch = "x86_64")]
     avx2: Option<memchr::arch::x86_64::avx2::memchr::Two>,
@@ -173,8 +174,9 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
         return Err(Error::HeadersTooLarge(u32::MAX as usize));
     }
     let s: &str = src;
-    let crlf = CrLf::new();
-    let e = line_end(&crlf, s.as_bytes())?;
+    static CRLF: LazyLock<CrLf> = LazyLock::new(CrLf::new);
+    let crlf: &CrLf = &CRLF;
+    let e = line_end(crlf, s.as_bytes())?;
     let start = start_line(src, &s[..e])?;
     let b = s.as_bytes();
     let mut pos = e + 2;
@@ -202,7 +204,7 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
             && *c != b'\n'
         {
             let v = name_end + 2;
-            let end = v + line_end(&crlf, b.get(v..).unwrap_or_default())?;
+            let end = v + line_end(crlf, b.get(v..).unwrap_or_default())?;
             if !b.get(end + 2).copied().is_some_and(is_wsp_octet)
                 && !b.get(end - 1).copied().is_some_and(is_wsp_octet)
             {
@@ -211,11 +213,11 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
                 continue;
             }
         }
-        let mut end = name_end + line_end(&crlf, &b[name_end..])?;
+        let mut end = name_end + line_end(crlf, &b[name_end..])?;
         let mut folded = false;
         while b.get(end + 2).copied().is_some_and(is_wsp_octet) {
             folded = true;
-            end = end + 2 + line_end(&crlf, &b[end + 2..])?;
+            end = end + 2 + line_end(crlf, &b[end + 2..])?;
         }
         let mut v = name_end;
         while v < end && is_wsp_octet(b[v]) {
