@@ -343,20 +343,11 @@ impl Core {
             content_length: h.parse_content_length().map_err(drop),
             contacts: Ok(Few::new()),
         });
-        let name_addr = |name: &HeaderName| {
-            h.name_addr_at(name).map_err(drop).map(|(line, v)| At {
-                line,
-                rec: {
-                    let base = h.value_at(line);
-                    v.map(&|s| Sp::of(base, s))
-                },
-            })
-        };
         h.records_into(&mut core.via, h.via_items(), |base, v| {
             v.map(&|s| Sp::of(base, s))
         });
-        core.from = name_addr(&HeaderName::From);
-        core.to = name_addr(&HeaderName::To);
+        core.from = h.name_addr_record(&HeaderName::From);
+        core.to = h.name_addr_record(&HeaderName::To);
         if !h.contact_is_wildcard() {
             h.records_into(&mut core.contacts, h.contact_items(), |base, v| {
                 v.map(&|s| Sp::of(base, s))
@@ -1032,6 +1023,21 @@ impl Headers {
         match NameAddrRef::parse(self.value_at(k), true) {
             Ok((rest, n)) if sws(rest).is_empty() => Ok((k, n)),
             _ => Err(Error::header(name.static_name(), "syntax")),
+        }
+    }
+
+    /// The record of the From or To value (parsed and turned into offsets in one place, so
+    /// the view is not moved out of a result first).
+    #[inline(always)]
+    fn name_addr_record(&self, name: &HeaderName) -> std::result::Result<At<NameAddrOf<Sp>>, ()> {
+        let line = self.required_at(name).map_err(drop)?;
+        let base = self.value_at(line);
+        match NameAddrRef::parse(base, true) {
+            Ok((rest, v)) if sws(rest).is_empty() => Ok(At {
+                line,
+                rec: v.map(&|s| Sp::of(base, s)),
+            }),
+            _ => Err(()),
         }
     }
 
