@@ -119,9 +119,10 @@ pub(crate) enum UriCtx {
 pub(crate) const USERINFO: Class = class(true, b"-_.!~*'()%&=+$,;?/:");
 /// `USERINFO` without `:` and `%`: a user part with no password and no escapes.
 const USER_PLAIN: Class = class(true, b"-_.!~*'()&=+$,;?/");
-/// `PARAM` without `%` (escapes are checked as they are met).
+/// URI parameter octets (`unreserved`, `param-unreserved`) other than the `%` of an escape,
+/// which [`escaped_run`] checks as it meets it.
 const PARAM_PLAIN: Class = class(true, b"-_.!~*'()[]/:&+$");
-/// `HEADER` without `%`.
+/// URI header octets (`unreserved`, `hnv-unreserved`, `=`) other than the `%` of an escape.
 const HEADER_PLAIN: Class = class(true, b"-_.!~*'()[]/?:+$&=");
 pub(crate) const HOST: Class = class(true, b"-._");
 pub(crate) const TEL: Class = class(false, b"0123456789abcdefABCDEF+-.()*#");
