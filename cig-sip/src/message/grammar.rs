@@ -53,31 +53,38 @@ pub(crate) fn span(i: &str, class: &Class) -> usize {
     span_bytes(i.as_bytes(), class)
 }
 
-/// [`span`] over octets, four at a time while four are left.
+/// [`span`] over octets.
 #[inline]
 pub(crate) fn span_bytes(b: &[u8], class: &Class) -> usize {
-    let mut n = 0;
-    for quad in b.chunks_exact(4) {
-        for (k, &c) in quad.iter().enumerate() {
-            if !class[usize::from(c)] {
-                return n + k;
-            }
+    run(b, 0, class)
+}
+
+/// The end of the run of octets of `class` that starts at octet `k` of `b`, four octets at a
+/// time while four are left.
+#[inline(always)]
+pub(crate) fn run(b: &[u8], mut k: usize, class: &Class) -> usize {
+    while let Some(&[c0, c1, c2, c3]) = b.get(k..k.wrapping_add(4)) {
+        if !class[usize::from(c0)] {
+            return k;
         }
-        n += 4;
+        if !class[usize::from(c1)] {
+            return k + 1;
+        }
+        if !class[usize::from(c2)] {
+            return k + 2;
+        }
+        if !class[usize::from(c3)] {
+            return k + 3;
+        }
+        k += 4;
     }
-    while let Some(&c) = b.get(n) {
+    while let Some(&c) = b.get(k) {
         if !class[usize::from(c)] {
             break;
         }
-        n += 1;
+        k += 1;
     }
-    n
-}
-
-/// The end of the run of octets of `class` that starts at octet `k` of `b`.
-#[inline(always)]
-pub(crate) fn run(b: &[u8], k: usize, class: &Class) -> usize {
-    k + b.get(k..).map_or(0, |r| span_bytes(r, class))
+    k
 }
 
 /// The first octet at or after `k` that is not SP or HTAB.
@@ -264,19 +271,27 @@ pub(crate) fn number(s: &str, max: u64) -> Option<u64> {
 }
 
 /// [`number`] over octets.
-#[inline]
+#[inline(always)]
 pub(crate) fn number_bytes(s: &[u8], max: u64) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    // One pass: each octet checked as a digit and added in.
-    let v = s.iter().try_fold(0u64, |acc, &b| {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        acc.checked_mul(10)?.checked_add(u64::from(d))
-    })?;
+    // One pass: each octet checked as a digit and added in. Up to 19 digits cannot overflow
+    // (10**19 - 1 < 2**64), so only a 20-digit number needs checked arithmetic.
+    let v = if s.len() < 20 {
+        s.iter().try_fold(0u64, |acc, &b| {
+            let d = b.wrapping_sub(b'0');
+            (d <= 9).then(|| acc * 10 + u64::from(d))
+        })?
+    } else {
+        s.iter().try_fold(0u64, |acc, &b| {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            acc.checked_mul(10)?.checked_add(u64::from(d))
+        })?
+    };
     (v <= max).then_some(v)
 }
 
@@ -777,9 +792,15 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn span_agrees_with_a_plain_search(s in "[a-z0-9 .;:é\t-]{0,40}") {
+        fn span_agrees_with_a_plain_search(s in "[a-z0-9 .;:é\t-]{0,40}", k in 0usize..44) {
             let plain = s.bytes().position(|b| !TOKEN[usize::from(b)]).unwrap_or(s.len());
             proptest::prop_assert_eq!(span(&s, &TOKEN), plain);
+            // From any octet, past the end too.
+            let b = s.as_bytes();
+            let plain = k + b.get(k..).map_or(0, |r| {
+                r.iter().position(|c| !TOKEN[usize::from(*c)]).unwrap_or(r.len())
+            });
+            proptest::prop_assert_eq!(run(b, k, &TOKEN), plain);
         }
 
         #[test]

@@ -12,7 +12,7 @@ use bytestring::ByteString;
 
 use super::grammar::{
     Class, DIGIT, PResult, ParamAt, Params, ParamsOf, at, class, fail, from, number_bytes,
-    params_end, params_ref, run, span, take1, ws,
+    params_end, params_ref, run, span_bytes, take1, ws,
 };
 use crate::Error;
 
@@ -119,9 +119,10 @@ pub(crate) enum UriCtx {
 pub(crate) const USERINFO: Class = class(true, b"-_.!~*'()%&=+$,;?/:");
 /// `USERINFO` without `:` and `%`: a user part with no password and no escapes.
 const USER_PLAIN: Class = class(true, b"-_.!~*'()&=+$,;?/");
-/// `PARAM` without `%` (escapes are checked as they are met).
+/// URI parameter octets (`unreserved`, `param-unreserved`) other than the `%` of an escape,
+/// which [`escaped_run`] checks as it meets it.
 const PARAM_PLAIN: Class = class(true, b"-_.!~*'()[]/:&+$");
-/// `HEADER` without `%`.
+/// URI header octets (`unreserved`, `hnv-unreserved`, `=`) other than the `%` of an escape.
 const HEADER_PLAIN: Class = class(true, b"-_.!~*'()[]/?:+$&=");
 pub(crate) const HOST: Class = class(true, b"-._");
 pub(crate) const TEL: Class = class(false, b"0123456789abcdefABCDEF+-.()*#");
@@ -150,8 +151,7 @@ fn escaped_run(b: &[u8], mut k: usize, plain: &Class) -> Option<usize> {
 }
 
 /// Checks that every `%` starts a `%HH` escape.
-fn escapes_ok(s: &str) -> bool {
-    let b = s.as_bytes();
+fn escapes_ok(b: &[u8]) -> bool {
     let mut k = 0;
     while k < b.len() {
         if b[k] == b'%' {
@@ -332,8 +332,12 @@ pub(crate) fn uri_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
 #[inline(always)]
 fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
     let b = i.as_bytes();
-    let (user, password, rest) = user_part(i)?;
-    let (host, k) = host_at(i, i.len() - rest.len())?;
+    let (user, password, k) = user_part(b)?;
+    let (user, password) = (
+        user.map(|(a, z)| at(i, a, z)),
+        password.map(|(a, z)| at(i, a, z)),
+    );
+    let (host, k) = host_at(i, k)?;
     let (port, k) = port_at(b, k, false)?;
     let (params, k) = if ctx == UriCtx::AddrSpec {
         (ParamsOf::empty(true), k)
@@ -370,37 +374,41 @@ fn sip_uri(i: &str, secure: bool, ctx: UriCtx) -> PResult<'_, SipUriRef<'_>> {
 /// no escapes) followed by `@` is the user; followed by any other octet but `:` or `%`, there
 /// is no user part; otherwise the general scan.
 #[inline(always)]
-fn user_part(i: &str) -> Result<UserInfo<'_>, nom::Err<()>> {
-    let plain = span(i, &USER_PLAIN);
-    match i.as_bytes().get(plain) {
-        Some(b'@') if plain > 0 => Ok((Some(&i[..plain]), None, &i[plain + 1..])),
-        Some(b'@' | b':' | b'%') => userinfo(i),
-        _ => Ok((None, None, i)),
+fn user_part(b: &[u8]) -> Result<UserInfo, nom::Err<()>> {
+    let plain = span_bytes(b, &USER_PLAIN);
+    match b.get(plain) {
+        Some(b'@') if plain > 0 => Ok((Some((0, plain)), None, plain + 1)),
+        Some(b'@' | b':' | b'%') => userinfo(b),
+        _ => Ok((None, None, 0)),
     }
 }
 
-/// User, password and the rest after the `@` (all `None` and the whole input when there is no
-/// user part).
-type UserInfo<'a> = (Option<&'a str>, Option<&'a str>, &'a str);
+/// The octet offsets of the user and the password, and where the host starts (after the `@`;
+/// 0 when there is no user part).
+type UserInfo = (Option<(usize, usize)>, Option<(usize, usize)>, usize);
 
-/// `userinfo "@"` at the start of `i` when there is one: user, password and the rest after
-/// the `@`; `(None, None, i)` when there is none.
-fn userinfo(i: &str) -> Result<UserInfo<'_>, nom::Err<()>> {
-    let n = span(i, &USERINFO);
-    if i.as_bytes().get(n) == Some(&b'@') {
-        let info = &i[..n];
-        let (u, p) = match info.bytes().position(|c| c == b':') {
-            Some(k) => (&info[..k], Some(&info[k + 1..])),
-            None => (info, None),
-        };
-        if u.is_empty() || !escapes_ok(info) || p.is_some_and(|p| p.contains([';', '?', '/', ':']))
-        {
-            return fail();
-        }
-        Ok((Some(u), p, &i[n + 1..]))
-    } else {
-        Ok((None, None, i))
+/// `userinfo "@"` at the start of `b` when there is one: user, password and where the rest
+/// after the `@` starts; `(None, None, 0)` when there is none.
+fn userinfo(b: &[u8]) -> Result<UserInfo, nom::Err<()>> {
+    let n = span_bytes(b, &USERINFO);
+    if b.get(n) != Some(&b'@') {
+        return Ok((None, None, 0));
     }
+    let info = b.get(..n).unwrap_or_default();
+    let (u, p) = match info.iter().position(|&c| c == b':') {
+        Some(k) => ((0, k), Some((k + 1, n))),
+        None => ((0, n), None),
+    };
+    let bad_password = p.is_some_and(|(a, z)| {
+        info.get(a..z)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| matches!(c, b';' | b'?' | b'/' | b':'))
+    });
+    if u.1 == 0 || !escapes_ok(info) || bad_password {
+        return fail();
+    }
+    Ok((Some(u), p, n + 1))
 }
 
 fn tel_uri(i: &str, ctx: UriCtx) -> PResult<'_, TelUriRef<'_>> {
@@ -450,7 +458,7 @@ pub(crate) fn uri_ref(i: &str, ctx: UriCtx) -> PResult<'_, UriRef<'_>> {
                 &URIC
             },
         )?;
-        if !escapes_ok(body) {
+        if !escapes_ok(body.as_bytes()) {
             return fail();
         }
         Ok((r, UriOf::Other(OtherUriOf { scheme, rest: body })))
@@ -802,7 +810,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn user_part_agrees_with_the_general_scan(s in "[a-z0-9@:%;?/&=.+-]{0,16}") {
-            proptest::prop_assert_eq!(user_part(&s), userinfo(&s));
+            proptest::prop_assert_eq!(user_part(s.as_bytes()), userinfo(s.as_bytes()));
         }
 
         #[test]

@@ -574,6 +574,14 @@ mod agree {
         }
 
         #[test]
+        fn dotted_hosts(s in "[0-9.]{0,17}[a-z0-9;>:. -]?") {
+            // Dotted digits (the IPv4 fast path) followed by anything that may continue a host
+            // or end it.
+            let ours = uri::host_at(&s, 0).map(|(h, e)| (&s[e..], h));
+            prop_assert_eq!(ours, super::host_ref(&s));
+        }
+
+        #[test]
         fn params(s in text(), is_uri in any::<bool>()) {
             for s in [s.clone(), format!(";{s}"), format!(" ; {s}")] {
                 let (mut a, mut b) = (Seen::new(), Seen::new());
