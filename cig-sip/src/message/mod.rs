@@ -87,7 +87,7 @@ pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, us
     // instead of being searched for `CRLF CRLF` first. A message that fails here (or has a
     // binary body) takes the two-step path below, which also decides the exact error.
     if let Ok(src) = ByteString::try_from(data.slice(skip..))
-        && let Ok((start, headers, end)) = parse::parse_head(&src)
+        && let Ok((msg, end)) = parse::parse_head(&src)
     {
         let end = match end {
             Some(e) => Some(skip + e),
@@ -95,16 +95,15 @@ pub(crate) fn parse_head_of(data: &Bytes, datagram: bool) -> Result<(Message, us
             None => None,
         };
         if let Some(end) = end {
-            return Ok((message(start, headers), end));
+            return Ok((msg, end));
         }
     }
-    let (start, headers, end) = two_step_head(data, skip, datagram)?;
-    Ok((message(start, headers), end))
+    two_step_head(data, skip, datagram)
 }
 
 /// The message of a parsed start line and headers, with an empty body.
 #[inline]
-fn message(start: StartLine, headers: Headers) -> Message {
+pub(crate) fn message(start: StartLine, headers: Headers) -> Message {
     let body = Bytes::new();
     match start {
         StartLine::Request { method, uri } => Message::Request(Request {
@@ -125,15 +124,15 @@ fn message(start: StartLine, headers: Headers) -> Message {
 /// The header section found first (`CRLF CRLF`, or the end of a datagram ending in CRLF),
 /// checked as UTF-8, then parsed: the path of [`parse_head_of`] for the messages its one pass
 /// does not take, and the order in which errors are reported.
-fn two_step_head(data: &Bytes, skip: usize, datagram: bool) -> Result<(StartLine, Headers, usize)> {
+fn two_step_head(data: &Bytes, skip: usize, datagram: bool) -> Result<(Message, usize)> {
     let end = match parse::head_end(&data[skip..]) {
         Some(e) => e + skip,
         None if datagram && data.ends_with(b"\r\n") => data.len(),
         None => return Err(Error::Incomplete),
     };
     let head = ByteString::try_from(data.slice(skip..end)).map_err(|_| Error::Utf8)?;
-    let (start, headers, _) = parse::parse_head(&head)?;
-    Ok((start, headers, end))
+    let (msg, _) = parse::parse_head(&head)?;
+    Ok((msg, end))
 }
 
 impl Message {
@@ -516,8 +515,7 @@ Content-Length: 4\r\n\r\nv=0\r";
             }
             let data = Bytes::from(wire);
             let skip = parse::leading_crlf(&data);
-            let two_step = two_step_head(&data, skip, datagram)
-                .map(|(start, headers, end)| (message(start, headers), end));
+            let two_step = two_step_head(&data, skip, datagram);
             let one_pass = parse_head_of(&data, datagram);
             match (one_pass, two_step) {
                 (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),

@@ -9,6 +9,7 @@ use super::grammar::{self, is_wsp, sws};
 use super::headers::{HeaderName, Headers};
 use super::typed::Method;
 use super::uri::{self, Uri, UriCtx};
+use super::{Message, message};
 use crate::{Error, Result};
 
 /// The parsed first line.
@@ -167,7 +168,7 @@ fn unfold(v: &str) -> String {
 /// Parses the header section at the start of `src`: the start line and the header lines up
 /// to the blank line or the end of `src`. Returns them with the offset just past the blank
 /// line (`None` when `src` ended first, after a complete line).
-pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option<usize>)> {
+pub(crate) fn parse_head(src: &ByteString) -> Result<(Message, Option<usize>)> {
     // Line values are kept as 32-bit ranges (a datagram is under 64 KiB, a stream's head is
     // capped far lower).
     if u32::try_from(src.len()).is_err() {
@@ -251,7 +252,8 @@ pub(crate) fn parse_head(src: &ByteString) -> Result<(StartLine, Headers, Option
         None
     };
     headers.end_parse();
-    Ok((start, headers, end))
+    // The message is put together here, where its parts are, not moved out in a tuple first.
+    Ok((message(start, headers), end))
 }
 
 /// Whether `c` is SP or HTAB.
@@ -339,7 +341,8 @@ mod tests {
             }
             head.push_str("\r\n");
             let expected = reference_split(&head).expect("generated lines have colons");
-            let (_, headers, end) = parse_head(&ByteString::from(head.clone())).unwrap();
+            let (msg, end) = parse_head(&ByteString::from(head.clone())).unwrap();
+            let headers = msg.headers();
             prop_assert_eq!(end, Some(head.len()));
             let got: Vec<(String, String)> = headers
                 .iter()
