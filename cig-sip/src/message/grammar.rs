@@ -614,7 +614,8 @@ impl<'a> ParamsOf<&'a str> {
     /// Iterates in order.
     pub fn iter(&self) -> ParamIter<'a> {
         ParamIter {
-            rest: self.text,
+            text: self.text,
+            at: 0,
             uri: self.uri,
         }
     }
@@ -680,7 +681,9 @@ impl<'a> IntoIterator for ParamsRef<'a> {
 /// Iterator over a [`ParamsRef`].
 #[derive(Clone, Debug)]
 pub struct ParamIter<'a> {
-    rest: &'a str,
+    text: &'a str,
+    /// Where the next parameter starts (the end once one did not parse).
+    at: usize,
     uri: bool,
 }
 
@@ -688,14 +691,13 @@ impl<'a> Iterator for ParamIter<'a> {
     type Item = ParamRef<'a>;
     #[inline]
     fn next(&mut self) -> Option<ParamRef<'a>> {
-        match param_at(self.rest.as_bytes(), 0, self.uri) {
+        match param_at(self.text.as_bytes(), self.at, self.uri) {
             Ok(Some(p)) => {
-                let v = p.of(self.rest);
-                self.rest = from(self.rest, p.end());
-                Some(v)
+                self.at = p.end();
+                Some(p.of(self.text))
             }
             _ => {
-                self.rest = "";
+                self.at = self.text.len();
                 None
             }
         }
