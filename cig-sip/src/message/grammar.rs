@@ -391,6 +391,32 @@ pub(crate) struct ParamAt {
 }
 
 impl ParamAt {
+    /// A flag parameter (`;name`) found by a scanner.
+    #[inline(always)]
+    pub(crate) fn flag(n0: usize, n1: usize) -> Result<Option<ParamAt>, ()> {
+        Ok(Some(ParamAt {
+            name: (n0, n1),
+            value: None,
+        }))
+    }
+
+    /// A `;name=value` parameter found by a scanner; an empty value is an error.
+    #[inline(always)]
+    pub(crate) fn valued(
+        n0: usize,
+        n1: usize,
+        v0: usize,
+        v1: usize,
+    ) -> Result<Option<ParamAt>, ()> {
+        if v1 == v0 {
+            return Err(());
+        }
+        Ok(Some(ParamAt {
+            name: (n0, n1),
+            value: Some((v0, v1)),
+        }))
+    }
+
     /// Where the parameter ends.
     #[inline(always)]
     pub(crate) fn end(&self) -> usize {
@@ -433,20 +459,11 @@ fn header_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
                     _ => Some(run(b, v0, &GEN_VALUE)),
                 };
                 if let Some(v1) = v1 {
-                    if v1 == v0 {
-                        return Err(());
-                    }
-                    return Ok(Some(ParamAt {
-                        name: (n0, n1),
-                        value: Some((v0, v1)),
-                    }));
+                    return ParamAt::valued(n0, n1, v0, v1);
                 }
             }
             _ => {
-                return Ok(Some(ParamAt {
-                    name: (n0, n1),
-                    value: None,
-                }));
+                return ParamAt::flag(n0, n1);
             }
         }
     }
@@ -466,10 +483,7 @@ fn header_param_general(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
     }
     let e = ws(b, n1);
     if b.get(e) != Some(&b'=') {
-        return Ok(Some(ParamAt {
-            name: (n0, n1),
-            value: None,
-        }));
+        return ParamAt::flag(n0, n1);
     }
     let v0 = ws(b, e + 1);
     let v1 = if b.get(v0) == Some(&b'"') {
@@ -477,13 +491,7 @@ fn header_param_general(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
     } else {
         run(b, v0, &GEN_VALUE)
     };
-    if v1 == v0 {
-        return Err(());
-    }
-    Ok(Some(ParamAt {
-        name: (n0, n1),
-        value: Some((v0, v1)),
-    }))
+    ParamAt::valued(n0, n1, v0, v1)
 }
 
 /// One parameter at octet `k`: a header parameter, or a URI parameter when `uri`.

@@ -313,20 +313,11 @@ pub(crate) fn uri_param_at(b: &[u8], k: usize) -> Result<Option<ParamAt>, ()> {
         return Err(());
     }
     if b.get(n1) != Some(&b'=') {
-        return Ok(Some(ParamAt {
-            name: (n0, n1),
-            value: None,
-        }));
+        return ParamAt::flag(n0, n1);
     }
     let v0 = n1 + 1;
     let v1 = escaped_run(b, v0, &PARAM_PLAIN).ok_or(())?;
-    if v1 == v0 {
-        return Err(());
-    }
-    Ok(Some(ParamAt {
-        name: (n0, n1),
-        value: Some((v0, v1)),
-    }))
+    ParamAt::valued(n0, n1, v0, v1)
 }
 
 #[inline(always)]
