@@ -415,6 +415,7 @@ impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Items<'a, T, P> {
 
 impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Iterator for Items<'a, T, P> {
     type Item = Result<T>;
+    #[inline]
     fn next(&mut self) -> Option<Result<T>> {
         self.next_at().map(|r| r.map(|(_, v)| v))
     }
