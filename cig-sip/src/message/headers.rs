@@ -415,7 +415,7 @@ impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Items<'a, T, P> {
 
 impl<'a, T, P: Fn(&'a str) -> PResult<'a, T>> Iterator for Items<'a, T, P> {
     type Item = Result<T>;
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Result<T>> {
         self.next_at().map(|r| r.map(|(_, v)| v))
     }
@@ -874,6 +874,7 @@ impl Headers {
     }
 
     /// The values of the `name` lines, parsed with `parse` as they are read.
+    #[inline]
     fn items<'a, T, P: Fn(&'a str) -> PResult<'a, T>>(
         &'a self,
         name: &HeaderName,
@@ -1233,6 +1234,7 @@ impl Headers {
     }
 
     /// Route values in order, each parsed as it is read (an `Err` item ends a bad list).
+    #[inline]
     pub fn route_ref(&self) -> impl Iterator<Item = Result<NameAddrRef<'_>>> + '_ {
         self.items(&HeaderName::Route, false, route_item)
     }
@@ -1246,6 +1248,7 @@ impl Headers {
     }
 
     /// Record-Route values in order, each parsed as it is read (an `Err` item ends a bad list).
+    #[inline]
     pub fn record_route_ref(&self) -> impl Iterator<Item = Result<NameAddrRef<'_>>> + '_ {
         self.items(&HeaderName::RecordRoute, false, route_item)
     }
@@ -1284,6 +1287,7 @@ impl Headers {
     }
 
     /// Allow, each token read as it is reached (an `Err` item ends a bad list).
+    #[inline]
     pub fn allow_ref(&self) -> impl Iterator<Item = Result<&str>> + '_ {
         self.items(&HeaderName::Allow, true, token)
     }
@@ -1294,6 +1298,7 @@ impl Headers {
     }
 
     /// Supported option tags, each read as it is reached.
+    #[inline]
     pub fn supported_ref(&self) -> impl Iterator<Item = Result<&str>> + '_ {
         self.items(&HeaderName::Supported, true, token)
     }
@@ -1304,6 +1309,7 @@ impl Headers {
     }
 
     /// Require option tags, each read as it is reached.
+    #[inline]
     pub fn require_ref(&self) -> impl Iterator<Item = Result<&str>> + '_ {
         self.items(&HeaderName::Require, true, token)
     }
@@ -1325,6 +1331,7 @@ impl Headers {
     }
 
     /// WWW-Authenticate challenges, each parsed as it is read.
+    #[inline]
     pub fn www_authenticate_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
         self.items(&HeaderName::WwwAuthenticate, false, AuthRef::parse)
     }
@@ -1335,6 +1342,7 @@ impl Headers {
     }
 
     /// Proxy-Authenticate challenges, each parsed as it is read.
+    #[inline]
     pub fn proxy_authenticate_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
         self.items(&HeaderName::ProxyAuthenticate, false, AuthRef::parse)
     }
@@ -1345,6 +1353,7 @@ impl Headers {
     }
 
     /// Authorization credentials, each parsed as it is read.
+    #[inline]
     pub fn authorization_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
         self.items(&HeaderName::Authorization, false, AuthRef::parse)
     }
@@ -1355,6 +1364,7 @@ impl Headers {
     }
 
     /// Proxy-Authorization credentials, each parsed as it is read.
+    #[inline]
     pub fn proxy_authorization_ref(&self) -> impl Iterator<Item = Result<AuthRef<'_>>> + '_ {
         self.items(&HeaderName::ProxyAuthorization, false, AuthRef::parse)
     }
