@@ -776,29 +776,8 @@ pub(crate) fn option_word(src: &ByteString, t: &str) -> ByteString {
 
 #[cfg(test)]
 mod tests {
+    use super::super::typed::reference;
     use super::*;
-
-    /// The octet-by-octet loop `quoted_string` replaced, as the reference.
-    fn quoted_string_reference(i: &str) -> PResult<'_, &str> {
-        let b = i.as_bytes();
-        if b.first() != Some(&b'"') {
-            return fail();
-        }
-        let mut k = 1;
-        while k < b.len() {
-            match b[k] {
-                b'"' => return Ok((&i[k + 1..], &i[..k + 1])),
-                b'\\' => match b.get(k + 1) {
-                    Some(&c) if c < 0x80 && c != b'\r' && c != b'\n' => k += 2,
-                    _ => return fail(),
-                },
-                b' ' | b'\t' => k += 1,
-                c if c < 0x21 || c == 0x7f => return fail(),
-                _ => k += 1,
-            }
-        }
-        fail()
-    }
 
     proptest::proptest! {
         #[test]
@@ -830,7 +809,7 @@ mod tests {
             s in "\"?[ -~\t\\\\\"\r\n\x01\x7féü]{0,24}"
         ) {
             let scanned = quoted_end(s.as_bytes(), 0).map(|e| (&s[e..], &s[..e])).ok_or(nom::Err::Error(()));
-            proptest::prop_assert_eq!(scanned, quoted_string_reference(&s));
+            proptest::prop_assert_eq!(scanned, reference::quoted_string(&s));
         }
     }
 

@@ -14,7 +14,7 @@ use super::grammar::{
 use super::uri::{self, Host, HostOf, Uri, UriCtx, UriOf};
 
 #[cfg(test)]
-mod reference;
+pub(crate) mod reference;
 
 /// Unquoted auth-param values: token characters and `/:=@`.
 const AUTH_PARAM_VALUE: Class = class(true, b"-.!%*_+`'~/:=@");
