@@ -659,7 +659,7 @@ impl Headers {
 
     /// The first value of `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.positions(name).next().map(|k| self.value_at(k))
+        self.position(name).map(|k| self.value_at(k))
     }
 
     /// All values of `name` in order.
@@ -669,7 +669,7 @@ impl Headers {
 
     /// Whether `name` is present.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.positions(name).next().is_some()
+        self.position(name).is_some()
     }
 
     /// The position of the first `name` line.
@@ -1047,6 +1047,17 @@ impl Headers {
         a.rec.map(&|s| s.get(base))
     }
 
+    /// The cached From or To record, or the exact error of a value that failed (parsed
+    /// again, a rare path). A reference, so no view is moved out of a `Result`.
+    #[inline(always)]
+    fn name_addr_cached<'a>(
+        &'a self,
+        cached: &'a std::result::Result<At<NameAddrOf<Sp>>, ()>,
+        name: &HeaderName,
+    ) -> Result<&'a At<NameAddrOf<Sp>>> {
+        cached.as_ref().map_err(|()| self.name_addr_error(name))
+    }
+
     /// The exact error of a From/To whose cached parse failed.
     #[cold]
     fn name_addr_error(&self, name: &HeaderName) -> Error {
@@ -1057,34 +1068,26 @@ impl Headers {
 
     /// From.
     pub fn from(&self) -> Result<NameAddr> {
-        match &self.core().from {
-            Ok(a) => Ok(self.name_addr_view(a).own(self.src_at(a.line))),
-            Err(()) => Err(self.name_addr_error(&HeaderName::From)),
-        }
+        let a = self.name_addr_cached(&self.core().from, &HeaderName::From)?;
+        Ok(self.name_addr_view(a).own(self.src_at(a.line)))
     }
 
     /// From, a view of the parse-once cache.
     pub fn from_ref(&self) -> Result<NameAddrRef<'_>> {
-        match &self.core().from {
-            Ok(a) => Ok(self.name_addr_view(a)),
-            Err(()) => Err(self.name_addr_error(&HeaderName::From)),
-        }
+        let a = self.name_addr_cached(&self.core().from, &HeaderName::From)?;
+        Ok(self.name_addr_view(a))
     }
 
     /// To.
     pub fn to(&self) -> Result<NameAddr> {
-        match &self.core().to {
-            Ok(a) => Ok(self.name_addr_view(a).own(self.src_at(a.line))),
-            Err(()) => Err(self.name_addr_error(&HeaderName::To)),
-        }
+        let a = self.name_addr_cached(&self.core().to, &HeaderName::To)?;
+        Ok(self.name_addr_view(a).own(self.src_at(a.line)))
     }
 
     /// To, a view of the parse-once cache.
     pub fn to_ref(&self) -> Result<NameAddrRef<'_>> {
-        match &self.core().to {
-            Ok(a) => Ok(self.name_addr_view(a)),
-            Err(()) => Err(self.name_addr_error(&HeaderName::To)),
-        }
+        let a = self.name_addr_cached(&self.core().to, &HeaderName::To)?;
+        Ok(self.name_addr_view(a))
     }
 
     /// The line of a well-formed Call-ID.
@@ -1097,20 +1100,22 @@ impl Headers {
         }
     }
 
+    /// The line of the Call-ID: from the cache, else checked now.
+    fn call_id_line(&self) -> Result<usize> {
+        match self.cached().and_then(|c| c.call_id) {
+            Some(k) => Ok(k),
+            None => self.parse_call_id(),
+        }
+    }
+
     /// Call-ID (`word ["@" word]`).
     pub fn call_id(&self) -> Result<&str> {
-        if let Some(k) = self.cached().and_then(|c| c.call_id) {
-            return Ok(self.value_at(k));
-        }
-        self.parse_call_id().map(|k| self.value_at(k))
+        Ok(self.value_at(self.call_id_line()?))
     }
 
     /// Call-ID as a shared string (a slice of the message, no copy).
     pub fn call_id_shared(&self) -> Result<ByteString> {
-        let k = match self.cached().and_then(|c| c.call_id) {
-            Some(k) => k,
-            None => self.parse_call_id()?,
-        };
+        let k = self.call_id_line()?;
         Ok(self.src_at(k).slice_ref(self.value_at(k)))
     }
 

@@ -1,16 +1,16 @@
 //! SIP messages: parse from and serialize to bytes, typed header access, builders.
 //!
 //! A parsed message keeps its bytes: the header list keeps the received text once and each
-//! line as a range of it (no reference count per line), and URI parts and bodies of owned values
-//! are slices of the received buffer ([`bytes::Bytes`] / [`bytestring::ByteString`]), so parsing
-//! copies nothing but folded header lines. The headers [`Message::validate`] checks (Via, From, To, Call-ID, CSeq,
-//! Max-Forwards, Content-Length, Contact) are parsed once and kept as records of offsets into
-//! their lines: `headers.via_ref()`, `from_ref()`, ... return borrowed views built from them
-//! ([`ViaRef`], [`NameAddrRef`]: `&str` parts, parameter lists as validated [`ParamsRef`]s read
-//! by iterating), with no allocation and no reference counting; `via()`, `from()`, ... return
-//! owned values ([`Via`], [`NameAddr`]) copied from the views. Other list headers parse on
-//! demand, borrowed (`route_ref()`, `allow_ref()`, ...: iterators that parse each value as it
-//! is read) or owned (`route()`, `allow()`, ...).
+//! line as a range of it (no reference count per line), and URI parts and bodies of owned
+//! values are slices of the received buffer ([`bytes::Bytes`] / [`bytestring::ByteString`]), so
+//! parsing copies nothing but folded header lines. The headers [`Message::validate`] checks
+//! (Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length, Contact) are parsed once and
+//! kept as records of offsets into their lines: `headers.via_ref()`, `from_ref()`, ... return
+//! borrowed views built from them ([`ViaRef`], [`NameAddrRef`]: `&str` parts, parameter lists
+//! as validated [`ParamsRef`]s read by iterating), with no allocation and no reference
+//! counting; `via()`, `from()`, ... return owned values ([`Via`], [`NameAddr`]) copied from the
+//! views. Other list headers parse on demand, borrowed (`route_ref()`, `allow_ref()`, ...:
+//! iterators that parse each value as it is read) or owned (`route()`, `allow()`, ...).
 
 mod codec;
 mod grammar;
